@@ -1,0 +1,11 @@
+"""Serializers of executors."""
+from executors.models import PolicyExecutor
+from portal.api.serializers import RecordSerializer
+
+
+class PolicyExecutorSerializer(RecordSerializer):
+    class Meta(RecordSerializer.Meta):
+        model = PolicyExecutor
+        exclude = ["id"]
+        fields = None
+        read_only_fields = ["infra_status", "infra_message", "last_seen", "latency_ms", "health_data"]

@@ -1,0 +1,7 @@
+"""API routes of executors."""
+from executors.api import views
+from portal.api.routers import ApiRouter
+
+router = ApiRouter()
+router.register("executor", views.PolicyExecutorViewSet, basename="executor")
+urlpatterns = router.urls

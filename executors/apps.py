@@ -1,0 +1,7 @@
+"""App config of the executor registry."""
+from django.apps import AppConfig
+
+
+class ExecutorsConfig(AppConfig):
+    name = "executors"
+    verbose_name = "Executors"

@@ -1,0 +1,11 @@
+"""Filters of the executor list."""
+from executors.models import PolicyExecutor
+from portal.api.filtersets import RecordFilterSet
+
+
+class PolicyExecutorFilterSet(RecordFilterSet):
+    search_fields = ("executor_id", "executor_host_uri")
+
+    class Meta:
+        model = PolicyExecutor
+        fields = ["executor_id", "executor_status", "executor_runtime", "infra_status"]

@@ -1,0 +1,86 @@
+"""PolicyExecutor: a registered executor service (Type 2) and the home of jobs and functions."""
+import ipaddress
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import models
+
+from executors.choices import ExecutorRuntime, ExecutorStatus, InfraStatus
+from portal.models import RecordModel
+from portal.validators import validate_dns_label
+
+# The earlier system's NodePort for executors reached by their cluster's public IP.
+CLUSTER_EXECUTOR_PORT = 30900
+
+
+class PolicyExecutor(RecordModel):
+    """An executor service; its address is ``executor_host_uri`` (or derived from ``cluster_public_ip``)."""
+
+    lookup_field = "executor_id"
+    identity_fields = ("executor_id",)
+
+    executor_id = models.CharField(max_length=63, unique=True, validators=[validate_dns_label])
+    executor_host_uri = models.CharField(max_length=2048, blank=True, default="")
+    cluster_public_ip = models.CharField(max_length=64, blank=True, default="")
+    executor_metadata = models.JSONField(default=dict, blank=True)
+    executor_hardware_info = models.JSONField(default=dict, blank=True)
+    executor_status = models.CharField(
+        max_length=20, choices=ExecutorStatus.choices, blank=True, default="", db_index=True
+    )
+    executor_runtime = models.CharField(
+        max_length=20, choices=ExecutorRuntime.choices, default=ExecutorRuntime.LOCAL
+    )
+    infra_status = models.CharField(max_length=20, choices=InfraStatus.choices, default=InfraStatus.NONE)
+    infra_message = models.TextField(blank=True, default="")
+    last_seen = models.DateTimeField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    health_data = models.JSONField(default=dict, blank=True, help_text="the service's last /health answer")
+
+    class Meta:
+        ordering = ["executor_id"]
+        verbose_name = "policy executor"
+
+    def compute_derived_fields(self) -> None:
+        if not self.executor_host_uri and self.cluster_public_ip:
+            host = self.cluster_public_ip
+            if ":" in host:  # an IPv6 literal needs brackets in a URL
+                host = f"[{host}]"
+            self.executor_host_uri = f"http://{host}:{CLUSTER_EXECUTOR_PORT}"
+        if not self.executor_status:
+            self.executor_status = ExecutorStatus.HEALTHY if self.executor_host_uri else ExecutorStatus.UNKNOWN
+
+    def clean(self):
+        errors: dict[str, list[str]] = {}
+        if self.cluster_public_ip:
+            try:
+                ipaddress.ip_address(self.cluster_public_ip)
+            except ValueError:
+                errors["cluster_public_ip"] = ["must be an IPv4 or IPv6 address"]
+        if self.executor_host_uri:
+            try:
+                URLValidator(schemes=["http", "https"])(self.executor_host_uri)
+            except ValidationError:
+                # URLValidator refuses 'localhost:port' style hosts without a TLD in some forms; accept
+                # plain http(s)://host[:port] too, as executors often live on loopback or cluster DNS.
+                from urllib.parse import urlsplit
+
+                parts = urlsplit(self.executor_host_uri)
+                if parts.scheme not in ("http", "https") or not parts.hostname:
+                    errors["executor_host_uri"] = ["must be an http:// or https:// URL"]
+        for field in ("executor_metadata", "executor_hardware_info"):
+            if not isinstance(getattr(self, field), dict):
+                errors[field] = ["must be a JSON object"]
+        if errors:
+            raise ValidationError(errors)
+
+    def delete_blockers(self) -> list[str]:
+        from django.apps import apps
+
+        Function = apps.get_model("functions", "Function")
+        Job = apps.get_model("jobs", "Job")
+        users = [f"function {f}" for f in Function.objects.filter(function_executor_id=self.executor_id)
+                 .values_list("function_id", flat=True)[:20]]
+        users += [f"job {j}" for j in Job.objects.filter(job_executor_id=self.executor_id,
+                                                         job_status__in=Job.ACTIVE_STATUSES)
+                  .values_list("job_id", flat=True)[:20]]
+        return users

@@ -1,0 +1,1 @@
+"""Functions (Type 4): stateful, autoscaled policy deployments and the routing of calls to them."""

@@ -1,0 +1,7 @@
+"""API routes of functions."""
+from functions.api import views
+from portal.api.routers import ApiRouter
+
+router = ApiRouter()
+router.register("function", views.FunctionViewSet, basename="function")
+urlpatterns = router.urls

@@ -1,0 +1,1 @@
+"""Graphs (Type 5): DAGs of functions, their runs, and the run engine."""

@@ -1,0 +1,11 @@
+"""Serializers of graphs."""
+from graphs.models import Graph
+from portal.api.serializers import RecordSerializer
+
+
+class GraphSerializer(RecordSerializer):
+    class Meta(RecordSerializer.Meta):
+        model = Graph
+        exclude = ["id"]
+        fields = None
+        read_only_fields = ["graph_uri", "status"]

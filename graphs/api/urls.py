@@ -1,0 +1,7 @@
+"""API routes of graphs."""
+from graphs.api import views
+from portal.api.routers import ApiRouter
+
+router = ApiRouter()
+router.register("graphs", views.GraphViewSet, basename="graphs")
+urlpatterns = router.urls

@@ -1,0 +1,12 @@
+"""API views of graphs."""
+from graphs.api.serializers import GraphSerializer
+from graphs.filtersets import GraphFilterSet
+from graphs.models import Graph
+from portal.api.viewsets import RecordViewSet
+
+
+class GraphViewSet(RecordViewSet):
+    queryset = Graph.objects.all()
+    serializer_class = GraphSerializer
+    filterset_class = GraphFilterSet
+    ordering_fields = ["graph_name", "graph_version", "created_at", "status"]

@@ -1,0 +1,7 @@
+"""App config of graphs."""
+from django.apps import AppConfig
+
+
+class GraphsConfig(AppConfig):
+    name = "graphs"
+    verbose_name = "Graphs"

@@ -1,0 +1,91 @@
+"""Graph: a versioned DAG of Type 4 functions, validated when it is registered (not when it runs)."""
+from graphlib import CycleError, TopologicalSorter
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from graphs.choices import MergeMode
+from portal.models import GovernedModel, RecordModel
+from portal.validators import validate_name, validate_release_tag, validate_version, versioned_uri
+
+
+def graph_order(function_ids: list[str], connections: dict[str, list[str]]) -> list[str]:
+    """Topological order of the nodes; raises ValidationError naming a cycle or a dangling edge."""
+    known = set(function_ids)
+    predecessors: dict[str, set[str]] = {node: set() for node in function_ids}
+    for source, targets in connections.items():
+        if source not in known:
+            raise ValidationError({"graph_connection_data": [f"edge from '{source}', which is not in graph_function_ids"]})
+        for target in targets:
+            if target not in known:
+                raise ValidationError({"graph_connection_data": [f"edge '{source}' → '{target}': '{target}' is not in graph_function_ids"]})
+            predecessors[target].add(source)
+    try:
+        return list(TopologicalSorter(predecessors).static_order())
+    except CycleError as exc:
+        cycle = exc.args[1]
+        raise ValidationError({"graph_connection_data": [f"the graph has a cycle: {' → '.join(reversed(cycle))}"]}) from None
+
+
+class Graph(GovernedModel, RecordModel):
+    """``{graph_name}:{graph_version}-{graph_release_tag}``: nodes are functions, edges parent → children."""
+
+    lookup_field = "graph_uri"
+    identity_fields = ("graph_uri", "graph_name", "graph_version", "graph_release_tag")
+    frozen_fields = ("graph_function_ids", "graph_connection_data", "graph_input_schema",
+                     "graph_output_schema", "graph_merge_mode")
+
+    graph_uri = models.CharField(max_length=255, unique=True, editable=False)
+    graph_name = models.CharField(max_length=100, validators=[validate_name], db_index=True)
+    graph_version = models.CharField(max_length=50, validators=[validate_version])
+    graph_release_tag = models.CharField(max_length=100, validators=[validate_release_tag])
+    graph_metadata = models.JSONField(default=dict, blank=True)
+    graph_function_ids = models.JSONField()
+    graph_connection_data = models.JSONField()
+    graph_search_tags = models.JSONField(default=list, blank=True)
+    graph_description = models.TextField(blank=True, default="")
+    graph_input_schema = models.JSONField(default=dict, blank=True)
+    graph_output_schema = models.JSONField(default=dict, blank=True)
+    graph_merge_mode = models.CharField(max_length=10, choices=MergeMode.choices, default=MergeMode.LIST)
+
+    class Meta:
+        ordering = ["graph_name", "graph_version", "graph_release_tag"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["graph_name", "graph_version", "graph_release_tag"],
+                name="%(app_label)s_%(class)s_unique_identity",
+            ),
+        ]
+        permissions = [
+            ("review_graph", "Can approve, reject, deprecate and retire graphs"),
+            ("execute_graph", "Can execute approved graphs"),
+        ]
+
+    def compute_derived_fields(self) -> None:
+        self.graph_uri = versioned_uri(self.graph_name, self.graph_version, self.graph_release_tag)
+
+    def clean(self):
+        ids, edges = self.graph_function_ids, self.graph_connection_data
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValidationError({"graph_function_ids": ["must be a JSON array of function ids"]})
+        if not ids:
+            raise ValidationError({"graph_function_ids": ["the graph is empty: give at least one function id"]})
+        if len(set(ids)) != len(ids):
+            raise ValidationError({"graph_function_ids": ["lists a function id more than once"]})
+        if not isinstance(edges, dict) or not all(
+            isinstance(t, list) and all(isinstance(x, str) for x in t) for t in edges.values()
+        ):
+            raise ValidationError({"graph_connection_data": ["must be an object mapping an id to a list of ids"]})
+        for field in ("graph_metadata", "graph_input_schema", "graph_output_schema"):
+            if not isinstance(getattr(self, field), dict):
+                raise ValidationError({field: ["must be a JSON object"]})
+        if not isinstance(self.graph_search_tags, list):
+            raise ValidationError({"graph_search_tags": ["must be a JSON array"]})
+        graph_order(ids, edges)
+        from django.apps import apps
+
+        Function = apps.get_model("functions", "Function")
+        registered = set(Function.objects.filter(function_id__in=ids).values_list("function_id", flat=True))
+        missing = [i for i in ids if i not in registered]
+        if missing:
+            raise ValidationError({"graph_function_ids": [f"not registered functions: {', '.join(missing)}"]})

@@ -1,0 +1,7 @@
+"""API routes of jobs."""
+from jobs.api import views
+from portal.api.routers import ApiRouter
+
+router = ApiRouter()
+router.register("jobs", views.JobViewSet, basename="jobs")
+urlpatterns = router.urls

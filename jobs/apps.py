@@ -1,0 +1,7 @@
+"""App config of jobs."""
+from django.apps import AppConfig
+
+
+class JobsConfig(AppConfig):
+    name = "jobs"
+    verbose_name = "Jobs"

@@ -1,0 +1,42 @@
+"""Job: the record of one Type 3 run, created at submission and advanced by the runtime."""
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from jobs.choices import JobStatus
+from portal.models import RecordModel
+from portal.validators import validate_dns_label
+
+
+class Job(RecordModel):
+    """A one-shot run of a policy. Status transitions are written by the job services, not by clients."""
+
+    lookup_field = "job_id"
+    identity_fields = ("job_id", "job_name", "job_policy_rule_uri", "job_executor_id")
+    ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
+
+    job_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    job_name = models.CharField(max_length=63, validators=[validate_dns_label])
+    job_status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True)
+    job_policy_rule_uri = models.CharField(max_length=255, db_index=True)
+    job_executor_id = models.CharField(max_length=63, db_index=True)
+    job_inputs = models.JSONField(default=dict, blank=True)
+    job_parameters = models.JSONField(default=dict, blank=True)
+    job_settings = models.JSONField(default=dict, blank=True)
+    job_output_data = models.JSONField(null=True, blank=True)
+    job_error = models.TextField(blank=True, default="")
+    node_id = models.CharField(max_length=255, blank=True, default="")
+    node_selector = models.JSONField(default=dict, blank=True)
+    resources = models.JSONField(default=dict, blank=True)
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def clean(self):
+        for field in ("node_selector", "resources", "job_parameters", "job_settings"):
+            if not isinstance(getattr(self, field), dict):
+                raise ValidationError({field: ["must be a JSON object"]})

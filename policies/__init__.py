@@ -1,0 +1,1 @@
+"""Policies: PolicyRule versions, their assets (package storage) and, later, approvals and releases."""

@@ -1,0 +1,84 @@
+"""API views of policies and assets."""
+from django.conf import settings
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from policies import services
+from policies.api.serializers import AssetSerializer, PolicyRuleSerializer
+from policies.filtersets import AssetFilterSet, PolicyRuleFilterSet
+from policies.models import Asset, PolicyRule
+from portal.api.errors import Conflict, PayloadTooLarge
+from portal.api.viewsets import RecordViewSet
+
+
+class PolicyRuleViewSet(RecordViewSet):
+    queryset = PolicyRule.objects.all()
+    serializer_class = PolicyRuleSerializer
+    filterset_class = PolicyRuleFilterSet
+    ordering_fields = ["name", "version", "release_tag", "created_at", "updated_at", "status"]
+
+
+class AssetViewSet(RecordViewSet):
+    queryset = Asset.objects.all()
+    serializer_class = AssetSerializer
+    filterset_class = AssetFilterSet
+    ordering_fields = ["asset_name", "created_at"]
+    # Assets are created by uploading a file (POST /upload_asset), not as bare records.
+    allow_create = False
+
+    def perform_destroy(self, instance):
+        services.delete_asset(instance)
+
+
+class UploadAssetView(APIView):
+    """``POST /upload_asset`` (multipart): file field ``asset``, form field ``asset_metadata`` (JSON)."""
+
+    parser_classes = [MultiPartParser]
+    queryset = Asset.objects.all()  # for the permission check: needs policies.add_asset
+
+    @extend_schema(
+        request={"multipart/form-data": {"type": "object", "properties": {
+            "asset": {"type": "string", "format": "binary"},
+            "asset_metadata": {"type": "string", "description": 'JSON {"asset_name", "asset_version": {"version", "tag"}, "asset_metadata"?, "asset_tags"?}'},
+        }, "required": ["asset", "asset_metadata"]}},
+        responses={201: AssetSerializer},
+    )
+    def post(self, request):
+        upload = request.FILES.get("asset")
+        if upload is None:
+            raise ValidationError({"asset": ["is required: the file to store (multipart field 'asset')"]})
+        if upload.size > settings.API_MAX_UPLOAD_BYTES:
+            raise PayloadTooLarge(f"the file is {upload.size} bytes; the limit is {settings.API_MAX_UPLOAD_BYTES}")
+        metadata = services.parse_asset_metadata(request.data.get("asset_metadata"))
+        try:
+            asset = services.store_asset(actor=request.user, upload=upload, metadata=metadata)
+        except services.AssetConflict as exc:
+            raise Conflict(str(exc)) from None
+        data = AssetSerializer(asset).data
+        return Response(
+            {"success": True, "asset_uri": asset.asset_uri, "asset_id": str(asset.asset_id),
+             "public_url": asset.public_url, "digest": asset.digest, "data": data},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class AssetObjectView(APIView):
+    """``GET /asset-object/<asset_id>``: the stored bytes (the URL a policy's ``code`` points at)."""
+
+    queryset = Asset.objects.all()
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    def get(self, request, asset_id):
+        asset = Asset.objects.filter(asset_id=asset_id).first()
+        if asset is None:
+            raise NotFound(f"no asset with asset_id '{asset_id}'")
+        handle = services.asset_storage().open(asset.storage_key, "rb")
+        response = FileResponse(handle, as_attachment=True, filename=asset.file_name or "asset")
+        response["X-Content-Digest"] = asset.digest
+        return response

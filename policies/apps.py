@@ -1,0 +1,7 @@
+"""App config of the policy registry."""
+from django.apps import AppConfig
+
+
+class PoliciesConfig(AppConfig):
+    name = "policies"
+    verbose_name = "Policies"

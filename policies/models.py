@@ -1,0 +1,235 @@
+"""PolicyRule (a versioned policy) and Asset (a stored policy package), as api.md §4.1–4.2 name them."""
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from portal.models import GovernedModel, RecordModel
+from portal.validators import (
+    validate_name,
+    validate_release_tag,
+    validate_version,
+    versioned_uri,
+)
+
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+
+
+def empty_dict():
+    return {}
+
+
+def empty_list():
+    return []
+
+
+def _must_be(value, kind, what):
+    if not isinstance(value, kind):
+        names = {dict: "a JSON object", list: "a JSON array", str: "a string"}
+        raise ValidationError(f"must be {names.get(kind, kind.__name__)}, not {type(value).__name__}")
+
+
+class PolicyRule(GovernedModel, RecordModel):
+    """One version of a policy: ``{name}:{version}-{release_tag}``.
+
+    ``status`` follows the governed lifecycle (see ``portal.choices.LifecycleStatus``); lifecycle
+    transitions are service functions, never plain field writes.
+    """
+
+    lookup_field = "policy_rule_uri"
+    identity_fields = ("policy_rule_uri", "name", "version", "release_tag")
+    derived_on_clean = ("code_digest",)
+    frozen_fields = (
+        "code", "code_digest", "code_type", "type", "policy_input_schema", "policy_output_schema",
+        "policy_settings_schema", "policy_parameters_schema", "policy_settings", "policy_parameters",
+        "management_commands_schema",
+    )
+
+    policy_rule_uri = models.CharField(max_length=255, unique=True, editable=False)
+    name = models.CharField(max_length=100, validators=[validate_name], db_index=True)
+    version = models.CharField(max_length=50, validators=[validate_version])
+    release_tag = models.CharField(max_length=100, validators=[validate_release_tag], db_index=True)
+    metadata = models.JSONField(default=empty_dict, blank=True)
+    tags = models.CharField(max_length=1000, blank=True, default="", help_text="comma-separated")
+    code = models.CharField(max_length=2048, help_text="where the package lives: URL, s3:// or asset URL")
+    code_type = models.CharField(max_length=50, blank=True, default="")
+    code_digest = models.CharField(
+        max_length=71, blank=True, default="", help_text="sha256:<hex> of the archive, pinned at registration"
+    )
+    type = models.CharField(max_length=50, default="python_class_v1")
+    policy_input_schema = models.JSONField(default=empty_dict, blank=True)
+    policy_output_schema = models.JSONField(default=empty_dict, blank=True)
+    policy_settings_schema = models.JSONField(default=empty_dict, blank=True)
+    policy_parameters_schema = models.JSONField(default=empty_dict, blank=True)
+    policy_settings = models.JSONField(default=empty_dict, blank=True)
+    policy_parameters = models.JSONField(default=empty_dict, blank=True)
+    management_commands_schema = models.JSONField(default=empty_list, blank=True)
+    description = models.TextField(blank=True, default="")
+    functionality_data = models.JSONField(default=empty_dict, blank=True)
+    resource_estimates = models.JSONField(default=empty_dict, blank=True)
+
+    class Meta:
+        ordering = ["name", "version", "release_tag"]
+        verbose_name = "policy"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name", "version", "release_tag"], name="%(app_label)s_%(class)s_unique_identity"
+            ),
+        ]
+        permissions = [
+            ("review_policyrule", "Can approve, reject, deprecate and retire policies"),
+            ("execute_policyrule", "Can execute approved policies"),
+        ]
+
+    def compute_derived_fields(self) -> None:
+        self.policy_rule_uri = versioned_uri(self.name, self.version, self.release_tag)
+        if isinstance(self.tags, list):
+            self.tags = ",".join(str(tag) for tag in self.tags)
+
+    def clean(self):
+        errors: dict[str, list[str]] = {}
+        for field in ("metadata", "policy_input_schema", "policy_output_schema", "policy_settings_schema",
+                      "policy_parameters_schema", "policy_settings", "policy_parameters",
+                      "functionality_data", "resource_estimates"):
+            if not isinstance(getattr(self, field), dict):
+                errors.setdefault(field, []).append(
+                    f"must be a JSON object, not {type(getattr(self, field)).__name__}"
+                )
+        if not isinstance(self.management_commands_schema, list):
+            errors.setdefault("management_commands_schema", []).append("must be a JSON array")
+        if self.code_digest and not _matches(DIGEST_PATTERN, self.code_digest):
+            errors.setdefault("code_digest", []).append("must be 'sha256:' followed by 64 lowercase hex digits")
+        if errors:
+            raise ValidationError(errors)
+        check_policy_schemas(self)
+        if (self.code, self.code_digest) != getattr(self, "_checked_package", None):
+            from policies.packages import inspect_package
+
+            # Registration fetches the package once and pins its digest (api.md §4.1).
+            self.code_digest = inspect_package(self.code, self.code_digest)
+            self._checked_package = (self.code, self.code_digest)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        # A stored version's package was checked when it was registered; re-check only if it changes.
+        instance._checked_package = (instance.code, instance.code_digest)
+        return instance
+
+    def delete_blockers(self) -> list[str]:
+        return _policy_users(self.policy_rule_uri)
+
+
+
+class Asset(RecordModel):
+    """A stored file (usually a policy package), addressed as ``{asset_name}:{version}-{tag}``."""
+
+    lookup_field = "asset_uri"
+    identity_fields = ("asset_uri", "asset_id", "asset_name", "asset_version")
+
+    asset_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    asset_uri = models.CharField(max_length=255, unique=True, editable=False)
+    asset_name = models.CharField(max_length=100, validators=[validate_name])
+    asset_version = models.JSONField(help_text='{"version": …, "tag": …}')
+    asset_metadata = models.JSONField(default=empty_dict, blank=True)
+    asset_tags = models.JSONField(default=empty_list, blank=True)
+    file_name = models.CharField(max_length=255, blank=True, default="")
+    storage_key = models.CharField(max_length=512, editable=False, default="")
+    size = models.BigIntegerField(default=0, editable=False)
+    digest = models.CharField(max_length=71, editable=False, default="")
+    public_url = models.CharField(max_length=2048, editable=False, default="")
+
+    class Meta:
+        ordering = ["asset_name", "asset_uri"]
+
+    def compute_derived_fields(self) -> None:
+        version = self.asset_version if isinstance(self.asset_version, dict) else {}
+        self.asset_uri = versioned_uri(self.asset_name, str(version.get("version", "")), str(version.get("tag", "")))
+
+    def clean(self):
+        errors: dict[str, list[str]] = {}
+        if not isinstance(self.asset_version, dict):
+            errors["asset_version"] = ['must be an object {"version": …, "tag": …}']
+        else:
+            for key, validator in (("version", validate_version), ("tag", validate_release_tag)):
+                try:
+                    validator(self.asset_version.get(key) if isinstance(self.asset_version.get(key), str) else "")
+                except ValidationError as exc:
+                    errors.setdefault(f"asset_version.{key}", []).extend(exc.messages)
+        if not isinstance(self.asset_metadata, dict):
+            errors["asset_metadata"] = ["must be a JSON object"]
+        if not isinstance(self.asset_tags, list) or not all(isinstance(t, str) for t in self.asset_tags):
+            errors["asset_tags"] = ["must be a JSON array of strings"]
+        if errors:
+            raise ValidationError(errors)
+
+    def delete_blockers(self) -> list[str]:
+        users = PolicyRule.objects.filter(code=self.public_url).values_list("policy_rule_uri", flat=True)[:20]
+        return [f"policy {uri}" for uri in users] if self.public_url else []
+
+
+def check_policy_schemas(policy: "PolicyRule") -> None:
+    """Schemas must be well-formed and the stored settings/parameters must satisfy theirs (runtime.md §3)."""
+    from policygrid.errors import PolicyGridError
+    from policygrid.schema import check_management_commands, check_schema, validate
+
+    errors: dict[str, list[str]] = {}
+
+    def collect(exc: PolicyGridError, field: str) -> None:
+        if exc.errors:
+            for path, reasons in exc.errors.items():
+                key = path if path.startswith(field) else f"{field}.{path}" if path else field
+                errors.setdefault(key, []).extend(reasons)
+        else:
+            errors.setdefault(field, []).append(exc.message)
+
+    for field in ("policy_input_schema", "policy_output_schema", "policy_settings_schema", "policy_parameters_schema"):
+        try:
+            check_schema(getattr(policy, field), prefix=field)
+        except PolicyGridError as exc:
+            collect(exc, field)
+    try:
+        check_management_commands(policy.management_commands_schema)
+    except PolicyGridError as exc:
+        collect(exc, "management_commands_schema")
+    if errors:
+        raise ValidationError(errors)
+    for values, schema in (("policy_settings", "policy_settings_schema"), ("policy_parameters", "policy_parameters_schema")):
+        try:
+            validate(getattr(policy, schema), getattr(policy, values), what=values)
+        except PolicyGridError as exc:
+            collect(exc, values)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _matches(pattern: str, value: str) -> bool:
+    import re
+
+    return re.match(pattern, value) is not None
+
+
+def _policy_users(uri: str) -> list[str]:
+    """Unfinished functions, graphs and jobs that use policy ``uri``.
+
+    Looked up by model label so that ``policies`` imports no app that depends on it (architecture.md).
+    """
+    from django.apps import apps
+
+    users: list[str] = []
+    Function = apps.get_model("functions", "Function")
+    users += [f"function {f}" for f in Function.objects.filter(function_policy_rule_uri=uri)
+              .values_list("function_id", flat=True)[:20]]
+    Job = apps.get_model("jobs", "Job")
+    users += [f"job {j}" for j in Job.objects.filter(job_policy_rule_uri=uri, job_status__in=Job.ACTIVE_STATUSES)
+              .values_list("job_id", flat=True)[:20]]
+    Graph = apps.get_model("graphs", "Graph")
+    fn_ids = list(Function.objects.filter(function_policy_rule_uri=uri).values_list("function_id", flat=True))
+    if fn_ids:
+        from portal.query import filter_by_document
+
+        graphs = filter_by_document(Graph.objects.all(), {"graph_function_ids": {"$in": fn_ids}})
+        users += [f"graph {g}" for g in graphs.values_list("graph_uri", flat=True)[:20]]
+    return users
+
+

@@ -1,0 +1,183 @@
+"""The one base viewset: envelope, pagination, filtering, ``/query``, the update language, permissions.
+
+A resource's viewset declares its queryset, serializer and filterset; everything else is here.
+"""
+import logging
+
+from django.db import IntegrityError, transaction
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from portal.api.errors import ApiError, Conflict
+from portal.query import QueryError, filter_by_document
+from portal.update import resolve_update
+
+logger = logging.getLogger(__name__)
+
+
+def ok(data, status_code: int = status.HTTP_200_OK, **extra) -> Response:
+    return Response({"success": True, "data": data, **extra}, status=status_code)
+
+
+class RecordViewSet(viewsets.ModelViewSet):
+    """CRUD + query for a ``RecordModel`` at the spec's paths, answering in the envelope of api.md §1."""
+
+    lookup_value_regex = r"[^/]+"
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+    # `query` reads, whatever its HTTP method: it needs the view permission (and passes anonymous read).
+    read_actions = ("query",)
+    action_permissions: dict[str, str] = {}
+    # Which record types may not be created through `POST /<resource>` (they have their own routes).
+    allow_create = True
+    sortable_fields: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "queryset", None) is not None:
+            # The URL key is the model's own (a URI, an id or a name), declared once on the model.
+            cls.lookup_field = cls.queryset.model.lookup_field
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action in ("list", "query"):
+            queryset = queryset.select_related("created_by")
+        return queryset
+
+    def get_object(self):
+        try:
+            return super().get_object()
+        except Http404:
+            label = self.queryset.model._meta.verbose_name
+            raise Http404(f"no {label} with {self.lookup_field} '{self.kwargs.get(self.lookup_field)}'") from None
+
+    # --- read -----------------------------------------------------------------------------------------
+    def retrieve(self, request, *args, **kwargs):
+        return ok(self.get_serializer(self.get_object()).data)
+
+    # list() is DRF's: the pagination class answers in the envelope.
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        parameters=[
+            OpenApiParameter("limit", int, description="at most this many records"),
+            OpenApiParameter("skip", int, description="skip this many records first"),
+            OpenApiParameter("sort", str, description="comma-separated fields, '-' for descending"),
+        ],
+        description="MongoDB-style filter document (api.md §2), compiled into a database query.",
+    )
+    @action(detail=False, methods=["post"], url_path="query")
+    def query(self, request):
+        document = request.data if request.body else {}
+        try:
+            queryset = filter_by_document(self.get_queryset(), document)
+        except QueryError as exc:
+            raise ApiError(
+                f"invalid query at {exc.path}: {exc.reason}", 400, errors={exc.path: [exc.reason]}
+            ) from None
+        queryset = queryset.order_by(*self._sort_fields(request.query_params.get("sort")))
+        skip = self._non_negative(request, "skip", 0)
+        limit = self._non_negative(request, "limit", None)
+        if skip or limit is not None:
+            queryset = queryset[skip : skip + limit if limit is not None else None]
+            return ok(self.get_serializer(queryset, many=True).data)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def _sort_fields(self, sort: str | None) -> list[str]:
+        if not sort:
+            return list(self.queryset.model._meta.ordering or ["pk"])
+        names = {f.name for f in self.queryset.model._meta.concrete_fields}
+        fields = []
+        for item in sort.split(","):
+            item = item.strip()
+            if item.lstrip("-") not in names:
+                raise ApiError(
+                    f"cannot sort by '{item.lstrip('-')}': not a field of this resource", 400,
+                    errors={"sort": [f"unknown field '{item.lstrip('-')}'"]},
+                )
+            fields.append(item)
+        return [*fields, "pk"]
+
+    @staticmethod
+    def _non_negative(request, name, default):
+        raw = request.query_params.get(name)
+        if raw is None or raw == "":
+            return default
+        if not raw.isdigit():
+            raise ApiError(f"'{name}' must be a non-negative integer", 400, errors={name: ["not a non-negative integer"]})
+        return int(raw)
+
+    # --- write ----------------------------------------------------------------------------------------
+    def create(self, request, *args, **kwargs):
+        if not self.allow_create:
+            raise ApiError("records of this kind are created through their own route, not here", 405)
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        instance = self.save_or_conflict(serializer, created_by=request.user)
+        return ok(self.get_serializer(instance).data, status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        partial = kwargs.pop("partial", False)
+        instance = self.get_object()
+        serializer = self.get_serializer(instance)
+        current = serializer.data
+        writable = {name for name, field in serializer.fields.items() if not field.read_only}
+        model = self.queryset.model
+        new_doc = resolve_update(
+            current,
+            request.data,
+            partial=partial,
+            writable=writable,
+            json_fields=model.json_field_names(),
+            identity_fields=model.identity_fields,
+        )
+        self.check_update_allowed(instance, new_doc)
+        serializer = self.get_serializer(instance, data=new_doc)
+        serializer.is_valid(raise_exception=True)
+        instance = self.save_or_conflict(serializer)
+        return ok(self.get_serializer(instance).data)
+
+    def check_update_allowed(self, instance, new_doc: dict) -> None:
+        """Hook for lifecycle rules (frozen fields of approved versions answer 409)."""
+
+    def save_or_conflict(self, serializer, **kwargs):
+        try:
+            with transaction.atomic():
+                return self.perform_save(serializer, **kwargs)
+        except IntegrityError as exc:
+            raise Conflict(self.conflict_message(serializer, exc)) from None
+
+    def perform_save(self, serializer, **kwargs):
+        return serializer.save(**kwargs)
+
+    def conflict_message(self, serializer, exc) -> str:
+        model = self.queryset.model
+        probe = model(**{k: v for k, v in serializer.validated_data.items() if not isinstance(v, list)})
+        try:
+            probe.compute_derived_fields()
+            key = probe.key
+        except Exception:  # noqa: BLE001 - only for the message
+            key = "?"
+        return f"a {model._meta.verbose_name} with {model.lookup_field} '{key}' already exists"
+
+    def destroy(self, request, *args, **kwargs):
+        instance = self.get_object()
+        blockers = instance.delete_blockers()
+        if blockers:
+            raise Conflict(f"{instance.key} is still in use by: {', '.join(blockers)}")
+        data = self.get_serializer(instance).data
+        self.perform_destroy(instance)
+        return ok(data)
+
+    def perform_destroy(self, instance):
+        with transaction.atomic():
+            instance.delete()
+
+
+def bad_request(field: str, reason: str) -> ValidationError:
+    return ValidationError({field: [reason]})

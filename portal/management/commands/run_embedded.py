@@ -1,0 +1,92 @@
+"""Starts the whole embedded system: migrations, demo data, the portal, a Celery worker and beat.
+
+Every process is a child of this command; Ctrl-C (or SIGTERM) stops them all. Ports and the state folder
+come from the environment so that two instances can run side by side.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run the portal, a worker, beat and a local executor on the embedded default, with demo data."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("POLICYGRID_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("POLICYGRID_PORT", "8000")))
+        parser.add_argument("--workers", type=int, default=int(os.environ.get("POLICYGRID_WEB_WORKERS", "2")))
+        parser.add_argument("--no-demo", action="store_true", help="skip the demo data")
+
+    def handle(self, *args, host, port, workers, no_demo, **options):
+        state = Path(settings.STATE_DIR)
+        for folder in (state, state / "broker" / "out", state / "broker" / "processed", state / "logs"):
+            folder.mkdir(parents=True, exist_ok=True)
+        call_command("migrate", interactive=False, verbosity=0)
+        credentials = state / "credentials.txt"
+        if not no_demo:
+            call_command("demo_data", credentials_file=str(credentials))
+
+        env = {**os.environ, "POLICYGRID_STATE_DIR": str(state),
+               "POLICYGRID_PUBLIC_URL": os.environ.get("POLICYGRID_PUBLIC_URL", f"http://{host}:{port}")}
+        python = sys.executable
+        commands = {
+            "web": [python, "-m", "gunicorn", "portal.wsgi", "--bind", f"{host}:{port}", "--workers", str(workers),
+                    "--access-logfile", str(state / "logs" / "access.log"), "--graceful-timeout", "5"],
+            "worker": [python, "-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO",
+                       "--concurrency", "2", "--pool", "prefork"],
+            "beat": [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
+                     "--schedule", str(state / "celerybeat-schedule")],
+        }
+        commands.update(self.extra_processes(env, host, port))
+        processes = {}
+        for name, command in commands.items():
+            log = open(state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
+            processes[name] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        base = f"http://{host}:{port}"
+        self.stdout.write(self.style.SUCCESS("PolicyGrid is running (embedded: SQLite, local runtime, file broker)"))
+        self.stdout.write(f"  API:        {base}/policy   (health: {base}/health)")
+        self.stdout.write(f"  portal:     {base}/portal/")
+        self.stdout.write(f"  admin:      {base}/admin/")
+        self.stdout.write(f"  API docs:   {base}/api/docs/")
+        self.stdout.write(f"  state:      {state}   (logs in {state / 'logs'})")
+        if credentials.exists():
+            self.stdout.write("  " + credentials.read_text().strip().replace("\n", "\n  "))
+        self.stdout.write("Press Ctrl-C to stop.")
+
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            while not stopping:
+                for name, process in processes.items():
+                    if process.poll() is not None:
+                        self.stderr.write(f"{name} exited with {process.returncode}; see {state / 'logs' / (name + '.log')}")
+                        stopping = True
+                time.sleep(0.5)
+        finally:
+            for process in processes.values():
+                if process.poll() is None:
+                    process.terminate()
+            deadline = time.time() + 10
+            for process in processes.values():
+                try:
+                    process.wait(timeout=max(0.1, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+    def extra_processes(self, env, host, port) -> dict[str, list[str]]:
+        """Processes added by later parts of the system (the local executor service)."""
+        return {}

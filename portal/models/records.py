@@ -1,0 +1,51 @@
+"""The abstract base of every registry record: timestamps, the creating user, and API metadata."""
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+
+
+class RecordModel(models.Model):
+    """A registry record served by the REST API and searchable with the query language (api.md §2).
+
+    Subclasses declare:
+      * ``lookup_field`` – the field that addresses the record in URLs (a URI, an id or a name);
+      * ``identity_fields`` – fields that an update may not change (api.md §3);
+      * ``json_fields`` is derived: every JSONField, into which dotted query/update paths may reach.
+    Derived fields (URIs) are computed in ``save()`` so that every writer (API, admin, services,
+    tasks) gets them, and checked in ``clean()`` so that every validator reports them.
+    """
+
+    lookup_field: ClassVar[str] = "pk"
+    identity_fields: ClassVar[tuple[str, ...]] = ()
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def json_field_names(cls) -> frozenset[str]:
+        return frozenset(f.name for f in cls._meta.concrete_fields if isinstance(f, models.JSONField))
+
+    def compute_derived_fields(self) -> None:
+        """Fill the fields the server computes (URIs). Override in subclasses."""
+
+    def delete_blockers(self) -> list[str]:
+        """Describe the objects that still use this record; a non-empty list makes DELETE answer 409."""
+        return []
+
+    def save(self, *args, **kwargs):
+        self.compute_derived_fields()
+        super().save(*args, **kwargs)
+
+    @property
+    def key(self) -> str:
+        return str(getattr(self, self.lookup_field))
+
+    def __str__(self) -> str:
+        return self.key

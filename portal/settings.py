@@ -1,0 +1,255 @@
+"""Settings of the PolicyGrid portal, read once from the environment with typed helpers.
+
+Defaults give the embedded setup (SQLite, local file storage, the local runtime, the filesystem Celery
+broker, no external service); production sets DATABASE_URL, CELERY_BROKER_URL, storage and secrets.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None:
+        raise ImproperlyConfigured(f"the environment variable {name} is required")
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), not {raw!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+# State folder of the embedded setup: SQLite file, uploaded assets, broker folders, keys.
+STATE_DIR = Path(env_str("POLICYGRID_STATE_DIR", str(BASE_DIR / "state"))).resolve()
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# The embedded default needs no configuration; a production deployment must set its own key.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "policygrid-embedded-insecure-key-change-me")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["*"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular_sidecar",
+    "drf_spectacular",
+    "django_celery_results",
+    "portal",
+    "policies",
+    "executors",
+    "jobs",
+    "functions",
+    "graphs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "portal.middleware.ApiBodyLimitMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+# The API's paths have no trailing slash (as in the description); never redirect POSTs to add one.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{STATE_DIR / 'policygrid.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (web, worker, beat) share the file: wait for locks instead of failing at once.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    )
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(STATE_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_ROOT = Path(env_str("POLICYGRID_MEDIA_ROOT", str(STATE_DIR / "media")))
+WHITENOISE_USE_FINDERS = True
+# WhiteNoise expects STATIC_ROOT to exist even when it serves through the finders (no collectstatic step).
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+LOGIN_URL = "/portal/login/"
+LOGIN_REDIRECT_URL = "/portal/"
+LOGOUT_REDIRECT_URL = "/portal/login/"
+
+# --- Storage of policy packages (assets): local files by default, S3/Ceph/MinIO through boto3 ----------
+ASSET_STORAGE = env_str("POLICYGRID_ASSET_STORAGE", "local")  # "local" or "s3"
+if ASSET_STORAGE == "s3":
+    ASSET_STORAGE_BACKEND = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("POLICYGRID_S3_BUCKET"),
+            "endpoint_url": os.environ.get("POLICYGRID_S3_ENDPOINT_URL") or None,
+            "access_key": os.environ.get("POLICYGRID_S3_ACCESS_KEY_ID") or None,
+            "secret_key": os.environ.get("POLICYGRID_S3_SECRET_ACCESS_KEY") or None,
+            "region_name": os.environ.get("POLICYGRID_S3_REGION") or None,
+            "location": env_str("POLICYGRID_S3_PREFIX", "assets"),
+            "file_overwrite": False,
+            "default_acl": None,
+        },
+    }
+elif ASSET_STORAGE == "local":
+    ASSET_STORAGE_BACKEND = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT / "assets")},
+    }
+else:
+    raise ImproperlyConfigured(f"POLICYGRID_ASSET_STORAGE must be 'local' or 's3', not {ASSET_STORAGE!r}")
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "assets": ASSET_STORAGE_BACKEND,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --- The API -----------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: its WWW-Authenticate header makes unauthenticated requests answer 401, not 403.
+        "portal.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["portal.permissions.RolePermission"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.EnvelopePagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
+    "PAGE_SIZE": 50,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PolicyGrid API",
+    "DESCRIPTION": "Registry, governance and execution of policy code (see shared/spec/api.md).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI served from the sidecar package: the docs page works without internet access.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# Limits of api.md §1 (configurable).
+API_MAX_BODY_BYTES = env_int("POLICYGRID_MAX_BODY_BYTES", 1024 * 1024)
+API_MAX_UPLOAD_BYTES = env_int("POLICYGRID_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
+QUERY_MAX_DEPTH = env_int("POLICYGRID_QUERY_MAX_DEPTH", 8)
+QUERY_MAX_NODES = env_int("POLICYGRID_QUERY_MAX_NODES", 200)
+API_MAX_PAGE_SIZE = env_int("POLICYGRID_MAX_PAGE_SIZE", 500)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, 2 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# Reads without a token: off unless the deployment turns it on.
+ANONYMOUS_READ = env_bool("POLICYGRID_ANONYMOUS_READ", False)
+
+# --- Package fetching at registration (runtime.md §1) -------------------------------------------------
+PACKAGE_ALLOW_PRIVATE_NETWORKS = env_bool("POLICYGRID_ALLOW_PRIVATE_NETWORKS", False)
+PACKAGE_ALLOW_LOCAL_PATHS = env_bool("POLICYGRID_ALLOW_LOCAL_PATHS", False)
+PACKAGE_CACHE_DIR = Path(env_str("POLICYGRID_CACHE_DIR", str(STATE_DIR / "cache")))
+PUBLIC_BASE_URL = env_str("POLICYGRID_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# --- Celery ---------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "django-db")
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(STATE_DIR / "broker" / "out"),
+        "data_folder_out": str(STATE_DIR / "broker" / "out"),
+        "processed_folder": str(STATE_DIR / "broker" / "processed"),
+        "store_processed": False,
+    }
+    if CELERY_BROKER_URL.startswith("filesystem://")
+    else {}
+)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("POLICYGRID_LOG_LEVEL", "INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

@@ -1,0 +1,28 @@
+"""URL map: the API at the root (as in the description), pages under /portal/, admin under /admin/."""
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from portal import views
+from portal.api.routers import ApiRouter
+from portal.api.tokens import ApiTokenViewSet
+
+token_router = ApiRouter()
+token_router.register("tokens", ApiTokenViewSet, basename="tokens")
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("health", views.health, name="health"),
+    path("metrics", views.metrics, name="metrics"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include(token_router.urls)),
+    path("", include("policies.api.urls")),
+    path("", include("executors.api.urls")),
+    path("", include("jobs.api.urls")),
+    path("", include("functions.api.urls")),
+    path("", include("graphs.api.urls")),
+]
+
+handler404 = "portal.views.not_found"
+handler500 = "portal.views.server_error"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs PolicyGrid into .venv and starts the whole system on the embedded default (SQLite, local
+# runtime, filesystem broker): portal + worker + beat + a local executor, with demo data.
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
+.venv/bin/python -m pip install --quiet -e ./sdk -e .
+exec .venv/bin/python manage.py run_embedded "$@"
