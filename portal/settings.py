@@ -222,6 +222,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Reads without a token: off unless the deployment turns it on.
 ANONYMOUS_READ = env_bool("POLICYGRID_ANONYMOUS_READ", False)
 
+# Development only: let drafts and versions in review run without "dry_run" (governance.md §2).
+RELAX_EXECUTION_GATE = env_bool("POLICYGRID_RELAX_EXECUTION_GATE", False)
+
 # --- Package fetching at registration (runtime.md §1) -------------------------------------------------
 PACKAGE_ALLOW_PRIVATE_NETWORKS = env_bool("POLICYGRID_ALLOW_PRIVATE_NETWORKS", False)
 PACKAGE_ALLOW_LOCAL_PATHS = env_bool("POLICYGRID_ALLOW_LOCAL_PATHS", False)
