@@ -10,6 +10,7 @@ class PortalConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from portal import signals  # noqa: F401  (connects the search-index maintenance)
+        from portal.api import schema  # noqa: F401  (registers the token scheme with drf-spectacular)
         # Models added by later migrations join their roles without a migration of their own, and a
         # flushed database (tests) gets its roles back.
         post_migrate.connect(_sync_roles_after_migrate)

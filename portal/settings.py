@@ -81,6 +81,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.middleware.ApiBodyLimitMiddleware",
+    "portal.audit.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -124,6 +125,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
     )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # One test database per test process, so that parallel runs on one server never collide.
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = (
+        f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -204,6 +210,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["portal.api.schema.spec_paths"],
     # Swagger UI served from the sidecar package: the docs page works without internet access.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -224,6 +231,19 @@ ANONYMOUS_READ = env_bool("POLICYGRID_ANONYMOUS_READ", False)
 
 # Development only: let drafts and versions in review run without "dry_run" (governance.md §2).
 RELAX_EXECUTION_GATE = env_bool("POLICYGRID_RELAX_EXECUTION_GATE", False)
+
+# --- Governance (governance.md) -------------------------------------------------------------------
+# Distinct reviewers' approvals a version needs (2 for four-eyes deployments).
+APPROVALS_REQUIRED = env_int("POLICYGRID_APPROVALS_REQUIRED", 1)
+# Sign a release statement with Ed25519 when a version becomes approved (§5).
+SIGNING_ENABLED = env_bool("POLICYGRID_SIGNING", True)
+# The key store: private keys (mode 0600) live here and never leave it.
+SIGNING_KEY_DIR = Path(env_str("POLICYGRID_KEY_STORE", str(STATE_DIR / "keys")))
+# Whether loaders in this process (executor service, job runner, function server) verify release
+# signatures before loading. Off in the embedded development setup; deployments turn it on.
+VERIFY_SIGNATURES = env_bool("POLICYGRID_VERIFY_SIGNATURES", False)
+# Record execution inputs in the audit trail (§3: not the input unless the deployment asks).
+AUDIT_EXECUTION_INPUTS = env_bool("POLICYGRID_AUDIT_INPUTS", False)
 
 # --- Package fetching at registration (runtime.md §1) -------------------------------------------------
 PACKAGE_ALLOW_PRIVATE_NETWORKS = env_bool("POLICYGRID_ALLOW_PRIVATE_NETWORKS", False)

@@ -136,11 +136,21 @@ class RecordViewSet(viewsets.ModelViewSet):
             json_fields=model.json_field_names(),
             identity_fields=model.identity_fields,
         )
+        self._fill_defaults(new_doc, writable)
         self.check_update_allowed(instance, new_doc)
         serializer = self.get_serializer(instance, data=new_doc)
         serializer.is_valid(raise_exception=True)
         instance = self.save_or_conflict(serializer)
         return ok(self.get_serializer(instance).data)
+
+    def _fill_defaults(self, doc: dict, writable: set[str]) -> None:
+        """Writable fields left out of a replacement (or $unset) go back to their defaults (api.md §3)."""
+        from django.db.models import NOT_PROVIDED
+
+        for model_field in self.queryset.model._meta.concrete_fields:
+            if model_field.name in writable and model_field.name not in doc and model_field.default is not NOT_PROVIDED:
+                default = model_field.default
+                doc[model_field.name] = default() if callable(default) else default
 
     def check_update_allowed(self, instance, new_doc: dict) -> None:
         """Hook for lifecycle rules (frozen fields of approved versions answer 409)."""

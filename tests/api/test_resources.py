@@ -424,7 +424,7 @@ def test_query_returns_matching_records_in_get_shape(resource, clients, ctx):
 @pytest.mark.parametrize("resource", RESOURCES, ids=ids(RESOURCES))
 def test_query_rejects_unknown_operators_with_400_naming_them(resource, api, ctx):
     resource.make(0, ctx)
-    body = assert_error(api.post(f"{resource.path}/query", {"x": {"$where": "1"}}, format="json"), 400)
+    body = assert_error(api.post(f"{resource.path}/query", {resource.key_field: {"$where": "1"}}, format="json"), 400)
     assert "$where" in body["message"]
     assert_error(api.post(f"{resource.path}/query", [1], format="json"), 400)
 
