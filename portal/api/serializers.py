@@ -44,6 +44,15 @@ class RecordSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
         return super().to_internal_value(data)
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        # Identity first and bookkeeping last, so that a record reads like the spec's examples.
+        model = self.Meta.model
+        first = [name for name in (model.lookup_field, *model.identity_fields) if name in data]
+        last = [name for name in ("created_at", "updated_at", "created_by") if name in data]
+        middle = [name for name in data if name not in first and name not in last]
+        return {name: data[name] for name in dict.fromkeys([*first, *middle, *last])}
+
     def validate(self, attrs):
         model = self.Meta.model
         instance = copy.copy(self.instance) if self.instance is not None else model()

@@ -56,7 +56,7 @@ class Command(BaseCommand):
                     "asset_name": "ip-allow-list", "asset_version": {"version": "1.0", "tag": "beta"},
                     "asset_metadata": {"description": "IP allow list policy code"}, "asset_tags": ["policy", "example"],
                 })
-            policy = PolicyRule(**{k: v for k, v in record.items() if k != "policy_rule_uri"},
+            policy = PolicyRule(**{k: v for k, v in record.items() if k not in ("policy_rule_uri", "code")},
                                 code=asset.public_url, created_by=admin)
             policy.full_clean()
             policy.save()

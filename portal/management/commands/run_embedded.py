@@ -3,6 +3,7 @@
 Every process is a child of this command; Ctrl-C (or SIGTERM) stops them all. Ports and the state folder
 come from the environment so that two instances can run side by side.
 """
+import io
 import os
 import signal
 import subprocess
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         credentials = state / "credentials.txt"
         if not no_demo:
-            call_command("demo_data", credentials_file=str(credentials))
+            call_command("demo_data", credentials_file=str(credentials), stdout=io.StringIO())
 
         env = {**os.environ, "POLICYGRID_STATE_DIR": str(state),
                "POLICYGRID_PUBLIC_URL": os.environ.get("POLICYGRID_PUBLIC_URL", f"http://{host}:{port}")}
