@@ -169,38 +169,15 @@ class Asset(RecordModel):
 
 
 def check_policy_schemas(policy: "PolicyRule") -> None:
-    """Schemas must be well-formed and the stored settings/parameters must satisfy theirs (runtime.md §3)."""
-    from policygrid.errors import PolicyGridError
-    from policygrid.schema import check_management_commands, check_schema, validate
+    """Schemas well-formed, stored settings/parameters valid: the SDK's one validator (runtime.md §3)."""
+    from policygrid.errors import InputInvalid
+    from policygrid.schema import SCHEMA_FIELDS, check_policy_record
 
-    errors: dict[str, list[str]] = {}
-
-    def collect(exc: PolicyGridError, field: str) -> None:
-        if exc.errors:
-            for path, reasons in exc.errors.items():
-                key = path if path.startswith(field) else f"{field}.{path}" if path else field
-                errors.setdefault(key, []).extend(reasons)
-        else:
-            errors.setdefault(field, []).append(exc.message)
-
-    for field in ("policy_input_schema", "policy_output_schema", "policy_settings_schema", "policy_parameters_schema"):
-        try:
-            check_schema(getattr(policy, field), prefix=field)
-        except PolicyGridError as exc:
-            collect(exc, field)
+    fields = (*SCHEMA_FIELDS, "management_commands_schema", "policy_settings", "policy_parameters")
     try:
-        check_management_commands(policy.management_commands_schema)
-    except PolicyGridError as exc:
-        collect(exc, "management_commands_schema")
-    if errors:
-        raise ValidationError(errors)
-    for values, schema in (("policy_settings", "policy_settings_schema"), ("policy_parameters", "policy_parameters_schema")):
-        try:
-            validate(getattr(policy, schema), getattr(policy, values), what=values)
-        except PolicyGridError as exc:
-            collect(exc, values)
-    if errors:
-        raise ValidationError(errors)
+        check_policy_record({name: getattr(policy, name) for name in fields})
+    except InputInvalid as exc:
+        raise ValidationError(exc.errors or {"policy_input_schema": [exc.message]}) from None
 
 
 def _matches(pattern: str, value: str) -> bool:
