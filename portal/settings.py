@@ -259,6 +259,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_in": str(STATE_DIR / "broker" / "out"),
         "data_folder_out": str(STATE_DIR / "broker" / "out"),
         "processed_folder": str(STATE_DIR / "broker" / "processed"),
+        # kombu's default is ./control, i.e. wherever the process happens to start.
+        "control_folder": str(STATE_DIR / "broker" / "control"),
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem://")
