@@ -27,7 +27,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, host, port, workers, no_demo, **options):
         state = Path(settings.STATE_DIR)
-        for folder in (state, state / "broker" / "out", state / "broker" / "processed", state / "logs"):
+        for folder in (state, state / "broker" / "out", state / "broker" / "processed", state / "broker" / "control",
+                       state / "logs"):
             folder.mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
         credentials = state / "credentials.txt"
