@@ -11,6 +11,17 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
 .venv/bin/python -m pip install --quiet -e ./sdk -e '.[dev]' || exit 1
 
+# The browser test drives Debian's chromium (Playwright can't download its own browser here).
+if [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's chromium for the browser test"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+      || echo "WARNING: could not install chromium: the browser test will be SKIPPED"
+  else
+    echo "WARNING: /usr/bin/chromium is missing and apt-get is unavailable: the browser test will be SKIPPED"
+  fi
+fi
+
 export POSTGRES_URL="${POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/15}"
 .venv/bin/python scripts/ensure_services.py || true

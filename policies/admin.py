@@ -3,10 +3,11 @@ from django.contrib import admin
 
 from policies.models import Asset, PolicyRule
 from portal.admin_base import RecordAdmin
+from portal.admin_lifecycle import GovernedAdminMixin
 
 
 @admin.register(PolicyRule)
-class PolicyRuleAdmin(RecordAdmin):
+class PolicyRuleAdmin(GovernedAdminMixin, RecordAdmin):
     list_display = ("policy_rule_uri", "status", "type", "tags", "code_digest", "updated_at")
     list_filter = ("status", "type", "release_tag")
     search_fields = ("policy_rule_uri", "name", "description", "tags")

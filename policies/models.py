@@ -113,7 +113,10 @@ class PolicyRule(GovernedModel, RecordModel):
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
         # A stored version's package was checked when it was registered; re-check only if it changes.
-        instance._checked_package = (instance.code, instance.code_digest)
+        # Read __dict__, not the attributes: a deferred field (.only(), refresh_from_db(fields=…)) would
+        # otherwise be loaded here, which calls from_db again.
+        loaded = instance.__dict__
+        instance._checked_package = (loaded.get("code"), loaded.get("code_digest"))
         return instance
 
     def delete_blockers(self) -> list[str]:

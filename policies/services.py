@@ -92,3 +92,87 @@ class AssetConflict(Exception):
 def _safe_name(name: str) -> str:
     keep = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name.rsplit("/", 1)[-1])
     return keep.lstrip(".") or "asset"
+
+
+# --- Governance: package files for review pages and diffs, the demo release ---------------------------------
+
+MAX_REVIEW_FILES = 200
+MAX_REVIEW_FILE_BYTES = 512 * 1024
+
+
+def package_files(policy) -> dict[str, bytes]:
+    """The files of a policy's package (path → bytes), read from the package cache, for review and diffs.
+
+    Files over ``MAX_REVIEW_FILE_BYTES`` are replaced by a note; at most ``MAX_REVIEW_FILES`` are listed.
+    """
+    from policygrid.errors import PolicyGridError
+    from policygrid.package import check_package_dir, verify_digest
+
+    from policies.packages import package_cache, read_package
+
+    if not policy.code_digest:
+        return {}
+    try:
+        root = package_cache().get_or_unpack(
+            policy.code_digest,
+            lambda: _verified(verify_digest, read_package(policy.code), policy),
+            check=check_package_dir,
+        )
+    except (PolicyGridError, ValidationError, OSError) as exc:
+        return {"(package unavailable)": f"the package could not be read: {exc}".encode()}
+    files: dict[str, bytes] = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+        if len(files) >= MAX_REVIEW_FILES:
+            break
+        name = path.relative_to(root).as_posix()
+        size = path.stat().st_size
+        files[name] = path.read_bytes() if size <= MAX_REVIEW_FILE_BYTES else f"({size} bytes: too large to show)".encode()
+    return files
+
+
+def _verified(verify_digest, data: bytes, policy) -> bytes:
+    verify_digest(data, policy.code_digest, policy.code)
+    return data
+
+
+def _register_package_reader() -> None:
+    from portal.lifecycle import register_package_reader
+
+    register_package_reader("policies.policyrule", package_files)
+
+
+_register_package_reader()
+
+
+def release_for_demo(policy, admin):
+    """Take the demo's sample policy through the real lifecycle to ``approved`` (signed and audited).
+
+    ``admin`` submits it; demo reviewer accounts approve it, as many as the configured number of approvals,
+    so that no one approves their own submission.
+    """
+    from django.contrib.auth.models import Group, User
+
+    from portal import lifecycle
+    from portal.choices import LifecycleStatus, Role
+
+    if policy.status == LifecycleStatus.DRAFT:
+        policy = lifecycle.submit(policy, admin, "demo data: the sample policy")
+    reviewers = list(User.objects.filter(groups__name=Role.REVIEWER).exclude(pk=admin.pk).order_by("pk"))
+    needed = lifecycle.approvals_required()
+    index = 2
+    while len(reviewers) < needed:
+        name = f"demo-reviewer-{index}"
+        user, created = User.objects.get_or_create(username=name)
+        if created:
+            user.set_unusable_password()
+            user.save()
+        user.groups.add(Group.objects.get(name=Role.REVIEWER))
+        if user not in reviewers:
+            reviewers.append(user)
+        index += 1
+    for reviewer in reviewers[:needed]:
+        policy.refresh_from_db()
+        if policy.status != LifecycleStatus.IN_REVIEW:
+            break
+        policy = lifecycle.approve(policy, reviewer, "demo data: released for the embedded setup")
+    return policy

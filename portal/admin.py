@@ -1,7 +1,7 @@
 """Admin of the portal's own models: API tokens (keys are never shown; revoke instead of edit)."""
 from django.contrib import admin
 
-from portal.models import ApiToken
+from portal.models import ApiToken, AuditEntry, SigningKey
 
 
 @admin.register(ApiToken)
@@ -22,3 +22,37 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
         for token in queryset:
             revoke_token(token, actor=request.user)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by services: the admin shows them and can't add, change or delete them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    """The audit trail: append-only and hash-chained; `manage.py verify_audit` checks it."""
+
+    list_display = ("seq", "timestamp", "actor_username", "action", "target_type", "target_key")
+    list_filter = ("action", "target_type")
+    search_fields = ("target_key", "actor_username", "action", "request_id")
+    ordering = ("-seq",)
+
+    def get_actions(self, request):
+        return {}  # not even the bulk "delete selected"
+
+
+@admin.register(SigningKey)
+class SigningKeyAdmin(ReadOnlyAdmin):
+    """Public halves of the release-signing keys; create, rotate and revoke them with manage.py commands."""
+
+    list_display = ("key_id", "status", "algorithm", "created_at", "retired_at", "revoked_at")
+    list_filter = ("status",)

@@ -15,6 +15,31 @@ class RecordAdmin(admin.ModelAdmin):
         return fields
 
     def save_model(self, request, obj, form, change):
+        from django.db import transaction
+
+        from portal.audit import audit_object
+
         if not change and obj.created_by_id is None:
             obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            # The audit trail covers admin edits too (governance.md §3).
+            changed = sorted(form.changed_data) if change else []
+            data = ({"changed": changed, "before": {k: form.initial.get(k) for k in changed},
+                     "after": {k: form.cleaned_data.get(k) for k in changed}} if change
+                    else {"after": {k: v for k, v in form.cleaned_data.items()}})
+            audit_object(request.user, "update" if change else "create", obj, {**data, "via": "admin"})
+
+    def delete_model(self, request, obj):
+        from django.db import transaction
+
+        from portal.audit import audit_object
+
+        key = obj.key
+        with transaction.atomic():
+            super().delete_model(request, obj)
+            audit_object(request.user, "delete", obj, {"via": "admin"}, target_key=key)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)

@@ -41,6 +41,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:
@@ -270,6 +280,33 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+
+# --- Executors (Type 2) and their health probes (issue 4) ---------------------------------------------
+# The shared secret the portal sends to executor services (``Authorization: Bearer …``). The embedded run
+# generates it into the state folder, which is read when the variable is not set.
+_executor_token_file = STATE_DIR / "executor" / "executor-token"
+EXECUTOR_TOKEN = env_str("POLICYGRID_EXECUTOR_TOKEN", "") or (
+    _executor_token_file.read_text().strip() if _executor_token_file.is_file() else ""
+)
+EXECUTOR_CALL_TIMEOUT = env_float("POLICYGRID_EXECUTOR_CALL_TIMEOUT", 30)  # a call without timeout_seconds
+EXECUTOR_MAX_CALL_TIMEOUT = env_float("POLICYGRID_EXECUTOR_MAX_CALL_TIMEOUT", 300)
+EXECUTOR_TIMEOUT_MARGIN = env_float("POLICYGRID_EXECUTOR_TIMEOUT_MARGIN", 5)  # added for the HTTP round trip
+EXECUTOR_CONNECT_TIMEOUT = env_float("POLICYGRID_EXECUTOR_CONNECT_TIMEOUT", 3)
+# An executor whose last probe found it unreachable is tried anyway, but gives up on connecting quickly.
+EXECUTOR_UNREACHABLE_CONNECT_TIMEOUT = env_float("POLICYGRID_EXECUTOR_UNREACHABLE_CONNECT_TIMEOUT", 0.5)
+EXECUTOR_PROBE_INTERVAL = env_float("POLICYGRID_EXECUTOR_PROBE_INTERVAL", 30)
+EXECUTOR_PROBE_CONNECT_TIMEOUT = env_float("POLICYGRID_EXECUTOR_PROBE_CONNECT_TIMEOUT", 1)
+EXECUTOR_PROBE_TIMEOUT = env_float("POLICYGRID_EXECUTOR_PROBE_TIMEOUT", 3)
+EXECUTOR_DEGRADED_LATENCY_MS = env_float("POLICYGRID_EXECUTOR_DEGRADED_LATENCY_MS", 1000)
+EXECUTOR_PROBE_CONCURRENCY = env_int("POLICYGRID_EXECUTOR_PROBE_CONCURRENCY", 16)
+CELERY_BEAT_SCHEDULE = {
+    "probe-executors": {
+        "task": "executors.probe_executors",
+        "schedule": EXECUTOR_PROBE_INTERVAL,
+        # A probe older than one interval is useless: don't let a backlog pile up while workers are down.
+        "options": {"expires": EXECUTOR_PROBE_INTERVAL},
+    },
+}
 
 LOGGING = {
     "version": 1,

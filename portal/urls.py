@@ -4,16 +4,21 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from portal import views
+from portal.api.audit import AuditEntryViewSet
+from portal.api.keys import keys
 from portal.api.routers import ApiRouter
 from portal.api.tokens import ApiTokenViewSet
 
 token_router = ApiRouter()
 token_router.register("tokens", ApiTokenViewSet, basename="tokens")
+token_router.register("audit", AuditEntryViewSet, basename="audit")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),
     path("metrics", views.metrics, name="metrics"),
+    path("keys", keys, name="keys"),
+    path("portal/", include("portal.pages.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include(token_router.urls)),

@@ -1,8 +1,26 @@
-"""API views of executors."""
+"""API views of executors: CRUD + query (the base viewset), the Type 2 proxy and the last health probe."""
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.decorators import action
+
+from executors import services
 from executors.api.serializers import PolicyExecutorSerializer
 from executors.filtersets import PolicyExecutorFilterSet
 from executors.models import PolicyExecutor
-from portal.api.viewsets import RecordViewSet
+from portal.api.viewsets import RecordViewSet, ok
+
+ExecutePolicyRequest = inline_serializer("ExecutePolicyRequest", {
+    "policy_rule_uri": serializers.CharField(help_text="name:version-release_tag"),
+    "input_data": serializers.JSONField(help_text="the policy's input: any JSON value, {} included"),
+    "parameters": serializers.DictField(required=False, help_text="override the stored parameters (caller wins)"),
+    "settings": serializers.DictField(required=False, help_text="override the stored settings (caller wins)"),
+    "timeout_seconds": serializers.FloatField(required=False, help_text="wall-clock limit of the call"),
+    "dry_run": serializers.BooleanField(required=False, help_text="authors/reviewers: run a draft or in-review version"),
+})
+ExecutePolicyResponse = inline_serializer("ExecutePolicyResponse", {
+    "success": serializers.BooleanField(), "data": serializers.JSONField(help_text="the policy's eval output"),
+})
 
 
 class PolicyExecutorViewSet(RecordViewSet):
@@ -10,3 +28,28 @@ class PolicyExecutorViewSet(RecordViewSet):
     serializer_class = PolicyExecutorSerializer
     filterset_class = PolicyExecutorFilterSet
     ordering_fields = ["executor_id", "created_at", "executor_status", "last_seen"]
+    # Who may execute depends on the policy too (dry runs by its author/reviewers): the service decides.
+    action_permissions = {"execute_policy": "authenticated", "health": "executors.view_policyexecutor"}
+    read_actions = (*RecordViewSet.read_actions, "health")
+
+    @extend_schema(
+        request=ExecutePolicyRequest,
+        responses={200: ExecutePolicyResponse, 400: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT,
+                   409: OpenApiTypes.OBJECT, 500: OpenApiTypes.OBJECT, 502: OpenApiTypes.OBJECT,
+                   504: OpenApiTypes.OBJECT},
+        description="Type 2: run a policy on this executor (api.md §4.3). Failures answer "
+                    "`success: false` with `error_type` (and the policy's `exception_type`).",
+        examples=[OpenApiExample("ip_allowlist", request_only=True, value={
+            "policy_rule_uri": "ip_allowlist:1.0-beta", "input_data": {"ip": "10.0.0.1"},
+            "parameters": {"local_allowlist": ["10.0.0.1"]}})],
+    )
+    @action(detail=True, methods=["post"], url_path="execute_policy")
+    def execute_policy(self, request, executor_id=None):
+        executor = self.get_object()
+        return ok(services.execute_policy(request.user, executor, request.data))
+
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT},
+                   description="The last health probe: executor_status, last_seen, latency_ms, capacity and load.")
+    @action(detail=True, methods=["get"], url_path="health")
+    def health(self, request, executor_id=None):
+        return ok(services.health_report(self.get_object()))

@@ -1,9 +1,10 @@
 """Serializers of graphs."""
 from graphs.models import Graph
+from portal.api.lifecycle import GovernedSerializerMixin
 from portal.api.serializers import RecordSerializer
 
 
-class GraphSerializer(RecordSerializer):
+class GraphSerializer(GovernedSerializerMixin, RecordSerializer):
     class Meta(RecordSerializer.Meta):
         model = Graph
         exclude = ["id"]

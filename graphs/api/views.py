@@ -2,10 +2,11 @@
 from graphs.api.serializers import GraphSerializer
 from graphs.filtersets import GraphFilterSet
 from graphs.models import Graph
+from portal.api.lifecycle import LifecycleViewSetMixin
 from portal.api.viewsets import RecordViewSet
 
 
-class GraphViewSet(RecordViewSet):
+class GraphViewSet(LifecycleViewSetMixin, RecordViewSet):
     queryset = Graph.objects.all()
     serializer_class = GraphSerializer
     filterset_class = GraphFilterSet

@@ -2,6 +2,7 @@
 from rest_framework import serializers
 
 from policies.models import Asset, PolicyRule
+from portal.api.lifecycle import GovernedSerializerMixin
 from portal.api.serializers import RecordSerializer
 
 
@@ -16,22 +17,14 @@ class TagsField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-class PolicyRuleSerializer(RecordSerializer):
+class PolicyRuleSerializer(GovernedSerializerMixin, RecordSerializer):
     tags = TagsField(required=False, allow_blank=True, max_length=1000)
-    approvals = serializers.SerializerMethodField()
-    signature = serializers.SerializerMethodField()
 
     class Meta(RecordSerializer.Meta):
         model = PolicyRule
         exclude = ["id"]
         fields = None
         read_only_fields = ["policy_rule_uri", "status"]
-
-    def get_approvals(self, obj) -> list:
-        return []
-
-    def get_signature(self, obj) -> dict | None:
-        return None
 
 
 class AssetSerializer(RecordSerializer):

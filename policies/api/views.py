@@ -14,10 +14,11 @@ from policies.api.serializers import AssetSerializer, PolicyRuleSerializer
 from policies.filtersets import AssetFilterSet, PolicyRuleFilterSet
 from policies.models import Asset, PolicyRule
 from portal.api.errors import Conflict, PayloadTooLarge
+from portal.api.lifecycle import LifecycleViewSetMixin
 from portal.api.viewsets import RecordViewSet
 
 
-class PolicyRuleViewSet(RecordViewSet):
+class PolicyRuleViewSet(LifecycleViewSetMixin, RecordViewSet):
     queryset = PolicyRule.objects.all()
     serializer_class = PolicyRuleSerializer
     filterset_class = PolicyRuleFilterSet

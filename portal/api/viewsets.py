@@ -14,6 +14,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from portal.api.errors import ApiError, Conflict
+from portal.audit import audit_object
 from portal.query import QueryError, filter_by_document
 from portal.update import resolve_update
 
@@ -118,7 +119,7 @@ class RecordViewSet(viewsets.ModelViewSet):
             raise ApiError("records of this kind are created through their own route, not here", 405)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        instance = self.save_or_conflict(serializer, created_by=request.user)
+        instance = self.save_or_conflict(serializer, audit_action="create", created_by=request.user)
         return ok(self.get_serializer(instance).data, status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
@@ -140,7 +141,7 @@ class RecordViewSet(viewsets.ModelViewSet):
         self.check_update_allowed(instance, new_doc)
         serializer = self.get_serializer(instance, data=new_doc)
         serializer.is_valid(raise_exception=True)
-        instance = self.save_or_conflict(serializer)
+        instance = self.save_or_conflict(serializer, audit_action="update", before=current)
         return ok(self.get_serializer(instance).data)
 
     def _fill_defaults(self, doc: dict, writable: set[str]) -> None:
@@ -155,12 +156,26 @@ class RecordViewSet(viewsets.ModelViewSet):
     def check_update_allowed(self, instance, new_doc: dict) -> None:
         """Hook for lifecycle rules (frozen fields of approved versions answer 409)."""
 
-    def save_or_conflict(self, serializer, **kwargs):
+    def save_or_conflict(self, serializer, audit_action: str | None = None, before: dict | None = None, **kwargs):
         try:
             with transaction.atomic():
-                return self.perform_save(serializer, **kwargs)
+                instance = self.perform_save(serializer, **kwargs)
+                if audit_action:
+                    self.audit_change(audit_action, instance, before)
+                return instance
         except IntegrityError as exc:
             raise Conflict(self.conflict_message(serializer, exc)) from None
+
+    def audit_change(self, audit_action: str, instance, before: dict | None) -> None:
+        """One audit entry per change (governance.md §3), in the change's own transaction."""
+        after = dict(self.get_serializer(instance).data)
+        if before is None:
+            data = {"after": after}
+        else:
+            changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k) and k != "updated_at")
+            data = {"changed": changed, "before": {k: before.get(k) for k in changed},
+                    "after": {k: after.get(k) for k in changed}}
+        audit_object(self.request.user, audit_action, instance, data)
 
     def perform_save(self, serializer, **kwargs):
         return serializer.save(**kwargs)
@@ -181,7 +196,10 @@ class RecordViewSet(viewsets.ModelViewSet):
         if blockers:
             raise Conflict(f"{instance.key} is still in use by: {', '.join(blockers)}")
         data = self.get_serializer(instance).data
-        self.perform_destroy(instance)
+        key = instance.key
+        with transaction.atomic():
+            self.perform_destroy(instance)
+            audit_object(self.request.user, "delete", instance, {"before": dict(data)}, target_key=key)
         return ok(data)
 
     def perform_destroy(self, instance):

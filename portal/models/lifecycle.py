@@ -1,4 +1,5 @@
 """The governed-lifecycle mixin shared by policies and graphs (governance.md §2)."""
+from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 
 from portal.choices import LifecycleStatus
@@ -17,6 +18,10 @@ class GovernedModel(models.Model):
     status = models.CharField(
         max_length=20, choices=LifecycleStatus.choices, default=LifecycleStatus.DRAFT, db_index=True
     )
+    # Review rounds and the release (portal.models.governance): generic so that every governed model shares
+    # them; declared here so that they are deleted with the version and can be prefetched for listings.
+    submissions = GenericRelation("portal.Submission")
+    releases = GenericRelation("portal.Release")
 
     class Meta:
         abstract = True

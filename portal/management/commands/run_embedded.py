@@ -90,5 +90,58 @@ class Command(BaseCommand):
                     process.kill()
 
     def extra_processes(self, env, host, port) -> dict[str, list[str]]:
-        """Processes added by later parts of the system (the local executor service)."""
-        return {}
+        """The local executor service, registered as executor ``local`` (issue 4).
+
+        Its shared secret and its own portal token live in ``<state>/executor/`` (mode 0600) and are kept
+        across restarts; ``env`` is updated so that the portal and the workers send the secret.
+        """
+        import secrets
+
+        from django.contrib.auth.models import Group, User
+
+        from executors.models import PolicyExecutor
+        from portal.choices import Role
+        from portal.models import ApiToken
+        from portal.services import issue_token, revoke_token
+
+        folder = Path(settings.STATE_DIR) / "executor"
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+        secret_file = folder / "executor-token"
+        if not secret_file.exists():
+            secret_file.write_text(secrets.token_urlsafe(32))
+            os.chmod(secret_file, 0o600)
+        secret = secret_file.read_text().strip()
+
+        # The service reads policies and packages with a viewer account of its own.
+        user, created = User.objects.get_or_create(username="executor-local")
+        if created:
+            user.set_unusable_password()
+            user.save()
+        user.groups.add(Group.objects.get(name=Role.VIEWER))
+        for token in ApiToken.objects.filter(user=user, name="local executor"):
+            revoke_token(token, actor=None)
+        _, portal_token = issue_token(user, name="local executor")
+
+        executor_port = int(os.environ.get("POLICYGRID_EXECUTOR_PORT", "8900"))
+        address = f"http://127.0.0.1:{executor_port}"
+        executor = PolicyExecutor.objects.filter(executor_id="local").first() or PolicyExecutor(executor_id="local")
+        executor.executor_host_uri = address
+        executor.executor_runtime = "local"
+        executor.executor_metadata = {**(executor.executor_metadata or {}),
+                                      "description": "the embedded run's local executor service"}
+        executor.full_clean(validate_unique=False)
+        executor.save()
+
+        portal_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        env.update({
+            "POLICYGRID_EXECUTOR_TOKEN": secret,
+            "POLICYGRID_URL": f"http://{portal_host}:{port}",
+            "POLICYGRID_TOKEN": portal_token,
+            "POLICYGRID_CACHE_DIR": str(settings.PACKAGE_CACHE_DIR),
+        })
+        self.stdout.write(f"  executor:   {address} (registered as 'local'; secret in {secret_file})")
+        return {
+            "executor": [sys.executable, "-m", "policygrid.executor", "serve", "--host", "127.0.0.1",
+                         "--port", str(executor_port), "--tmp-dir", str(folder / "tmp")],
+        }

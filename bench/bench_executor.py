@@ -1,0 +1,240 @@
+"""Benchmark of Type 2 execution on loopback: the executor service alone, and through the portal's route.
+
+    .venv/bin/python bench/bench_executor.py [--seconds 5] [--workers 4] [--skip-portal]
+
+Starts everything it measures on free loopback ports (a fake portal serving the sample ``ip_allowlist``
+record, the executor service; then a temporary SQLite portal under gunicorn with its own executor) and drives
+them with a keep-alive HTTP/1.1 load generator (asyncio, one connection per concurrent client). Prints
+calls/s and latency percentiles at concurrency 1, 8 and 32, the cold first call of a new package, and one
+isolation round trip against an in-process call.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+async def _client(port, request, deadline, latencies, failures):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        lower = head.lower()
+        at = lower.find(b"content-length:")
+        size = int(lower[at + 15: lower.index(b"\r\n", at)])
+        body = await reader.readexactly(size)
+        latencies.append(time.perf_counter() - started)
+        if b'"success":true' not in body.replace(b" ", b""):
+            failures.append(body[:200])
+        if b"connection: close" in lower:
+            writer.close()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.close()
+
+
+def load(port, path, body, headers, concurrency, seconds):
+    payload = json.dumps(body).encode()
+    request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(payload)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+               + "\r\n").encode() + payload
+    latencies, failures = [], []
+
+    async def run():
+        deadline = time.perf_counter() + seconds
+        await asyncio.gather(*(_client(port, request, deadline, latencies, failures) for _ in range(concurrency)))
+
+    started = time.perf_counter()
+    try:
+        import uvloop
+
+        uvloop.run(run())
+    except ImportError:
+        asyncio.run(run())
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000  # noqa: E731
+    return {"concurrency": concurrency, "calls": len(latencies), "calls_per_s": round(len(latencies) / elapsed),
+            "p50_ms": round(pick(0.50), 2), "p99_ms": round(pick(0.99), 2), "failures": len(failures)}
+
+
+def show(label, figures):
+    print(f"  {label:<28} c={figures['concurrency']:<3} {figures['calls_per_s']:>6} calls/s   "
+          f"p50 {figures['p50_ms']:>6} ms   p99 {figures['p99_ms']:>6} ms   failures {figures['failures']}")
+
+
+def bench_service(args, tmp: Path):
+    import requests
+    from policygrid.samples import sample_archive, sample_record
+
+    from tests.executor.conftest import FakePortal, start_service, stop_service
+
+    files = {}
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            data = files.get(self.path.lstrip("/"))
+            self.send_response(200 if data is not None else 404)
+            self.send_header("Content-Length", str(len(data or b"")))
+            self.end_headers()
+            self.wfile.write(data or b"")
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    class Files:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+
+        def serve(self, name, data):
+            files[name] = data
+            return f"{self.base}/{name}"
+
+    portal = FakePortal(Files())
+    record = {k: v for k, v in sample_record("ip_allowlist").items() if k not in ("name", "version", "release_tag", "code")}
+    uri = portal.publish("ip_allowlist", data=sample_archive("ip_allowlist"), version="1.0", tag="beta", **record)
+    service = start_service(tmp, portal.base, workers=args.workers,
+                            extra_env={"POLICYGRID_EXECUTOR_CPU_SECONDS": "30", "POLICYGRID_EXECUTOR_MEMORY_MB": "1024"})
+    try:
+        headers = {"Authorization": f"Bearer {service.token}"}
+        body = {"policy_rule_uri": uri, "input_data": {"ip": "127.0.0.1"}}
+        # The cold first call of a package: record fetch, download, digest check, unpack, first import.
+        from policygrid.samples import sample_path
+
+        from tests.executor.conftest import policy_zip
+
+        fresh = (sample_path("ip_allowlist") / "code" / "function.py").read_text() + f"\n# cold {time.time()}\n"
+        cold_uri = portal.publish("cold", data=policy_zip(fresh), version="1.0", tag="cold", **record)
+        started = time.perf_counter()
+        cold = requests.post(f"{service.url}/execute_policy", json={**body, "policy_rule_uri": cold_uri},
+                             headers=headers, timeout=30)
+        cold_ms = (time.perf_counter() - started) * 1000
+        assert cold.json()["success"], cold.text
+        requests.post(f"{service.url}/execute_policy", json=body, headers=headers, timeout=30)
+        load(service.port, "/execute_policy", body, headers, 8, 1)  # warm every worker
+        print(f"executor service alone ({args.workers} workers, uvicorn + httptools + uvloop):")
+        print(f"  cold first call of a new package  {cold_ms:.1f} ms (record fetch, download, digest check, "
+              "unpack, checks, import in a fresh worker)")
+        results = {}
+        for concurrency in (1, 8, 32):
+            results[concurrency] = load(service.port, "/execute_policy", body, headers, concurrency, args.seconds)
+            show("POST /execute_policy", results[concurrency])
+        return results
+    finally:
+        stop_service(service)
+        server.shutdown()
+
+
+def bench_isolation():
+    """One isolated round trip (Type 2 worker, no HTTP) against the same call in-process."""
+    from policygrid.context import MemoryContext
+    from policygrid.evaluate import PolicyRunner
+    from policygrid.loader import load_rule_class
+    from policygrid.samples import sample_path, sample_record
+
+    record = sample_record("ip_allowlist")
+    rule_class = load_rule_class(sample_path("ip_allowlist"))
+    n = 3000
+    started = time.perf_counter()
+    for _ in range(n):
+        PolicyRunner(record, rule_class, None, None, MemoryContext()).eval({"ip": "127.0.0.1"})
+    in_process = (time.perf_counter() - started) / n * 1e6
+
+    async def through_pool():
+        from policygrid.executor.pool import PoolLimits, WorkerPool
+
+        pool = WorkerPool(PoolLimits(workers=1))
+        await pool.start()
+        request = {"rk": "r", "pkg": str(sample_path("ip_allowlist")), "req": None, "uri": "ip_allowlist:1.0-beta",
+                   "input_data": {"ip": "127.0.0.1"}, "settings": None, "parameters": None}
+        timings = []
+        for _ in range(n):
+            t = time.perf_counter()
+            await pool.run("d", request, record, "r", 10)
+            timings.append(time.perf_counter() - t)
+        await pool.close()
+        return statistics.median(timings[100:]) * 1e6
+
+    isolated = asyncio.run(through_pool())
+    print("isolation round trip (fresh PolicyRunner per call, ip_allowlist):")
+    print(f"  in-process call                {in_process:.0f} µs")
+    print(f"  through a sandboxed worker     {isolated:.0f} µs (median; pipe + JSON + cgroup check both ways)")
+
+
+def bench_portal(args, tmp: Path):
+    """A temporary embedded portal (SQLite, gunicorn) with a local executor, driven on its route."""
+    import requests
+
+    from tests.executor.conftest import free_port
+
+    state = tmp / "portal-state"
+    state.mkdir()
+    port, executor_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYGRID_", "DATABASE_URL", "CELERY_"))}
+    env.update(POLICYGRID_STATE_DIR=str(state), POLICYGRID_PORT=str(port), POLICYGRID_EXECUTOR_PORT=str(executor_port),
+               POLICYGRID_WEB_WORKERS=str(args.web_workers), POLICYGRID_EXECUTOR_WORKERS=str(args.workers))
+    process = subprocess.Popen([sys.executable, "manage.py", "run_embedded"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        token = None
+        deadline = time.monotonic() + 120
+        while token is None and time.monotonic() < deadline:
+            line = process.stdout.readline().decode()
+            if "admin API token:" in line:
+                token = line.split(":", 1)[1].strip()
+        assert token, "the embedded portal did not start"
+        url = f"http://127.0.0.1:{port}/executor/local/execute_policy"
+        headers = {"Authorization": f"Token {token}"}
+        body = {"policy_rule_uri": "ip_allowlist:1.0-beta", "input_data": {"ip": "127.0.0.1"}}
+        while time.monotonic() < deadline:
+            try:
+                if requests.post(url, json=body, headers=headers, timeout=10).json().get("success"):
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        load(port, "/executor/local/execute_policy", body, headers, 8, 1)
+        print(f"through the portal (gunicorn, {args.web_workers} workers; SQLite; token auth, gate, audit entry):")
+        results = {}
+        for concurrency in (1, 8, 32):
+            results[concurrency] = load(port, "/executor/local/execute_policy", body, headers, concurrency, args.seconds)
+            show("POST /executor/local/execute_policy", results[concurrency])
+        return results
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(30)
+
+
+def main():
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--workers", type=int, default=4, help="executor worker processes")
+    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers of the portal")
+    parser.add_argument("--skip-portal", action="store_true")
+    args = parser.parse_args()
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}   (CPUs: {os.cpu_count()})")
+    with tempfile.TemporaryDirectory(prefix="bench-executor-") as tmp:
+        bench_service(args, Path(tmp))
+        bench_isolation()
+        if not args.skip_portal:
+            bench_portal(args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

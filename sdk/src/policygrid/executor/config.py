@@ -1,0 +1,91 @@
+"""Configuration of the executor service: environment variables, overridable on the command line."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputInvalid
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _number(name: str, default: float, kind=float):
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise InputInvalid(f"{name} must be a number, not {raw!r}", errors={name: ["not a number"]}) from None
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = _env(name)
+    return default if raw is None else raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class ExecutorConfig:
+    """Everything the service needs. ``token`` guards the service; ``portal_url``/``portal_token`` read policies."""
+
+    host: str = "127.0.0.1"
+    port: int = 8900
+    token: str = ""
+    portal_url: str | None = None
+    portal_token: str | None = None
+    workers: int = 2
+    timeout_seconds: float = 30
+    max_timeout_seconds: float = 300
+    cpu_seconds: float = 30
+    memory_mb: int = 1024
+    max_processes: int = 16
+    max_result_bytes: int = 10 * 1024 * 1024
+    max_body_bytes: int = 2 * 1024 * 1024
+    record_ttl_seconds: float = 30
+    redis_url: str | None = None
+    cache_dir: Path | None = None
+    tmp_dir: Path | None = None
+    landlock: bool = True
+    pass_env: tuple[str, ...] = ()
+    preload: tuple[str, ...] = ("requests",)
+    log_level: str = "info"
+    degraded_queue_factor: int = 4
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> ExecutorConfig:
+        token = _env("POLICYGRID_EXECUTOR_TOKEN") or ""
+        token_file = _env("POLICYGRID_EXECUTOR_TOKEN_FILE")
+        if not token and token_file:
+            token = Path(token_file).read_text().strip()
+        cache_dir = _env("POLICYGRID_CACHE_DIR")
+        tmp_dir = _env("POLICYGRID_EXECUTOR_TMP_DIR")
+        return cls(
+            host=_env("POLICYGRID_EXECUTOR_HOST", "127.0.0.1") or "127.0.0.1",
+            port=int(_number("POLICYGRID_EXECUTOR_PORT", 8900, int)),
+            token=token,
+            portal_url=_env("POLICYGRID_URL") or _env("POLICY_SYSTEM_URL"),
+            portal_token=_env("POLICYGRID_TOKEN"),
+            workers=int(_number("POLICYGRID_EXECUTOR_WORKERS", 2 * (os.cpu_count() or 1), int)),
+            timeout_seconds=_number("POLICYGRID_EXECUTOR_TIMEOUT", 30),
+            max_timeout_seconds=_number("POLICYGRID_EXECUTOR_MAX_TIMEOUT", 300),
+            cpu_seconds=_number("POLICYGRID_EXECUTOR_CPU_SECONDS", 30),
+            memory_mb=int(_number("POLICYGRID_EXECUTOR_MEMORY_MB", 1024, int)),
+            max_processes=int(_number("POLICYGRID_EXECUTOR_MAX_PROCESSES", 16, int)),
+            max_result_bytes=int(_number("POLICYGRID_EXECUTOR_MAX_RESULT_BYTES", 10 * 1024 * 1024, int)),
+            max_body_bytes=int(_number("POLICYGRID_EXECUTOR_MAX_BODY_BYTES", 2 * 1024 * 1024, int)),
+            record_ttl_seconds=_number("POLICYGRID_EXECUTOR_RECORD_TTL", 30),
+            redis_url=_env("POLICYGRID_REDIS_URL"),
+            cache_dir=Path(cache_dir) if cache_dir else None,
+            tmp_dir=Path(tmp_dir) if tmp_dir else None,
+            landlock=_flag("POLICYGRID_EXECUTOR_LANDLOCK", True),
+            pass_env=tuple(v.strip() for v in (_env("POLICYGRID_EXECUTOR_PASS_ENV") or "").split(",") if v.strip()),
+            preload=tuple(v.strip() for v in (_env("POLICYGRID_EXECUTOR_PRELOAD", "requests") or "").split(",")
+                          if v.strip()),
+            log_level=(_env("POLICYGRID_EXECUTOR_LOG_LEVEL", "info") or "info").lower(),
+        )

@@ -1,0 +1,132 @@
+"""Health probes against a live, a stopped and a slow executor; the description's remote-mode example."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.executor.conftest import free_port, start_service, stop_service
+
+
+class SlowHealth:
+    def __init__(self, delay):
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                time.sleep(delay)
+                data = b'{"status": "ok", "version": "x", "workers": 1, "busy": 0, "queued": 0, "cache": {}}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.mark.django_db
+def test_probe_sets_status_and_records_transitions(executor_service, settings):
+    from executors import services
+    from executors.models import PolicyExecutor
+    from portal.models import AuditEntry
+
+    settings.EXECUTOR_TOKEN = executor_service.token
+    settings.EXECUTOR_DEGRADED_LATENCY_MS = 300
+    settings.EXECUTOR_PROBE_TIMEOUT = 2
+    slow = SlowHealth(0.5)
+    live = PolicyExecutor.objects.create(executor_id="live", executor_host_uri=executor_service.url,
+                                         executor_status="unknown")
+    PolicyExecutor.objects.create(executor_id="stopped", executor_host_uri=f"http://127.0.0.1:{free_port()}")
+    PolicyExecutor.objects.create(executor_id="slow", executor_host_uri=slow.url)
+    PolicyExecutor.objects.create(executor_id="no-address")
+
+    assert services.probe_executors() == {"live": "healthy", "stopped": "unreachable", "slow": "degraded"}
+    live.refresh_from_db()
+    assert live.last_seen and live.latency_ms is not None and live.health_data["workers"] == 4
+    assert live.health_data["protections"]
+    stopped = PolicyExecutor.objects.get(executor_id="stopped")
+    assert stopped.last_seen is None and "ConnectionError" in stopped.health_data["probe"]["reason"]
+    assert "slow" in PolicyExecutor.objects.get(executor_id="slow").health_data["probe"]["reason"]
+    assert PolicyExecutor.objects.get(executor_id="no-address").executor_status == "unknown"
+
+    changes = {e.target_key: e.data for e in AuditEntry.objects.filter(action="executor.status_change")}
+    assert changes["live"]["from"] == "unknown" and changes["live"]["to"] == "healthy"
+    assert changes["stopped"] == {**changes["stopped"], "from": "healthy", "to": "unreachable"}
+    # No change, no new entry.
+    count = AuditEntry.objects.filter(action="executor.status_change").count()
+    services.probe_executors()
+    assert AuditEntry.objects.filter(action="executor.status_change").count() == count
+    slow.server.shutdown()
+
+
+def test_beat_schedules_the_probe(settings):
+    from portal.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["probe-executors"]
+    assert entry["task"] == "executors.probe_executors" and entry["schedule"] == settings.EXECUTOR_PROBE_INTERVAL
+    app.loader.import_default_modules()
+    assert "executors.probe_executors" in app.tasks
+
+
+REMOTE_EXAMPLE = '''
+from aios_policy_sandbox import LocalPolicyEvaluator
+
+settings={} # override the settings if needed
+parameters={} # override the parameters if needed
+
+policy_rule_uri="ip_allowlist:1.0-beta"
+
+executor = LocalPolicyEvaluator(
+    policy_rule_uri=policy_rule_uri,
+    parameters=parameters,
+    settings=settings,
+    mode="remote",
+    executor_id="executor-123"
+)
+
+output = executor.execute_policy_rule({
+   "ip": "192.168.0.109"
+})
+
+print(output)
+'''
+
+
+@pytest.mark.django_db(transaction=True)
+def test_description_remote_mode_example_runs_as_written(live_server, settings, policy_payload, make_user,
+                                                          token_for, tmp_path):
+    from executors.models import PolicyExecutor
+    from policies.models import PolicyRule
+
+    admin = make_user("remote-admin", "admin", superuser=True)
+    viewer = make_user("remote-executor", "viewer")
+    policy = PolicyRule(**policy_payload(), created_by=admin)
+    policy.full_clean()
+    policy.save()
+    PolicyRule.objects.filter(pk=policy.pk).update(status="approved")
+    service = start_service(tmp_path, live_server.url, portal_token=token_for(viewer), workers=2)
+    try:
+        settings.EXECUTOR_TOKEN = service.token
+        PolicyExecutor.objects.create(executor_id="executor-123", executor_host_uri=service.url)
+        env = {"POLICYGRID_URL": live_server.url, "POLICYGRID_TOKEN": token_for(admin),
+               "PATH": "/usr/bin:/bin"}
+        result = subprocess.run([sys.executable, "-c", textwrap.dedent(REMOTE_EXAMPLE)], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == ("{'allowed': False, 'input_data': {'ip': '192.168.0.109'}, "
+                                         "'reason': 'denied'}")
+        # The caller's parameters win, through the portal and the service.
+        remote = subprocess.run([sys.executable, "-c", textwrap.dedent(REMOTE_EXAMPLE).replace(
+            "parameters={}", 'parameters={"local_allowlist": ["192.168.0.109"]}')], env=env,
+            capture_output=True, text=True, timeout=60)
+        assert "'allowed': True" in remote.stdout, remote.stderr
+    finally:
+        stop_service(service)

@@ -1,0 +1,228 @@
+"""``POST /executor/<id>/execute_policy`` and ``GET /executor/<id>/health`` against a scripted executor."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.executor.conftest import free_port
+
+TOKEN = "proxy-test-secret"
+ERROR_STATUS = {"input_invalid": 400, "policy_error": 500, "output_invalid": 500, "resource_limit": 500,
+                "integrity": 500, "timeout": 504}
+
+
+class ScriptedExecutor:
+    """Answers by ``input_data["case"]``; records every request it received."""
+
+    def __init__(self):
+        self.received = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.received.append((self.headers.get("Authorization"), body))
+                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                    return self.reply(401, {"success": False, "message": "no"})
+                case = body["input_data"].get("case", "ok") if isinstance(body["input_data"], dict) else "ok"
+                if case == "ok":
+                    return self.reply(200, {"success": True, "data": {"echo": body["input_data"]}})
+                if case in ERROR_STATUS:
+                    return self.reply(ERROR_STATUS[case], {"success": False, "error_type": case,
+                                                           "message": f"ValueError: {case} happened",
+                                                           "exception_type": "ValueError"})
+                if case == "slow":
+                    time.sleep(1.5)
+                    return self.reply(200, {"success": True, "data": {}})
+                if case == "nonsense":
+                    data = b"<html>proxy error</html>"
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return None
+                return self.reply(404, {"success": False, "error_type": "not_found", "message": "no such policy"})
+
+            def reply(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def scripted():
+    executor = ScriptedExecutor()
+    yield executor
+    executor.server.shutdown()
+
+
+@pytest.fixture
+def setup(settings, db, api, policy_payload, scripted):
+    from executors.models import PolicyExecutor
+    from policies.models import PolicyRule
+
+    settings.EXECUTOR_TOKEN = TOKEN
+    settings.EXECUTOR_TIMEOUT_MARGIN = 0.2
+    assert api.post("/policy", policy_payload(), format="json").status_code == 201
+    PolicyRule.objects.filter(policy_rule_uri="ip_allowlist:1.0-beta").update(status="approved")
+    assert api.post("/executor", {"executor_id": "scripted", "executor_host_uri": scripted.url},
+                    format="json").status_code == 201
+    return PolicyExecutor.objects.get(executor_id="scripted")
+
+
+def call(client, body, executor="scripted"):
+    return client.post(f"/executor/{executor}/execute_policy", body, format="json")
+
+
+def body_for(case="ok", **extra):
+    return {"policy_rule_uri": "ip_allowlist:1.0-beta", "input_data": {"case": case}, **extra}
+
+
+def test_success_forwards_the_call_with_the_secret_and_stamp(setup, clients, scripted):
+    response = call(clients["operator"], body_for(parameters={"local_allowlist": ["10.0.0.1"]}, timeout_seconds=3))
+    assert response.status_code == 200, response.json()
+    assert response.json() == {"success": True, "data": {"echo": {"case": "ok"}}}
+    auth, sent = scripted.received[-1]
+    assert auth == f"Bearer {TOKEN}"
+    assert sent["parameters"] == {"local_allowlist": ["10.0.0.1"]} and sent["timeout_seconds"] == 3
+    assert sent["policy_stamp"].startswith("sha256:")
+
+
+@pytest.mark.parametrize("error_type", sorted(ERROR_STATUS))
+def test_every_error_type_is_mapped(setup, api, error_type):
+    response = call(api, body_for(error_type))
+    body = response.json()
+    assert response.status_code == ERROR_STATUS[error_type]
+    assert body["success"] is False and body["error_type"] == error_type
+    assert body["message"] == f"ValueError: {error_type} happened" and body["exception_type"] == "ValueError"
+
+
+def test_executor_answering_nonsense_is_502(setup, api):
+    response = call(api, body_for("nonsense"))
+    assert response.status_code == 502 and response.json()["error_type"] == "unavailable"
+
+
+def test_executor_refusing_the_secret_is_502(setup, api, settings):
+    settings.EXECUTOR_TOKEN = "wrong"
+    response = call(api, body_for())
+    assert response.status_code == 502 and "POLICYGRID_EXECUTOR_TOKEN" in response.json()["message"]
+
+
+def test_slow_executor_is_504(setup, api):
+    response = call(api, body_for("slow", timeout_seconds=0.3))
+    assert response.status_code == 504 and response.json()["error_type"] == "timeout"
+
+
+def test_executor_down_is_502(setup, api):
+    setup.executor_host_uri = f"http://127.0.0.1:{free_port()}"
+    setup.save()
+    started = time.monotonic()
+    response = call(api, body_for())
+    assert response.status_code == 502 and response.json()["error_type"] == "unavailable"
+    assert time.monotonic() - started < 3
+
+
+def test_unreachable_executor_is_tried_with_a_short_connect_timeout(setup, api, settings, monkeypatch):
+    from executors import services
+
+    seen = {}
+
+    def fake_post(self, url, **kwargs):
+        seen["timeout"] = kwargs["timeout"]
+        raise services.requests.ConnectTimeout("no route")
+
+    monkeypatch.setattr(services.requests.Session, "post", fake_post)
+    setup.executor_status = "unreachable"
+    setup.save()
+    response = call(api, body_for())
+    assert response.status_code == 502
+    assert seen["timeout"][0] == settings.EXECUTOR_UNREACHABLE_CONNECT_TIMEOUT
+
+
+def test_unknown_executor_and_unknown_policy_are_404(setup, api):
+    assert call(api, body_for(), executor="nope").status_code == 404
+    response = call(api, {"policy_rule_uri": "nope:1.0-x", "input_data": {}})
+    assert response.status_code == 404 and response.json()["error_type"] == "not_found"
+
+
+def test_policy_that_may_not_run_is_409(setup, api, clients, users):
+    from policies.models import PolicyRule
+
+    PolicyRule.objects.filter(policy_rule_uri="ip_allowlist:1.0-beta").update(status="draft", created_by=users["author"])
+    response = call(api, body_for())
+    assert response.status_code == 409 and response.json()["error_type"] == "not_executable"
+    # Its author may dry-run it; another author may not.
+    assert call(clients["author"], body_for(dry_run=True)).status_code == 200
+    PolicyRule.objects.filter(policy_rule_uri="ip_allowlist:1.0-beta").update(status="retired")
+    assert call(api, body_for(dry_run=True)).status_code == 409
+
+
+def test_executor_without_address_is_409_saying_how(setup, api):
+    assert api.post("/executor", {"executor_id": "bare"}, format="json").status_code == 201
+    response = call(api, body_for(), executor="bare")
+    assert response.status_code == 409 and "executor_host_uri" in response.json()["message"]
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"input_data": {}}, "policy_rule_uri"),
+    ({"policy_rule_uri": "ip_allowlist:1.0-beta"}, "input_data"),
+    ({"policy_rule_uri": "ip_allowlist:1.0-beta", "input_data": {}, "parameters": [1]}, "parameters"),
+    ({"policy_rule_uri": "ip_allowlist:1.0-beta", "input_data": {}, "settings": "x"}, "settings"),
+    ({"policy_rule_uri": "ip_allowlist:1.0-beta", "input_data": {}, "timeout_seconds": 0}, "timeout_seconds"),
+    ({"policy_rule_uri": "ip_allowlist:1.0-beta", "input_data": {}, "dry_run": "yes"}, "dry_run"),
+    ({"policy_rule_uri": "ip_allowlist:1.0-beta", "input_data": {}, "surprise": 1}, "surprise"),
+])
+def test_malformed_bodies_are_400_naming_the_field(setup, api, body, field):
+    response = call(api, body)
+    assert response.status_code == 400 and field in response.json()["errors"], response.json()
+
+
+def test_body_that_is_not_json_is_400(setup, api):
+    response = api.post("/executor/scripted/execute_policy", "{nope", content_type="application/json")
+    assert response.status_code == 400 and response.json()["success"] is False
+
+
+def test_who_may_execute(setup, clients, anon):
+    assert call(anon, body_for()).status_code == 401
+    assert call(clients["viewer"], body_for()).status_code == 403
+    assert call(clients["author"], body_for()).status_code == 403
+    assert call(clients["reviewer"], body_for()).status_code == 403
+    assert call(clients["operator"], body_for()).status_code == 200
+    assert call(clients["admin"], body_for()).status_code == 200
+
+
+def test_executions_are_audited(setup, api):
+    from portal.models import AuditEntry
+
+    call(api, body_for())
+    call(api, body_for("policy_error"))
+    entries = list(AuditEntry.objects.filter(action="policy.execute").order_by("seq"))
+    assert [e.data["success"] for e in entries[-2:]] == [True, False]
+    assert entries[-1].data["error_type"] == "policy_error" and entries[-1].data["executor_id"] == "scripted"
+
+
+def test_health_route_reports_the_last_probe(setup, api, clients, anon):
+    from executors import services
+
+    services.probe_executor(setup)
+    response = clients["viewer"].get("/executor/scripted/health")
+    assert response.status_code == 200
+    data = response.json()["data"]
+    # The scripted executor has no /health route: it answers, but with trouble.
+    assert data["executor_status"] == "degraded" and data["last_seen"] and data["latency_ms"] is not None
+    assert anon.get("/executor/scripted/health").status_code == 401
+    assert api.get("/executor/nope/health").status_code == 404
