@@ -118,6 +118,8 @@ def start_service(tmp_path: Path, portal_url: str, *, port: int | None = None, p
         "POLICYGRID_EXECUTOR_MEMORY_MB": "512",
         "POLICYGRID_EXECUTOR_MAX_PROCESSES": "8",
         "POLICYGRID_EXECUTOR_MAX_RESULT_BYTES": str(1024 * 1024),
+        # Most tests run unsigned drafts; test_signed_releases turns verification back on.
+        "POLICYGRID_VERIFY_SIGNATURES": "false",
         **(extra_env or {}),
     }
     log_path = tmp_path / f"executor-{port}.log"

@@ -8,14 +8,13 @@ from typing import Any
 from .cache import PackageCache
 from .client import PortalClient
 from .context import MemoryContext
-from .errors import InputInvalid, NotExecutable, PackageError
+from .errors import InputInvalid, NotExecutable
 from .evaluate import PolicyRunner
 from .fetch import FetchOptions
 from .isolation import IsolatedRunner, IsolationLimits
 from .loader import load_rule_class
-from .package import PackageInfo, load_package
+from .package import PackageInfo, load_record_package
 from .requirements import ensure_requirements
-from .signing import verification_enabled, verify_loaded_release
 
 MODES = ("local", "remote")
 
@@ -73,19 +72,11 @@ class LocalPolicyEvaluator:
 
         self.client = client if client is not None else (None if record is not None else PortalClient(portal_url, token))
         self.record = record if record is not None else self.client.get_policy(policy_rule_uri)
-        code = self.record.get("code")
-        if not code:
-            raise PackageError(f"policy {policy_rule_uri} has no code location", errors={"code": ["empty"]})
         if fetch_options is None:
             fetch_options = self.client.fetch_options() if self.client is not None else FetchOptions()
-        if self.client is not None and code.startswith("/") and not fetch_options.allow_local_paths:
-            # A path-only `code` (e.g. "/asset-object/<id>") is an asset on the portal itself.
-            code = self.client.base_url + code
         cache = PackageCache(cache_dir) if cache_dir is not None else PackageCache()
-        self.package = load_package(code, self.record.get("code_digest") or None, options=fetch_options, cache=cache)
-        if verification_enabled(verify_signatures):
-            # Signed releases (governance.md §5): digest and signature are checked before any code loads.
-            verify_loaded_release(self.record, self.package.digest, self.client, keys=signing_keys)
+        self.package = load_record_package(self.record, options=fetch_options, cache=cache, client=self.client,
+                                           verify=verify_signatures, keys=signing_keys)
         requirements_dir = ensure_requirements(self.package.path, root=cache.root / "requirements")
         if isolate:
             self._runner = IsolatedRunner(

@@ -118,3 +118,45 @@ def read_archive_or_folder(path: Path) -> tuple[bytes | None, Path | None]:
     if path.is_file():
         return path.read_bytes(), None
     raise PackageError(f"'{path}' is neither a folder nor an archive file", errors={"path": [os.fspath(path)]})
+
+
+UNRELEASED_STATES = ("draft", "in_review")
+
+
+def load_record_package(
+    record: dict,
+    *,
+    options: FetchOptions | None = None,
+    cache: PackageCache | None = None,
+    client=None,
+    verify: bool | None = None,
+    keys=None,
+) -> PackageInfo:
+    """The one way a policy record's package is loaded, for every execution type.
+
+    With signature verification on (`verify`, else `POLICYGRID_VERIFY_SIGNATURES`), the record's release
+    signature is checked against the published keys (`keys`, else the portal's `GET /keys` through
+    `client`) before anything is fetched; the package's bytes are then checked against the signed
+    `code_digest` before a single member is unpacked (governance.md §5, runtime.md §1). Drafts and versions
+    in review have no release to verify (they run only as dry runs, which the portal's gate allows to their
+    authors and reviewers): their bytes are still checked against the pinned digest.
+    """
+    from .signing import verification_enabled, verify_release
+
+    uri = record.get("policy_rule_uri", "?")
+    code = record.get("code")
+    if not code:
+        raise PackageError(f"policy {uri} has no code location", errors={"code": ["empty"]})
+    options = options or (client.fetch_options() if client is not None else FetchOptions())
+    if client is not None and code.startswith("/") and not options.allow_local_paths:
+        # A path-only `code` (e.g. "/asset-object/<id>") is an asset on the portal itself.
+        code = client.base_url + code
+    pinned = record.get("code_digest") or None
+    if verification_enabled(verify) and record.get("status") not in UNRELEASED_STATES:
+        if keys is None:
+            if client is None:
+                raise IntegrityError("signature verification is on, but there are no keys and no portal to ask for them")
+            keys = client.request("GET", "/keys").get("data", [])
+        verify_release(record, None, keys)
+        pinned = record["code_digest"]  # verify_release refuses a record without one
+    return load_package(code, pinned, options=options, cache=cache)

@@ -47,6 +47,8 @@ class ExecutorConfig:
     max_result_bytes: int = 10 * 1024 * 1024
     max_body_bytes: int = 2 * 1024 * 1024
     record_ttl_seconds: float = 30
+    # Signed releases are verified before loading (governance.md §5): on unless the deployment turns it off.
+    verify_signatures: bool = True
     redis_url: str | None = None
     cache_dir: Path | None = None
     tmp_dir: Path | None = None
@@ -80,6 +82,7 @@ class ExecutorConfig:
             max_result_bytes=int(_number("POLICYGRID_EXECUTOR_MAX_RESULT_BYTES", 10 * 1024 * 1024, int)),
             max_body_bytes=int(_number("POLICYGRID_EXECUTOR_MAX_BODY_BYTES", 2 * 1024 * 1024, int)),
             record_ttl_seconds=_number("POLICYGRID_EXECUTOR_RECORD_TTL", 30),
+            verify_signatures=(_env("POLICYGRID_VERIFY_SIGNATURES") or "true").strip().lower() in ("1", "true", "yes", "on"),
             redis_url=_env("POLICYGRID_REDIS_URL"),
             cache_dir=Path(cache_dir) if cache_dir else None,
             tmp_dir=Path(tmp_dir) if tmp_dir else None,

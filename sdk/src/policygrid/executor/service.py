@@ -51,7 +51,8 @@ class ExecutorService:
         config = self.config
         client = PortalClient(config.portal_url, config.portal_token or "", timeout=10)
         cache = PackageCache(config.cache_dir) if config.cache_dir else PackageCache()
-        self.store = PolicyStore(client, cache, client.fetch_options(), config.record_ttl_seconds)
+        self.store = PolicyStore(client, cache, client.fetch_options(), config.record_ttl_seconds,
+                                 verify_signatures=config.verify_signatures)
         self.pool = WorkerPool(PoolLimits(
             workers=config.workers, timeout_seconds=config.timeout_seconds, cpu_seconds=config.cpu_seconds,
             memory_mb=config.memory_mb, max_processes=config.max_processes,

@@ -19,9 +19,8 @@ from typing import Any
 
 from ..cache import PackageCache
 from ..client import PortalClient
-from ..errors import PackageError
 from ..fetch import FetchOptions
-from ..package import load_package
+from ..package import load_record_package
 from ..requirements import ensure_requirements
 
 
@@ -52,7 +51,8 @@ class Resolved:
 
 class PolicyStore:
     def __init__(self, client: PortalClient, cache: PackageCache, fetch_options: FetchOptions,
-                 ttl_seconds: float = 30) -> None:
+                 ttl_seconds: float = 30, verify_signatures: bool | None = None) -> None:
+        self.verify_signatures = verify_signatures
         self.client = client
         self.cache = cache
         self.fetch_options = fetch_options
@@ -86,10 +86,9 @@ class PolicyStore:
     def _load(self, uri: str) -> Resolved:
         self.fetches += 1
         record = self.client.get_policy(uri)
-        code = record.get("code")
-        if not code:
-            raise PackageError(f"policy {uri} has no code location", errors={"code": ["empty"]})
-        package = load_package(code, record.get("code_digest") or None, options=self.fetch_options, cache=self.cache)
+        # Signed releases are verified here when verification is on (the default for the service).
+        package = load_record_package(record, options=self.fetch_options, cache=self.cache, client=self.client,
+                                      verify=self.verify_signatures)
         requirements = ensure_requirements(package.path, root=self.cache.root / "requirements")
         return Resolved(uri, record, record_stamp(record), package.digest, package.path, requirements, time.monotonic())
 

@@ -1,0 +1,71 @@
+"""The executor service verifies signed releases before loading (governance.md §5), through the portal."""
+import pytest
+from django.utils import timezone
+
+from tests.executor.conftest import start_service, stop_service
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def signed_setup(live_server, settings, tmp_path, policy_payload, make_user, token_for):
+    from executors.models import PolicyExecutor
+    from policies.models import PolicyRule
+    from portal import lifecycle
+    from portal.signing import create_signing_key
+
+    settings.SIGNING_KEY_DIR = tmp_path / "keys"
+    settings.SIGNING_ENABLED = True
+    settings.RELAX_EXECUTION_GATE = False
+    create_signing_key()
+    author, reviewer = make_user("sig-author", "author"), make_user("sig-reviewer", "reviewer")
+    operator, reader = make_user("sig-operator", "operator"), make_user("sig-executor", "viewer")
+    policy = PolicyRule(**policy_payload(), created_by=author)
+    policy.full_clean()
+    policy.save()
+    lifecycle.submit(policy, author, "ready")
+    lifecycle.approve(PolicyRule.objects.get(pk=policy.pk), reviewer, "ok")
+    service = start_service(tmp_path, live_server.url, portal_token=token_for(reader), workers=2,
+                            extra_env={"POLICYGRID_VERIFY_SIGNATURES": "true"})
+    settings.EXECUTOR_TOKEN = service.token
+    PolicyExecutor.objects.create(executor_id="signed", executor_host_uri=service.url)
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(operator)}")
+    yield client, PolicyRule.objects.get(pk=policy.pk)
+    stop_service(service)
+
+
+def execute(client):
+    return client.post("/executor/signed/execute_policy",
+                       {"policy_rule_uri": "ip_allowlist:1.0-beta", "input_data": {"ip": "127.0.0.1"}}, format="json")
+
+
+def test_a_signed_release_runs_and_an_edited_record_is_refused(signed_setup):
+    from policies.models import PolicyRule
+
+    client, policy = signed_setup
+    ok = execute(client)
+    assert ok.status_code == 200, ok.content
+    assert ok.json()["data"]["allowed"] is True
+    # Someone with database access widens the stored parameters of the approved version behind the API's back.
+    PolicyRule.objects.filter(pk=policy.pk).update(
+        policy_parameters={"local_allowlist": ["127.0.0.1", "10.6.6.6"]}, updated_at=timezone.now())
+    refused = execute(client)
+    assert refused.status_code == 500, refused.content
+    assert refused.json()["error_type"] == "integrity"
+
+
+def test_an_approved_status_without_a_release_is_refused(signed_setup, policy_payload):
+    from policies.models import PolicyRule
+
+    client, _policy = signed_setup
+    forged = PolicyRule(**policy_payload(version="6.6"))
+    forged.full_clean()
+    forged.save()
+    PolicyRule.objects.filter(pk=forged.pk).update(status="approved")
+    response = client.post("/executor/signed/execute_policy",
+                           {"policy_rule_uri": "ip_allowlist:6.6-beta", "input_data": {"ip": "127.0.0.1"}}, format="json")
+    assert response.status_code == 500, response.content
+    assert response.json()["error_type"] == "integrity"
