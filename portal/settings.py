@@ -249,9 +249,6 @@ APPROVALS_REQUIRED = env_int("POLICYGRID_APPROVALS_REQUIRED", 1)
 SIGNING_ENABLED = env_bool("POLICYGRID_SIGNING", True)
 # The key store: private keys (mode 0600) live here and never leave it.
 SIGNING_KEY_DIR = Path(env_str("POLICYGRID_KEY_STORE", str(STATE_DIR / "keys")))
-# Whether loaders in this process (executor service, job runner, function server) verify release
-# signatures before loading. Off in the embedded development setup; deployments turn it on.
-VERIFY_SIGNATURES = env_bool("POLICYGRID_VERIFY_SIGNATURES", False)
 # Record execution inputs in the audit trail (§3: not the input unless the deployment asks).
 AUDIT_EXECUTION_INPUTS = env_bool("POLICYGRID_AUDIT_INPUTS", False)
 

@@ -196,7 +196,13 @@ def _add_policy_commands(groups: argparse._SubParsersAction) -> None:
 
 # Other command groups (e.g. `executor serve`) register themselves here: a function taking the
 # sub-parsers object, adding its group and setting `handler` on each command.
-COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [_add_policy_commands]
+def _add_executor_commands(groups: argparse._SubParsersAction) -> None:
+    from .executor.cli import add_command_group  # the service's own module, imported only when asked for
+
+    add_command_group(groups)
+
+
+COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [_add_policy_commands, _add_executor_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:
