@@ -47,7 +47,18 @@ from django.db.models.lookups import (
 )
 
 from portal.models.search import KEY_LENGTH, PATH_LENGTH, SearchEntry, ValueKind
-from portal.search import BOOL, INDEXED, MAX_POSITIONS, NUMBER, STRING, USER, digest, field_specs, is_position, to_number
+from portal.search import (
+    BOOL,
+    INDEXED,
+    MAX_POSITIONS,
+    NUMBER,
+    STRING,
+    USER,
+    digest,
+    field_specs,
+    is_position,
+    to_number,
+)
 
 ROOT = "<root>"
 LOGICAL = ("$and", "$or", "$nor")

@@ -163,7 +163,7 @@ def value_columns(value) -> tuple[int, float | None, str | None, str | None]:
     if isinstance(value, str):
         return ValueKind.STRING, None, value[:KEY_LENGTH], value if len(value) > KEY_LENGTH else None
     if isinstance(value, dict):
-        return ValueKind.OBJECT, float(len(value)), digest(value), None
+        return ValueKind.OBJECT, None, digest(value), None
     if isinstance(value, list):
         return ValueKind.ARRAY, float(len(value)), digest(value), None
     return ValueKind.STRING, None, str(value)[:KEY_LENGTH], str(value) if len(str(value)) > KEY_LENGTH else None

@@ -53,7 +53,7 @@ class SearchEntry(models.Model):
     * ``node``/``subtree_end``/``parent`` number the record's JSON values in document order, so that the
       values inside one array element (``$elemMatch``) and the keys an object lacks (``null`` matches a
       missing field) are range conditions.
-    * ``num``: numbers, booleans as 0/1, the length of arrays and objects. ``key``: strings (their first
+    * ``num``: numbers, booleans as 0/1, the length of arrays (``$size``). ``key``: strings (their first
       ``KEY_LENGTH`` characters; ``text`` holds longer ones in full), the digest of objects and arrays.
     """
 

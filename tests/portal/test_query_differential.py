@@ -24,6 +24,7 @@ import os
 import mongomock
 import pytest
 from django.db import transaction
+from django.test import override_settings
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from mongomock.filtering import filter_applies, iter_key_candidates
@@ -368,6 +369,10 @@ def check(resource, records_docs, filter_list, creator_users, through):
         transaction.set_rollback(True)
 
 
+# Generated filters embed whole documents; the limits are tested in test_query_compiler.py.
+NO_LIMITS = {"max_depth": 64, "max_nodes": 100_000}
+
+
 class Compiler:
     """Straight through ``filter_by_document`` over the records' search documents."""
 
@@ -377,7 +382,8 @@ class Compiler:
 
     @staticmethod
     def matches(resource, model, key, flt):
-        return set(filter_by_document(model.objects.all(), flt).values_list(key, flat=True))
+        found = filter_by_document(model.objects.all(), flt, **NO_LIMITS)
+        return set(found.values_list(key, flat=True))
 
 
 class Api:
@@ -394,7 +400,8 @@ class Api:
         return {item[key]: item for item in response.json()["data"]}
 
     def matches(self, resource, model, key, flt):
-        response = self.client.post(f"{self.PATHS[resource]}/query?limit=100", flt, format="json")
+        with override_settings(QUERY_MAX_DEPTH=NO_LIMITS["max_depth"], QUERY_MAX_NODES=NO_LIMITS["max_nodes"]):
+            response = self.client.post(f"{self.PATHS[resource]}/query?limit=100", flt, format="json")
         assert response.status_code == 200, response.content
         return {item[key] for item in response.json()["data"]}
 
