@@ -481,6 +481,13 @@ class Compiler:
         return conj(parts)
 
     def target(self, path: str, scope, err: str):
+        if not isinstance(scope, ElementScope):
+            # Names the earlier system's documented queries use for a field we call otherwise
+            # (e.g. a job's `inputs.ip` is `job_inputs.ip`), declared by the model.
+            head, dot, rest = path.partition(".")
+            alias = getattr(self.model, "query_aliases", {}).get(head)
+            if alias is not None:
+                path = alias + dot + rest
         parts = path.split(".")
         if any(part == "" for part in parts):
             raise QueryError(err, "a path can't have an empty component")

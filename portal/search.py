@@ -254,11 +254,24 @@ def record_entries(instance: models.Model, content_type_id: int | None = None) -
 
 # --- maintenance ---------------------------------------------------------------------------------------------
 
-def index_record(instance: models.Model) -> None:
-    """Replaces the rows of one record (called on every save; see ``portal.signals``)."""
+def index_record(instance: models.Model, update_fields: Iterable[str] | None = None) -> None:
+    """Replaces the rows of one record (called on every save; see ``portal.signals``).
+
+    A save limited to ``update_fields`` that touches no JSON field (a status change, a timestamp) updates
+    the leaf rows of those fields in place: a lifecycle transition should not rewrite a record's index.
+    """
     model = type(instance)
     using = instance._state.db or router.db_for_write(model)
     content_type_id = ContentType.objects.db_manager(using).get_for_model(model).pk
+    if update_fields is not None:
+        changed = [name for name in update_fields if name in set(indexed_field_names(model))]
+        if all(not isinstance(model._meta.get_field(name), models.JSONField) for name in changed):
+            for name in changed:
+                kind, num, key, text = value_columns(render_value(instance, model._meta.get_field(name)))
+                SearchEntry.objects.using(using).filter(
+                    content_type_id=content_type_id, object_id=instance.pk, path=name
+                ).update(kind=kind, num=num, key=key, text=text)
+            return
     entries = record_entries(instance, content_type_id)
     with transaction.atomic(using=using):
         SearchEntry.objects.using(using).filter(content_type_id=content_type_id, object_id=instance.pk).delete()

@@ -4,9 +4,9 @@ from django.db.models.signals import post_delete, post_save
 from portal.search import index_record, searchable_models, unindex_record
 
 
-def record_saved(sender, instance, raw=False, using=None, **kwargs):
+def record_saved(sender, instance, raw=False, using=None, update_fields=None, **kwargs):
     # Writers that bypass save() (bulk_create, QuerySet.update) send no signal: they call reindex().
-    index_record(instance)
+    index_record(instance, update_fields)
 
 
 def record_deleted(sender, instance, using=None, **kwargs):

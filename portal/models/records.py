@@ -18,6 +18,8 @@ class RecordModel(models.Model):
 
     lookup_field: ClassVar[str] = "pk"
     identity_fields: ClassVar[tuple[str, ...]] = ()
+    # Query-language names of fields, as the earlier system's documented queries spell them.
+    query_aliases: ClassVar[dict[str, str]] = {}
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -452,6 +452,14 @@ def test_query_of_the_description_examples(api, ctx):
     assert [r["function_id"] for r in found.json()["data"]] == ["fn-1"]
 
 
+def test_the_descriptions_job_query_uses_the_submission_names(api, ctx):
+    _job(1, ctx)
+    _job(2, ctx)
+    found = api.post("/jobs/query", {"policy_rule_uri": "pol0:1.0-beta", "inputs.ip": "10.0.0.2"}, format="json")
+    assert found.status_code == 200, found.content
+    assert [r["job_name"] for r in found.json()["data"]] == ["job-2"]
+
+
 # --- envelope for unknown routes and methods ------------------------------------------------------------
 def test_unknown_path_is_json_404(api):
     body = assert_error(api.get("/no/such/route"), 404)

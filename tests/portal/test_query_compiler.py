@@ -148,6 +148,25 @@ def test_index_follows_saves_and_deletes():
     assert not SearchEntry.objects.filter(object_id=record.pk).exists()
 
 
+def test_a_save_of_scalar_fields_updates_their_rows_in_place_and_keeps_the_rest():
+    record = policy(1, {"v": 1})
+    old_stamp = record.search_document()["updated_at"]
+    before = SearchEntry.objects.filter(object_id=record.pk, path="metadata.v").values_list("pk", flat=True)[0]
+    record.status = "in_review"
+    with CaptureQueriesContext(connection) as queries:
+        PolicyRule.save_base(record, update_fields=["status", "updated_at"])
+    assert not any("DELETE" in q["sql"] for q in queries.captured_queries)
+    new_stamp = record.search_document()["updated_at"]  # auto_now moved it on
+    assert new_stamp != old_stamp
+    assert names({"updated_at": new_stamp}) == ["p1"] and names({"updated_at": old_stamp}) == []
+    assert names({"status": "in_review", "metadata.v": 1}) == ["p1"]
+    assert SearchEntry.objects.filter(object_id=record.pk, path="metadata.v").values_list("pk", flat=True)[0] == before
+    # A JSON field among update_fields rebuilds the record's rows.
+    record.metadata = {"v": 3}
+    record.save(update_fields=["metadata"])
+    assert names({"metadata.v": 3}) == ["p1"] and names({"metadata.v": 1}) == []
+
+
 def test_reindex_covers_records_written_without_save():
     PolicyRule.objects.bulk_create([PolicyRule(name="p1", version="1", release_tag="b", policy_rule_uri="p1:1-b",
                                                code="c", metadata={"v": 7})])
