@@ -29,6 +29,11 @@ class AuditEntrySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+def _reviews(submission):
+    reviews = getattr(submission, "prefetched_reviews", None)
+    return submission.reviews.all() if reviews is None else reviews
+
+
 class GovernedSerializerMixin(serializers.Serializer):
     """Read-only governance fields of a governed record: approvals, signature, deprecation."""
 
@@ -39,13 +44,17 @@ class GovernedSerializerMixin(serializers.Serializer):
 
     @staticmethod
     def _release(obj):
-        releases = obj.releases.all()  # prefetched in listings
+        releases = getattr(obj, "prefetched_releases", None)  # set by the viewset's with_governance()
+        if releases is None:
+            releases = obj.releases.all()
         return releases[0] if releases else None
 
     @staticmethod
     def _latest_submission(obj):
-        submissions = sorted(obj.submissions.all(), key=lambda s: s.pk, reverse=True)
-        return submissions[0] if submissions else None
+        submissions = getattr(obj, "prefetched_submissions", None)
+        if submissions is None:
+            submissions = obj.submissions.all()
+        return max(submissions, key=lambda s: s.pk, default=None)
 
     def get_approvals(self, obj) -> list[dict]:
         submission = self._latest_submission(obj)
@@ -53,7 +62,7 @@ class GovernedSerializerMixin(serializers.Serializer):
             return []
         return [
             {"reviewer": review.reviewer_username, "comment": review.comment, "approved_at": review.created_at.isoformat()}
-            for review in submission.reviews.all()
+            for review in _reviews(submission)
             if review.verdict == "approve"
         ]
 
@@ -109,8 +118,12 @@ class LifecycleViewSetMixin:
     @staticmethod
     def with_governance(queryset):
         """Prefetch what the governance fields read (releases, rounds, reviews): three queries per page."""
+        # to_attr keeps plain lists on each record: reading a prefetched GenericRelation through its manager
+        # builds a queryset per record, which cost ~25 ms per 50-record page.
         return queryset.prefetch_related(
-            "releases", Prefetch("submissions", queryset=Submission.objects.prefetch_related("reviews"))
+            Prefetch("releases", to_attr="prefetched_releases"),
+            Prefetch("submissions", queryset=Submission.objects.prefetch_related(
+                Prefetch("reviews", to_attr="prefetched_reviews")), to_attr="prefetched_submissions"),
         )
 
     # --- frozen fields and deletes -----------------------------------------------------------------------
