@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from . import sandbox
 from .errors import ERROR_CLASSES, InputInvalid, PolicyError, PolicyGridError, ResourceLimit, Timeout
 
 # Variables that must not reach policy code: the service's own credentials and connection strings.
@@ -196,49 +197,6 @@ class IsolatedRunner:
 # --- the child side ---------------------------------------------------------------------------------------
 
 
-def _set_limits(limits: dict[str, Any]) -> None:
-    import resource
-
-    def lower(which: int, value: int) -> None:
-        soft, hard = resource.getrlimit(which)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
-        try:
-            resource.setrlimit(which, (value, hard))
-        except (ValueError, OSError):
-            pass  # "where possible": a platform without this limit still runs, with the others
-
-    lower(resource.RLIMIT_CORE, 0)
-    lower(resource.RLIMIT_AS, int(limits["memory_mb"]) * 1024 * 1024)
-    if hasattr(resource, "RLIMIT_NPROC"):
-        # NPROC counts every process of the user, so the cap is "what runs now, plus a few".
-        uid = os.getuid()
-        running = sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and _owner(p) == uid)
-        lower(resource.RLIMIT_NPROC, running + int(limits["max_processes"]))
-
-
-def _owner(path: Path) -> int | None:
-    try:
-        return path.stat().st_uid
-    except OSError:
-        return None
-
-
-def _cpu_budget(seconds: int) -> None:
-    import resource
-
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    spent = int(used.ru_utime + used.ru_stime) + 1
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    soft = spent + int(seconds)
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    try:
-        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-    except (ValueError, OSError):
-        pass
-
-
 def _child_main() -> None:
     protocol_out = os.fdopen(os.dup(1), "wb", buffering=0)
     # Whatever the policy prints goes to stderr; stdout belongs to the protocol.
@@ -264,7 +222,9 @@ def _child_main() -> None:
         try:
             if op == "init":
                 limits = message["limits"]
-                _set_limits(limits)
+                sandbox.apply_rlimits(int(limits["memory_mb"]), int(limits["max_processes"]))
+                sandbox.set_no_new_privs()
+                sandbox.set_non_dumpable()
                 requirements = message.get("requirements_dir")
                 rule_class = load_rule_class(Path(message["package_dir"]), Path(requirements) if requirements else None)
                 runner = PolicyRunner(
@@ -276,10 +236,10 @@ def _child_main() -> None:
                 )
                 send({"ok": True, "result": None})
             elif op == "eval":
-                _cpu_budget(limits["cpu_seconds"])
+                sandbox.set_cpu_budget(limits["cpu_seconds"])
                 send({"ok": True, "result": runner.eval(message.get("input_data"))})
             elif op == "management":
-                _cpu_budget(limits["cpu_seconds"])
+                sandbox.set_cpu_budget(limits["cpu_seconds"])
                 send({"ok": True, "result": runner.management(message["action"], message.get("data"))})
             elif op == "close":
                 return

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import sandbox
 from ..errors import PolicyError, PolicyGridError, ResourceLimit, Timeout, Unavailable
-from . import sandbox
 
 logger = logging.getLogger("policygrid.executor")
 

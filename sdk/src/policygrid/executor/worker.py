@@ -93,7 +93,7 @@ def main() -> None:
     if first is None:
         return
     init = json.loads(first)
-    from . import sandbox
+    from .. import sandbox
 
     tmp_base = Path(init["tmp_base"])
     # The only folder the policy may write to. It is never replaced (Landlock's rule is bound to its inode);
