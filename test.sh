@@ -32,6 +32,7 @@ env -u DATABASE_URL .venv/bin/python -m pytest "$@" || status=$?
 if .venv/bin/python scripts/ensure_services.py --check postgres; then
   echo "=== test suite on PostgreSQL ($POSTGRES_URL) ==="
   DATABASE_URL="$POSTGRES_URL" .venv/bin/python -m pytest --ignore=tests/sdk "$@" || status=$?
+  .venv/bin/python scripts/ensure_services.py --drop-test-databases || true
 else
   echo "SKIPPED: the PostgreSQL run: no server at $POSTGRES_URL (see the line above)"
 fi

@@ -41,10 +41,29 @@ def ensure(name: str, url: str, start: bool) -> bool:
     return False
 
 
+def drop_stale_test_databases(url: str) -> None:
+    """Drop test databases whose run is over (a live-server thread can keep pytest-django from dropping them)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        names = [row[0] for row in connection.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'test\\_%\\_%' ESCAPE '\\'")]
+        for name in names:
+            pid = name.rsplit("_", 1)[-1]
+            if pid.isdigit() and os.path.exists(f"/proc/{pid}"):
+                continue  # a test run that is still going
+            connection.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--check", choices=["postgres", "redis"])
+    parser.add_argument("--drop-test-databases", action="store_true")
     args = parser.parse_args()
+    if args.drop_test_databases:
+        drop_stale_test_databases(os.environ.get("POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"))
+        return 0
     urls = {"postgres": os.environ.get("POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"),
             "redis": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")}
     if args.check:
