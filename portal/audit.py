@@ -127,30 +127,11 @@ def write_audit(
         head = _locked_head()
         timestamp = timezone.now()
         prev_hash = head.last_hash or GENESIS_HASH
-        entry_hash = entry_hash_of(
-            timestamp=timestamp,
-            actor_id=actor_id,
-            actor_username=actor_username,
-            action=action,
-            target_type=target_type,
-            target_key=target_key,
-            request_id=request_id,
-            data=data,
-            prev_hash=prev_hash,
-        )
-        entry = AuditEntry.objects.create(
-            seq=head.last_seq + 1,
-            timestamp=timestamp,
-            actor_id=actor_id,
-            actor_username=actor_username,
-            action=action,
-            target_type=target_type,
-            target_key=target_key,
-            request_id=request_id,
-            data=data,
-            prev_hash=prev_hash,
-            entry_hash=entry_hash,
-        )
+        content = dict(timestamp=timestamp, actor_id=actor_id, actor_username=actor_username, action=action,
+                       target_type=target_type, target_key=target_key, request_id=request_id, data=data,
+                       prev_hash=prev_hash)
+        entry_hash = entry_hash_of(**content)
+        entry = AuditEntry.objects.create(seq=head.last_seq + 1, entry_hash=entry_hash, **content)
         AuditChainHead.objects.filter(pk=1).update(last_seq=entry.seq, last_hash=entry_hash)
     return entry
 

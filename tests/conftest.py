@@ -2,7 +2,6 @@
 import pytest
 
 
-
 @pytest.fixture(autouse=True)
 def _loopback_packages(settings, tmp_path_factory):
     """Tests serve packages from loopback servers they start, so the SSRF guard is relaxed for them.

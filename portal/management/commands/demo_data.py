@@ -1,5 +1,4 @@
 """Loads the demo data of the embedded setup: an admin, one user per role, the sample ip_allowlist policy."""
-import io
 import secrets
 
 from django.contrib.auth.models import Group, User
@@ -65,7 +64,7 @@ class Command(BaseCommand):
         text = "\n".join(lines)
         self.stdout.write(text)
         if credentials_file:
-            with io.open(credentials_file, "w") as handle:
+            with open(credentials_file, "w") as handle:
                 handle.write(text + "\n")
 
     def _approve_if_possible(self, policy, admin):

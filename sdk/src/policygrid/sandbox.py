@@ -320,18 +320,7 @@ class WorkerCgroup:
 
     def kill_all(self, spare: int | None = None) -> int:
         """SIGKILL every process in the cgroup except ``spare``; repeat until none is left (forks race)."""
-        killed = 0
-        for _ in range(50):
-            victims = [pid for pid in self.pids() if pid != spare]
-            if not victims:
-                break
-            for pid in victims:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed += 1
-                except ProcessLookupError:
-                    pass
-        return killed
+        return kill_until_gone(self.pids, spare)
 
     def remove(self) -> None:
         self.kill_all()
@@ -345,6 +334,22 @@ class WorkerCgroup:
                 import time
 
                 time.sleep(0.01)  # killed tasks leave the cgroup a moment after SIGKILL
+
+
+def kill_until_gone(members, spare: int | None = None, rounds: int = 50) -> int:
+    """SIGKILL every pid ``members()`` lists except ``spare``, again until none is left (forks race the kill)."""
+    killed = 0
+    for _ in range(rounds):
+        victims = [pid for pid in members() if pid != spare]
+        if not victims:
+            break
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+    return killed
 
 
 def session_members(sid: int) -> list[int]:

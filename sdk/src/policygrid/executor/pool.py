@@ -400,18 +400,7 @@ def build_error(body: dict[str, Any]) -> PolicyGridError:
 
 
 def _kill_session(sid: int, spare: int | None = None) -> int:
-    killed = 0
-    for _ in range(20):
-        victims = [pid for pid in sandbox.session_members(sid) if pid != spare]
-        if not victims:
-            break
-        for pid in victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except ProcessLookupError:
-                pass
-    return killed
+    return sandbox.kill_until_gone(lambda: sandbox.session_members(sid), spare, rounds=20)
 
 
 def _user_note() -> str:
