@@ -30,6 +30,8 @@ class Function(RecordModel):
     autoscaling = models.JSONField(default=dict, blank=True)
     resources = models.JSONField(default=dict, blank=True)
     node_selector = models.JSONField(default=dict, blank=True)
+    # Set when the policy version this function runs is retired (governance.md §2): it keeps running, flagged.
+    policy_retired = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["function_id"]

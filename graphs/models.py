@@ -47,6 +47,8 @@ class Graph(GovernedModel, RecordModel):
     graph_input_schema = models.JSONField(default=dict, blank=True)
     graph_output_schema = models.JSONField(default=dict, blank=True)
     graph_merge_mode = models.CharField(max_length=10, choices=MergeMode.choices, default=MergeMode.LIST)
+    # Set when a policy version one of its functions runs is retired (governance.md §2).
+    uses_retired_policy = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["graph_name", "graph_version", "graph_release_tag"]

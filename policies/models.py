@@ -122,6 +122,25 @@ class PolicyRule(GovernedModel, RecordModel):
     def delete_blockers(self) -> list[str]:
         return _policy_users(self.policy_rule_uri)
 
+    def flag_dependents_retired(self) -> None:
+        """Flag the functions running this version, and the graphs made of them, once it is retired."""
+        from django.apps import apps
+
+        from portal.query import filter_by_document
+
+        Function = apps.get_model("functions", "Function")
+        Graph = apps.get_model("graphs", "Graph")
+        function_ids = []
+        for function in Function.objects.filter(function_policy_rule_uri=self.policy_rule_uri):
+            function.policy_retired = True
+            function.save(update_fields=["policy_retired", "updated_at"])
+            function_ids.append(function.function_id)
+        if function_ids:
+            graphs = filter_by_document(Graph.objects.all(), {"graph_function_ids": {"$in": function_ids}})
+            for graph in graphs:
+                graph.uses_retired_policy = True
+                graph.save(update_fields=["uses_retired_policy", "updated_at"])
+
 
 
 class Asset(RecordModel):

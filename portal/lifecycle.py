@@ -294,6 +294,9 @@ def retire(obj, actor, comment: str = "") -> tuple[object, list[str]]:
         previous = locked.status
         found.extend(dependents(locked))
         _set_status(locked, S.RETIRED)
+        flag = getattr(locked, "flag_dependents_retired", None)
+        if flag is not None:
+            flag()
         Release.objects.filter(content_type=_content_type(locked), object_id=locked.pk).update(retired_at=timezone.now())
         return locked, {"from": previous, "to": S.RETIRED, "affected": found}
 

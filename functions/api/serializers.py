@@ -12,5 +12,5 @@ class FunctionSerializer(RecordSerializer):
         read_only_fields = [
             "function_executor_uri", "function_policy_data", "function_status", "function_message",
             "policy_rule_parameters", "policy_rule_settings", "replicas", "autoscaling", "resources",
-            "node_selector",
+            "node_selector", "policy_retired",
         ]

@@ -9,4 +9,4 @@ class GraphSerializer(GovernedSerializerMixin, RecordSerializer):
         model = Graph
         exclude = ["id"]
         fields = None
-        read_only_fields = ["graph_uri", "status"]
+        read_only_fields = ["graph_uri", "status", "uses_retired_policy"]

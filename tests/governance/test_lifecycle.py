@@ -173,6 +173,11 @@ def test_retire_lists_the_functions_and_graphs_that_use_the_version(clients, pol
     assert "function uses-it" in body["affected"] and "graph g:1-x" in body["affected"]
     assert body["data"]["status"] == "retired"
     assert audit.new()[0].data["affected"] == body["affected"]
+    # ... and flagged: they keep running, visibly on a retired version.
+    assert clients["viewer"].get("/function/uses-it").json()["data"]["policy_retired"] is True
+    assert clients["viewer"].get("/graphs/g:1-x").json()["data"]["uses_retired_policy"] is True
+    found = clients["viewer"].post("/function/query", {"policy_retired": True}, format="json").json()["data"]
+    assert [f["function_id"] for f in found] == ["uses-it"]
 
 
 def test_new_version_copies_every_field_into_a_draft(clients, policy_in):
