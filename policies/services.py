@@ -8,6 +8,7 @@ from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 
 from policies.models import Asset
+from portal.audit import audit_object
 
 
 def asset_storage():
@@ -61,6 +62,9 @@ def store_asset(*, actor, upload, metadata: dict) -> Asset:
     try:
         with transaction.atomic():
             asset.save()
+            # Every change to a registry object is audited (governance.md §3), in the change's transaction.
+            audit_object(actor if getattr(actor, "is_authenticated", False) else None, "create", asset,
+                         {"digest": asset.digest, "size": asset.size, "file_name": asset.file_name})
     except IntegrityError:
         storage.delete(asset.storage_key)
         raise AssetConflict(asset.asset_uri) from None

@@ -44,6 +44,17 @@ def test_upload_answers_the_earlier_systems_keys_and_the_record(clients, sample_
     assert body["data"]["size"] == len(data)
 
 
+def test_an_upload_writes_one_audit_entry_and_a_refused_one_none(clients):
+    from portal.models import AuditEntry
+
+    body = upload(clients["author"], b"bytes").json()
+    entries = list(AuditEntry.objects.filter(target_key=body["asset_uri"]))
+    assert [(e.action, e.actor_username) for e in entries] == [("create", "author-user")]
+    assert entries[0].data["digest"] == body["digest"]
+    assert upload(clients["author"], b"again").status_code == 409
+    assert AuditEntry.objects.filter(target_key=body["asset_uri"]).count() == 1
+
+
 def test_download_returns_the_same_bytes(clients, sample_package):
     body = upload(clients["author"], sample_package[2]).json()
     response = clients["viewer"].get(f"/asset-object/{body['asset_id']}")

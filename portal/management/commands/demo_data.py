@@ -23,6 +23,7 @@ class Command(BaseCommand):
 
         from policies.models import Asset, PolicyRule
         from policies.services import store_asset
+        from portal.audit import audit_object
         from portal.services import issue_token
 
         lines = []
@@ -58,7 +59,9 @@ class Command(BaseCommand):
             policy = PolicyRule(**{k: v for k, v in record.items() if k not in ("policy_rule_uri", "code")},
                                 code=asset.public_url, created_by=admin)
             policy.full_clean()
-            policy.save()
+            with transaction.atomic():
+                policy.save()
+                audit_object(admin, "create", policy, {"source": "demo data"})
             self._approve_if_possible(policy, admin)
         lines.append(f"sample policy:   {uri}")
         text = "\n".join(lines)
