@@ -187,7 +187,8 @@ def bench_portal(args, tmp: Path):
     port, executor_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYGRID_", "DATABASE_URL", "CELERY_"))}
     env.update(POLICYGRID_STATE_DIR=str(state), POLICYGRID_PORT=str(port), POLICYGRID_EXECUTOR_PORT=str(executor_port),
-               POLICYGRID_WEB_WORKERS=str(args.web_workers), POLICYGRID_EXECUTOR_WORKERS=str(args.workers))
+               POLICYGRID_WEB_WORKERS=str(args.web_workers),
+               POLICYGRID_WEB_THREADS=str(args.web_threads), POLICYGRID_EXECUTOR_WORKERS=str(args.workers))
     process = subprocess.Popen([sys.executable, "manage.py", "run_embedded"], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -209,7 +210,7 @@ def bench_portal(args, tmp: Path):
                 pass
             time.sleep(0.5)
         load(port, "/executor/local/execute_policy", body, headers, 8, 1)
-        print(f"through the portal (gunicorn, {args.web_workers} workers; SQLite; token auth, gate, audit entry):")
+        print(f"through the portal (gunicorn, {args.web_workers} workers × {args.web_threads} threads; SQLite; token auth, gate, audit entry):")
         results = {}
         for concurrency in (1, 8, 32):
             results[concurrency] = load(port, "/executor/local/execute_policy", body, headers, concurrency, args.seconds)
@@ -226,12 +227,15 @@ def main():
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--workers", type=int, default=4, help="executor worker processes")
     parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers of the portal")
+    parser.add_argument("--web-threads", type=int, default=8, help="threads per gunicorn worker")
     parser.add_argument("--skip-portal", action="store_true")
+    parser.add_argument("--skip-service", action="store_true", help="measure only the portal's route")
     args = parser.parse_args()
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}   (CPUs: {os.cpu_count()})")
     with tempfile.TemporaryDirectory(prefix="bench-executor-") as tmp:
-        bench_service(args, Path(tmp))
-        bench_isolation()
+        if not args.skip_service:
+            bench_service(args, Path(tmp))
+            bench_isolation()
         if not args.skip_portal:
             bench_portal(args, Path(tmp))
 

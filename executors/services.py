@@ -9,16 +9,17 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
-import requests
+import urllib3
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 from policygrid.errors import InputInvalid, NotFound, PolicyGridError, Timeout, Unavailable
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
 from executors.choices import ExecutorStatus
 from executors.models import PolicyExecutor
@@ -48,20 +49,29 @@ class ExecutionFailed(PolicyGridError):
         return body
 
 
-# One pooled HTTP session per thread (gunicorn threads, Celery threads): keep-alive to every executor.
-_local = threading.local()
+# One connection pool for every executor, shared by all threads (gunicorn threads, Celery threads): keep-alive
+# connections, no retries (a call is not idempotent), no proxy from the environment. urllib3 rather than
+# requests: requests' session layers cost ~0.6 ms of CPU per call, a tenth of a warm execute_policy request.
+_pool = urllib3.PoolManager(num_pools=64, maxsize=16, block=False, retries=False)
 
 
-def _session() -> requests.Session:
-    session = getattr(_local, "session", None)
-    if session is None:
-        session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=16, max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.trust_env = False  # never route executor traffic through a proxy picked up from the environment
-        _local.session = session
-    return session
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+def _http(method: str, url: str, *, connect_timeout: float, read_timeout: float, body: bytes | None = None) -> _Reply:
+    """One request to an executor; raises ``urllib3.exceptions.HTTPError`` subclasses as urllib3 does."""
+    response = _pool.request(method, url, body=body, headers=_auth_headers(), retries=False, redirect=False,
+                             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout))
+    return _Reply(response.status, response.data)
 
 
 def _auth_headers() -> dict[str, str]:
@@ -125,7 +135,7 @@ def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Any:
             "executing a policy needs the permission 'policies.execute_policyrule' (operator or admin); "
             "its author and reviewers may send \"dry_run\": true"
         )
-    policy = PolicyRule.objects.filter(policy_rule_uri=data["policy_rule_uri"]).first()
+    policy = PolicyRule.by_key(data["policy_rule_uri"])
     if policy is None:
         raise NotFound(f"no policy with policy_rule_uri '{data['policy_rule_uri']}'",
                        errors={"policy_rule_uri": ["no such policy"]})
@@ -174,30 +184,29 @@ def _forward(executor: PolicyExecutor, policy, data: dict[str, Any]) -> Any:
                        if executor.executor_status == ExecutorStatus.UNREACHABLE else settings.EXECUTOR_CONNECT_TIMEOUT)
     url = executor.executor_host_uri.rstrip("/") + "/execute_policy"
     try:
-        response = _session().post(url, data=json.dumps(payload), headers=_auth_headers(),
-                                   timeout=(connect_timeout, call_timeout + settings.EXECUTOR_TIMEOUT_MARGIN))
-    except requests.ConnectTimeout as exc:
+        response = _http("POST", url, body=json.dumps(payload).encode(), connect_timeout=connect_timeout,
+                         read_timeout=call_timeout + settings.EXECUTOR_TIMEOUT_MARGIN)
+    except NewConnectionError as exc:  # refused, no route: a subclass of ConnectTimeoutError in urllib3
+        raise Unavailable(f"cannot reach executor {executor.executor_id} at {url}: {type(exc).__name__}") from exc
+    except ConnectTimeoutError as exc:
         raise Unavailable(f"executor {executor.executor_id} did not accept a connection within "
                           f"{connect_timeout:g}s ({url})") from exc
-    except requests.ReadTimeout as exc:
+    except ReadTimeoutError as exc:
         raise Timeout(f"executor {executor.executor_id} did not answer within "
                       f"{call_timeout + settings.EXECUTOR_TIMEOUT_MARGIN:g}s") from exc
-    except requests.RequestException as exc:
+    except HTTPError as exc:
         raise Unavailable(f"cannot reach executor {executor.executor_id} at {url}: {type(exc).__name__}") from exc
     return _result_of(executor, response)
 
 
-def _result_of(executor: PolicyExecutor, response: requests.Response) -> Any:
+def _result_of(executor: PolicyExecutor, response: _Reply) -> Any:
     name = executor.executor_id
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = response.json()
     if not isinstance(body, dict) or not isinstance(body.get("success"), bool):
-        raise Unavailable(f"executor {name} answered HTTP {response.status_code} without a JSON envelope")
+        raise Unavailable(f"executor {name} answered HTTP {response.status} without a JSON envelope")
     if body["success"]:
-        if response.status_code != 200 or "data" not in body:
-            raise Unavailable(f"executor {name} answered HTTP {response.status_code} with an incomplete envelope")
+        if response.status != 200 or "data" not in body:
+            raise Unavailable(f"executor {name} answered HTTP {response.status} with an incomplete envelope")
         return body["data"]
     error_type = body.get("error_type")
     message = str(body.get("message") or "the executor reported a failure")
@@ -207,10 +216,10 @@ def _result_of(executor: PolicyExecutor, response: requests.Response) -> Any:
         return_status = POLICY_FAILURES[error_type]
         raise ExecutionFailed(message, error_type=error_type, status=return_status,
                               exception_type=exception_type, errors=errors)
-    if response.status_code in (401, 403):
+    if response.status in (401, 403):
         raise Unavailable(f"executor {name} refused the portal's credentials: the portal's "
                           "POLICYGRID_EXECUTOR_TOKEN must be the executor's shared secret")
-    raise Unavailable(f"executor {name} could not run the call (HTTP {response.status_code}, "
+    raise Unavailable(f"executor {name} could not run the call (HTTP {response.status}, "
                       f"{error_type or 'no error_type'}): {message}")
 
 
@@ -222,19 +231,16 @@ def probe_health(executor: PolicyExecutor) -> dict[str, Any]:
     url = executor.executor_host_uri.rstrip("/") + "/health"
     started = time.monotonic()
     try:
-        response = _session().get(url, headers=_auth_headers(), timeout=(settings.EXECUTOR_PROBE_CONNECT_TIMEOUT,
-                                                                         settings.EXECUTOR_PROBE_TIMEOUT))
-    except requests.RequestException as exc:
+        response = _http("GET", url, connect_timeout=settings.EXECUTOR_PROBE_CONNECT_TIMEOUT,
+                         read_timeout=settings.EXECUTOR_PROBE_TIMEOUT)
+    except HTTPError as exc:
         return {"status": ExecutorStatus.UNREACHABLE, "latency_ms": None,
                 "reason": f"{type(exc).__name__} reaching {url}", "health": {}}
     latency_ms = round((time.monotonic() - started) * 1000, 2)
-    try:
-        health = response.json()
-    except ValueError:
-        health = None
-    if response.status_code != 200 or not isinstance(health, dict):
+    health = response.json()
+    if response.status != 200 or not isinstance(health, dict):
         return {"status": ExecutorStatus.DEGRADED, "latency_ms": latency_ms, "health": {},
-                "reason": f"/health answered HTTP {response.status_code} without a health document"}
+                "reason": f"/health answered HTTP {response.status} without a health document"}
     reasons = []
     if health.get("status") != "ok":
         reasons.append(f"the service reports status {health.get('status')!r}: {health.get('trouble') or ''}".strip())

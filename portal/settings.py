@@ -127,14 +127,17 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several processes (web, worker, beat) share the file: wait for locks instead of failing at once.
+    # Several processes (web, worker, beat) share the file: writers queue on a file lock (portal.sqlite), and
+    # wait for SQLite's own locks instead of failing at once.
+    DATABASES["default"]["ENGINE"] = "portal.sqlite"
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
     DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
     DATABASES["default"]["OPTIONS"].setdefault(
         "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
     )
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Connections persist like PostgreSQL's (DATABASE_CONN_MAX_AGE): opening one (Django registers its SQL
+    # functions, the PRAGMAs run) costs more than a fast request's queries. An idle connection holds no lock.
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # One test database per test process, so that parallel runs on one server never collide.
     DATABASES["default"].setdefault("TEST", {})["NAME"] = (

@@ -31,6 +31,7 @@ class PolicyExecutorViewSet(RecordViewSet):
     # Who may execute depends on the policy too (dry runs by its author/reviewers): the service decides.
     action_permissions = {"execute_policy": "authenticated", "health": "executors.view_policyexecutor"}
     read_actions = (*RecordViewSet.read_actions, "health")
+    bare_object_actions = ("execute_policy",)
 
     @extend_schema(
         request=ExecutePolicyRequest,

@@ -36,6 +36,9 @@ class RecordViewSet(viewsets.ModelViewSet):
     # Which record types may not be created through `POST /<resource>` (they have their own routes).
     allow_create = True
     sortable_fields: tuple[str, ...] = ()
+    # Actions that need only the bare row of their record (no prefetches): fetched by ``Model.by_key``,
+    # whose SQL is compiled once, for fast requests such as execute_policy.
+    bare_object_actions: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -57,11 +60,18 @@ class RecordViewSet(viewsets.ModelViewSet):
         return super().filter_queryset(queryset)
 
     def get_object(self):
+        model = self.queryset.model
+        key = self.kwargs.get(self.lookup_field)
         try:
-            return super().get_object()
+            if self.action not in self.bare_object_actions:
+                return super().get_object()
+            obj = model.by_key(key)
+            if obj is None:
+                raise Http404
+            self.check_object_permissions(self.request, obj)
+            return obj
         except Http404:
-            label = self.queryset.model._meta.verbose_name
-            raise Http404(f"no {label} with {self.lookup_field} '{self.kwargs.get(self.lookup_field)}'") from None
+            raise Http404(f"no {model._meta.verbose_name} with {self.lookup_field} '{key}'") from None
 
     # --- read -----------------------------------------------------------------------------------------
     def retrieve(self, request, *args, **kwargs):

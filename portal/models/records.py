@@ -31,6 +31,17 @@ class RecordModel(models.Model):
         abstract = True
 
     @classmethod
+    def by_key(cls, key: str):
+        """The record whose ``lookup_field`` is ``key``, or None: one SELECT whose SQL is compiled once."""
+        lookup = cls.__dict__.get("_key_lookup")
+        if lookup is None:
+            from portal.prepared import PreparedLookup
+
+            lookup = PreparedLookup(lambda value: cls._default_manager.filter(**{cls.lookup_field: value}))
+            cls._key_lookup = lookup
+        return lookup.first(key)
+
+    @classmethod
     def json_field_names(cls) -> frozenset[str]:
         return frozenset(f.name for f in cls._meta.concrete_fields if isinstance(f, models.JSONField))
 

@@ -141,16 +141,16 @@ def test_unreachable_executor_is_tried_with_a_short_connect_timeout(setup, api, 
 
     seen = {}
 
-    def fake_post(self, url, **kwargs):
-        seen["timeout"] = kwargs["timeout"]
-        raise services.requests.ConnectTimeout("no route")
+    def no_route(method, url, **kwargs):  # the transport: an address that never answers, without a packet sent
+        seen["connect_timeout"] = kwargs["connect_timeout"]
+        raise services.ConnectTimeoutError("no route")
 
-    monkeypatch.setattr(services.requests.Session, "post", fake_post)
+    monkeypatch.setattr(services, "_http", no_route)
     setup.executor_status = "unreachable"
     setup.save()
     response = call(api, body_for())
-    assert response.status_code == 502
-    assert seen["timeout"][0] == settings.EXECUTOR_UNREACHABLE_CONNECT_TIMEOUT
+    assert response.status_code == 502 and "did not accept a connection within" in response.json()["message"]
+    assert seen["connect_timeout"] == settings.EXECUTOR_UNREACHABLE_CONNECT_TIMEOUT
 
 
 def test_unknown_executor_and_unknown_policy_are_404(setup, api):

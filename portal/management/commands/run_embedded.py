@@ -23,9 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("POLICYGRID_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("POLICYGRID_PORT", "8000")))
         parser.add_argument("--workers", type=int, default=int(os.environ.get("POLICYGRID_WEB_WORKERS", "2")))
+        parser.add_argument("--threads", type=int, default=int(os.environ.get("POLICYGRID_WEB_THREADS", "8")),
+                            help="threads per web worker: requests waiting on an executor (which may call back "
+                                 "into the portal for a record or package) must not hold every worker")
         parser.add_argument("--no-demo", action="store_true", help="skip the demo data")
 
-    def handle(self, *args, host, port, workers, no_demo, **options):
+    def handle(self, *args, host, port, workers, threads, no_demo, **options):
         state = Path(settings.STATE_DIR)
         for folder in (state, state / "broker" / "out", state / "broker" / "processed", state / "broker" / "control",
                        state / "logs"):
@@ -40,6 +43,7 @@ class Command(BaseCommand):
         python = sys.executable
         commands = {
             "web": [python, "-m", "gunicorn", "portal.wsgi", "--bind", f"{host}:{port}", "--workers", str(workers),
+                    "--worker-class", "gthread", "--threads", str(threads),
                     "--access-logfile", str(state / "logs" / "access.log"), "--graceful-timeout", "5"],
             "worker": [python, "-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO",
                        "--concurrency", "2", "--pool", "prefork"],
