@@ -23,8 +23,10 @@ from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionErro
 
 from executors.choices import ExecutorStatus
 from executors.models import PolicyExecutor
+from policies.models import PolicyRule
 from portal.audit import audit_object
 from portal.gate import assert_executable
+from portal.prepared import PreparedLookup
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +120,11 @@ def validate_execute_body(body: Any) -> dict[str, Any]:
     }
 
 
+# The columns the gate, the forward and the audit entry read; schemas and settings stay with the executor.
+_executable_policy = PreparedLookup(lambda uri: PolicyRule.objects.filter(policy_rule_uri=uri).only(
+    "id", "status", "policy_rule_uri", "created_by_id", "code_digest", "updated_at"))
+
+
 def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Any:
     """Run a policy on ``executor`` (Type 2) for ``actor``; returns the policy's output or raises its error.
 
@@ -125,8 +132,6 @@ def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Any:
     executor's address (409); then the call, whose failures map per api.md §1. Every call that reaches
     the executor is audited, successful or not.
     """
-    from policies.models import PolicyRule
-
     data = validate_execute_body(body)
     dry_run = data["dry_run"]
     may_execute = actor.has_perm("policies.execute_policyrule")
@@ -135,7 +140,7 @@ def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Any:
             "executing a policy needs the permission 'policies.execute_policyrule' (operator or admin); "
             "its author and reviewers may send \"dry_run\": true"
         )
-    policy = PolicyRule.by_key(data["policy_rule_uri"])
+    policy = _executable_policy.first(data["policy_rule_uri"])
     if policy is None:
         raise NotFound(f"no policy with policy_rule_uri '{data['policy_rule_uri']}'",
                        errors={"policy_rule_uri": ["no such policy"]})

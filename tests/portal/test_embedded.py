@@ -1,0 +1,79 @@
+"""The README's first command, ``manage.py run_embedded``, started for real: every process, demo data, and
+concurrent first calls of a package through the portal (which the executor answers by calling back into it)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.executor.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    state = tmp_path_factory.mktemp("embedded-state")
+    port, executor_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYGRID_", "DATABASE_URL", "CELERY_"))}
+    # One web worker: the deadlock this guards against needs only as many concurrent calls as workers.
+    env.update(POLICYGRID_STATE_DIR=str(state), POLICYGRID_PORT=str(port), POLICYGRID_EXECUTOR_PORT=str(executor_port),
+               POLICYGRID_WEB_WORKERS="1", POLICYGRID_WEB_THREADS="8", POLICYGRID_EXECUTOR_WORKERS="2")
+    process = subprocess.Popen([sys.executable, "manage.py", "run_embedded"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    printed, token = [], None
+    deadline = time.monotonic() + 120
+    try:
+        while token is None and time.monotonic() < deadline and process.poll() is None:
+            line = process.stdout.readline().decode()
+            printed.append(line)
+            if "admin API token:" in line:
+                token = line.split(":", 1)[1].strip()
+        assert token, "run_embedded printed no API token:\n" + "".join(printed)
+        base = f"http://127.0.0.1:{port}"
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.3)
+        yield {"base": base, "token": token, "printed": "".join(printed), "state": state}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_it_prints_where_everything_is_and_how_to_log_in(embedded):
+    printed = embedded["printed"]
+    for expected in ("API:", "portal:", "admin:", "API docs:", "admin API token:", "executor:", "login"):
+        assert expected in printed, expected
+    assert requests.get(f"{embedded['base']}/policy", timeout=5,
+                        headers={"Authorization": f"Token {embedded['token']}"}).json()["success"] is True
+
+
+def test_concurrent_first_calls_of_a_package_all_succeed(embedded):
+    """The executor fetches a package it has not seen from the portal while the portal's request waits on it:
+    with one single-threaded web worker per concurrent call this deadlocked until the 10 s fetch timeout."""
+    url = f"{embedded['base']}/executor/local/execute_policy"
+    headers = {"Authorization": f"Token {embedded['token']}"}
+    body = {"policy_rule_uri": "ip_allowlist:1.0-beta", "input_data": {"ip": "127.0.0.1"}}
+
+    def call(_):
+        started = time.monotonic()
+        response = requests.post(url, json=body, headers=headers, timeout=30)
+        return response.status_code, response.json(), time.monotonic() - started
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(call, range(6)))
+    for status, envelope, _ in results:
+        assert status == 200 and envelope["success"] is True, envelope
+        assert envelope["data"]["allowed"] is True
+    assert max(seconds for _, _, seconds in results) < 8, results
