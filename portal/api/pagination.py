@@ -7,17 +7,22 @@ from rest_framework.response import Response
 
 
 class DeferredJoinPaginator(Paginator):
-    """Pages by primary key first, then loads only the page's rows.
+    """Deep pages by primary key first, then only the page's rows.
 
     ``OFFSET`` over full rows makes the database visit every skipped record; selecting the page's keys alone
     can be answered from an index (with the key included), and the wide rows are read for 50 records only.
+    Shallow pages are read directly: with a filter, the keys-only query tempts PostgreSQL into hashing every
+    match and sorting (``{"metadata.priority": {"$gte": 90}}`` on 100,000 policies: 27 ms) where walking the
+    ordering index and stopping after one page takes 3 ms.
     """
+
+    deferred_from_offset = 1000
 
     def page(self, number):
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         queryset = self.object_list
-        if not isinstance(queryset, QuerySet):
+        if not isinstance(queryset, QuerySet) or bottom < self.deferred_from_offset:
             return super().page(number)
         keys = list(queryset.values_list("pk", flat=True)[bottom : bottom + self.per_page])
         rows = {row.pk: row for row in queryset.filter(pk__in=keys)}
@@ -26,7 +31,14 @@ class DeferredJoinPaginator(Paginator):
 
 class EnvelopePagination(PageNumberPagination):
     page_size_query_param = "page_size"
-    django_paginator_class = DeferredJoinPaginator
+    # A view that knows a cheaper way to count its queryset than COUNT(*) over it sets this callable.
+    count_hint = None
+
+    def django_paginator_class(self, queryset, per_page):
+        paginator = DeferredJoinPaginator(queryset, per_page)
+        if self.count_hint is not None:
+            paginator.count = self.count_hint()  # Paginator.count is a cached property: this is its value
+        return paginator
 
     @property
     def max_page_size(self):

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from portal.api.errors import ApiError, Conflict
 from portal.audit import audit_object
-from portal.query import QueryError, filter_by_document
+from portal.query import QueryError, filter_and_count
 from portal.update import resolve_update
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class RecordViewSet(viewsets.ModelViewSet):
     def query(self, request):
         document = request.data if request.body else {}
         try:
-            queryset = filter_by_document(self.get_queryset(), document)
+            queryset, count = filter_and_count(self.get_queryset(), document)
         except QueryError as exc:
             raise ApiError(
                 f"invalid query at {exc.path}: {exc.reason}", 400, errors={exc.path: [exc.reason]}
@@ -103,6 +103,7 @@ class RecordViewSet(viewsets.ModelViewSet):
         if skip or limit is not None:
             queryset = queryset[skip : skip + limit if limit is not None else None]
             return ok(self.get_serializer(queryset, many=True).data)
+        self.paginator.count_hint = count
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 

@@ -265,3 +265,48 @@ def test_depth_and_size_limits(api, settings):
     assert "200" in response.json()["message"]
     settings.QUERY_MAX_DEPTH = 8
     assert api.post("/policy/query", deep, format="json").status_code == 400
+
+
+# --- counting ----------------------------------------------------------------------------------------------
+
+def test_one_indexed_condition_is_counted_from_the_index_alone_each_record_once():
+    from portal.query import filter_and_count
+
+    policy(1, {"scores": [91, 95], "team": "net"})  # two index rows match: still one record
+    policy(2, {"scores": [10], "team": "net"})
+    policy(3, {"scores": 90, "team": "ops"})
+    policy(4, {"team": "ops"})
+    table = PolicyRule._meta.db_table
+    for document, expected in [
+        ({"metadata.scores": {"$gte": 90}}, 2),
+        ({"metadata.scores": {"$in": [10, 95]}}, 2),
+        ({"metadata.team": "net"}, 2),
+        ({"metadata.team": {"$regex": "^o"}}, 2),
+        ({"$and": [{"metadata.team": {"$gt": "n"}}]}, 4),
+    ]:
+        queryset, count = filter_and_count(PolicyRule.objects.all(), document)
+        with CaptureQueriesContext(connection) as queries:
+            counted = count()
+        assert counted == expected == queryset.count(), document
+        assert len(queries) == 1 and table not in queries[0]["sql"], (document, queries[0]["sql"])
+
+
+def test_other_documents_and_filtered_querysets_are_counted_over_the_records():
+    from portal.query import filter_and_count
+
+    policy(1, {"scores": [91, 95], "team": "net"})
+    policy(2, {"team": "ops"}, release_tag="prod")
+    table = PolicyRule._meta.db_table
+    cases = [
+        (PolicyRule.objects.all(), {"metadata.scores": {"$gte": 90}, "metadata.team": "net"}, 1),
+        (PolicyRule.objects.all(), {"metadata.scores": None}, 1),  # missing counts: not in the index
+        (PolicyRule.objects.all(), {"metadata.team": {"$ne": "net"}}, 1),
+        (PolicyRule.objects.all(), {"release_tag": "prod"}, 1),  # a column, not the index
+        (PolicyRule.objects.filter(release_tag="prod"), {"metadata.team": "net"}, 0),  # the queryset's own filter
+    ]
+    for base, document, expected in cases:
+        queryset, count = filter_and_count(base, document)
+        with CaptureQueriesContext(connection) as queries:
+            counted = count()
+        assert counted == expected == queryset.count(), document
+        assert table in queries[0]["sql"], document

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from mongomock.filtering import filter_applies, iter_key_candidates
 from sentinels import NOTHING
 
-from portal.query import filter_by_document
+from portal.query import filter_and_count
 
 pytestmark = pytest.mark.django_db
 
@@ -382,8 +382,10 @@ class Compiler:
 
     @staticmethod
     def matches(resource, model, key, flt):
-        found = filter_by_document(model.objects.all(), flt, **NO_LIMITS)
-        return set(found.values_list(key, flat=True))
+        found, count = filter_and_count(model.objects.all(), flt, **NO_LIMITS)
+        keys = set(found.values_list(key, flat=True))
+        assert count() == len(keys), f"count {count()} for {len(keys)} matches of {flt}"  # index-only or not
+        return keys
 
 
 class Api:
@@ -401,9 +403,11 @@ class Api:
 
     def matches(self, resource, model, key, flt):
         with override_settings(QUERY_MAX_DEPTH=NO_LIMITS["max_depth"], QUERY_MAX_NODES=NO_LIMITS["max_nodes"]):
-            response = self.client.post(f"{self.PATHS[resource]}/query?limit=100", flt, format="json")
+            response = self.client.post(f"{self.PATHS[resource]}/query?page_size=100", flt, format="json")
         assert response.status_code == 200, response.content
-        return {item[key] for item in response.json()["data"]}
+        body = response.json()
+        assert body["pagination"]["count"] == len(body["data"]), (flt, body["pagination"])
+        return {item[key] for item in body["data"]}
 
 
 def scenario(data, resource):
