@@ -63,6 +63,8 @@ class RecordViewSet(viewsets.ModelViewSet):
         model = self.queryset.model
         key = self.kwargs.get(self.lookup_field)
         try:
+            if "\x00" in str(key):
+                raise Http404  # no key holds NUL, and PostgreSQL refuses one in a parameter (a 500)
             if self.action not in self.bare_object_actions:
                 return super().get_object()
             obj = model.by_key(key)

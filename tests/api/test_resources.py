@@ -530,9 +530,20 @@ def test_records_serialise_exactly_as_drf_would(resource, ctx):
     assert found == expected
     assert list(found)[0] == resource.key_field and list(found)[-1] == "created_by"
     # Values of other types than the model's own (assigned, not yet saved) still go through DRF.
-    for field in serializer._representation_plan:
-        name, drf_field, passes = field
+    for name, drf_field, passes in serializer._representation_plan:
         if passes in (str, int):
             setattr(record, name, 7 if passes is str else "7")
             assert serializer_class(record).data[name] == drf_field.to_representation(getattr(record, name))
             break
+
+
+@pytest.mark.parametrize("resource", RESOURCES, ids=ids(RESOURCES))
+def test_a_key_with_a_nul_byte_is_404_not_500(resource, api):
+    response = api.get(f"{resource.path}/ab%00cd")
+    assert response.status_code == 404 and "no " in response.json()["message"], response.content
+
+
+def test_execute_on_an_executor_key_with_a_nul_byte_is_404(api):
+    response = api.post("/executor/ab%00cd/execute_policy", {"policy_rule_uri": "x:1.0-a", "input_data": {}},
+                        format="json")
+    assert response.status_code == 404
