@@ -1,7 +1,10 @@
-"""Token authentication for programs: ``Authorization: Token <key>`` or ``Bearer <key>``."""
+"""Token authentication for programs (``Authorization: Token <key>`` or ``Bearer <key>``), and the permission
+backend that reads a user's role permissions in one query."""
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Permission
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
@@ -41,3 +44,26 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return "Token"
+
+
+class RoleBackend(ModelBackend):
+    """Django's ModelBackend, reading a user's permissions (their roles' and their own) in one query, not two.
+
+    Every API request of a non-superuser checks one permission; ModelBackend answers from two queries (the
+    user's own permissions, then their groups'), each compiled anew, a measurable share of a fast request.
+    Same answers, same per-user caches: only ``get_all_permissions`` changes.
+    """
+
+    def get_all_permissions(self, user_obj, obj=None):
+        if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
+            return set()
+        if user_obj.is_superuser:
+            return super().get_all_permissions(user_obj, obj)
+        if not hasattr(user_obj, "_perm_cache"):
+            own = Permission.objects.filter(user=user_obj)
+            roles = Permission.objects.filter(group__user=user_obj)
+            pairs = own.values_list("content_type__app_label", "codename").order_by().union(
+                roles.values_list("content_type__app_label", "codename").order_by()
+            )
+            user_obj._perm_cache = {f"{app_label}.{codename}" for app_label, codename in pairs}
+        return user_obj._perm_cache
