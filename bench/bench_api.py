@@ -70,6 +70,9 @@ def main() -> int:
     token = make_token()
     set_parallel_query(args.server, args.database, args.parallel)
 
+    from bench.machine import calibration, describe
+
+    speed_before = calibration()
     server = start_gunicorn(args.port, args.workers, database_url)
     try:
         scenarios = [
@@ -86,10 +89,12 @@ def main() -> int:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+    speed_after = calibration()
 
     print()
     print(f"{args.records} policies in PostgreSQL, gunicorn -w {args.workers}, {args.requests} requests each, "
           f"50-record pages, keep-alive HTTP/1.1 on loopback, parallel query {'on' if args.parallel else 'off'}")
+    print(describe(speed_before, speed_after))
     print(f"{'scenario':45} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  target p50 <= {TARGET_P50_MS:.0f} ms")
     ok = True
     for name, timings in results:

@@ -1,11 +1,12 @@
 """Benchmark of Type 2 execution on loopback: the executor service alone, and through the portal's route.
 
-    .venv/bin/python bench/bench_executor.py [--seconds 5] [--workers 4] [--skip-portal]
+    .venv/bin/python bench/bench_executor.py [--seconds 5] [--repeat 3] [--workers 4] [--skip-portal]
 
 Starts everything it measures on free loopback ports (a fake portal serving the sample ``ip_allowlist``
 record, the executor service; then a temporary SQLite portal under gunicorn with its own executor) and drives
 them with a keep-alive HTTP/1.1 load generator (asyncio, one connection per concurrent client). Prints
-calls/s and latency percentiles at concurrency 1, 8 and 32, the cold first call of a new package, and one
+calls/s and latency percentiles at concurrency 1, 8 and 32 (each run ``--repeat`` times: the runs and the median
+run), the cold first call of a new package, and one
 isolation round trip against an in-process call.
 """
 from __future__ import annotations
@@ -69,8 +70,19 @@ def load(port, path, body, headers, concurrency, seconds):
             "p50_ms": round(pick(0.50), 2), "p99_ms": round(pick(0.99), 2), "failures": len(failures)}
 
 
+def measure(label, port, path, body, headers, concurrency, args):
+    """``args.repeat`` runs at one concurrency, each shown; returns the run of median throughput."""
+    runs = sorted((load(port, path, body, headers, concurrency, args.seconds) for _ in range(args.repeat)),
+                  key=lambda figures: figures["calls_per_s"])
+    for figures in runs if args.repeat > 1 else ():
+        show(label + " (run)", figures)
+    median = runs[len(runs) // 2]
+    show(label + (f" median of {args.repeat}" if args.repeat > 1 else ""), median)
+    return median
+
+
 def show(label, figures):
-    print(f"  {label:<28} c={figures['concurrency']:<3} {figures['calls_per_s']:>6} calls/s   "
+    print(f"  {label:<45} c={figures['concurrency']:<3} {figures['calls_per_s']:>6} calls/s   "
           f"p50 {figures['p50_ms']:>6} ms   p99 {figures['p99_ms']:>6} ms   failures {figures['failures']}")
 
 
@@ -132,8 +144,8 @@ def bench_service(args, tmp: Path):
               "unpack, checks, import in a fresh worker)")
         results = {}
         for concurrency in (1, 8, 32):
-            results[concurrency] = load(service.port, "/execute_policy", body, headers, concurrency, args.seconds)
-            show("POST /execute_policy", results[concurrency])
+            results[concurrency] = measure("POST /execute_policy", service.port, "/execute_policy", body, headers,
+                                           concurrency, args)
         return results
     finally:
         stop_service(service)
@@ -213,8 +225,8 @@ def bench_portal(args, tmp: Path):
         print(f"through the portal (gunicorn, {args.web_workers} workers × {args.web_threads} threads; SQLite; token auth, gate, audit entry):")
         results = {}
         for concurrency in (1, 8, 32):
-            results[concurrency] = load(port, "/executor/local/execute_policy", body, headers, concurrency, args.seconds)
-            show("POST /executor/local/execute_policy", results[concurrency])
+            results[concurrency] = measure("POST /executor/local/execute_policy", port,
+                                           "/executor/local/execute_policy", body, headers, concurrency, args)
         return results
     finally:
         os.killpg(process.pid, 15)
@@ -228,16 +240,21 @@ def main():
     parser.add_argument("--workers", type=int, default=4, help="executor worker processes")
     parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers of the portal")
     parser.add_argument("--web-threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per concurrency; the median run is reported")
     parser.add_argument("--skip-portal", action="store_true")
     parser.add_argument("--skip-service", action="store_true", help="measure only the portal's route")
     args = parser.parse_args()
+    from bench.machine import calibration, describe
+
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}   (CPUs: {os.cpu_count()})")
+    speed_before = calibration()
     with tempfile.TemporaryDirectory(prefix="bench-executor-") as tmp:
         if not args.skip_service:
             bench_service(args, Path(tmp))
             bench_isolation()
         if not args.skip_portal:
             bench_portal(args, Path(tmp))
+    print(describe(speed_before, calibration()))
 
 
 if __name__ == "__main__":
