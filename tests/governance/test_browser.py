@@ -1,6 +1,7 @@
 """The review flow in a real browser (governance.md §4): an author submits, a reviewer logs in, opens the
 queue, reads the diff and the source, approves; the policy shows as approved. Screenshots of the queue and
 the policy page are saved under test-artifacts/."""
+import functools
 import io
 import os
 import zipfile
@@ -34,6 +35,23 @@ def browser():
         browser.close()
 
 
+def closes_its_connections(test):
+    """The test body's ORM calls, made while Playwright's loop runs, get a database connection of their own
+    (Django keeps connections per context, and a fixture's teardown runs in another one): closed at the end of
+    the body, or PostgreSQL refuses to drop the test database at the end of the run."""
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        try:
+            return test(*args, **kwargs)
+        finally:
+            from django.db import connections
+
+            connections.close_all()
+
+    return run
+
+
 def changed_package(original: bytes) -> bytes:
     source = zipfile.ZipFile(io.BytesIO(original))
     out = io.BytesIO()
@@ -54,6 +72,7 @@ def login(page, base, username):
     page.wait_for_url(f"{base}/portal/review/")
 
 
+@closes_its_connections
 def test_author_submits_and_reviewer_approves_in_the_browser(
     browser, live_server, users, new_policy, file_server, sample_package
 ):
