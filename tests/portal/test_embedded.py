@@ -14,6 +14,7 @@ import requests
 from tests.executor.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+WEB_THREADS = 2
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +22,10 @@ def embedded(tmp_path_factory):
     state = tmp_path_factory.mktemp("embedded-state")
     port, executor_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYGRID_", "DATABASE_URL", "CELERY_"))}
-    # One web worker: the deadlock this guards against needs only as many concurrent calls as workers.
+    # One web worker with two threads: the deadlock this guards against needs only as many concurrent first
+    # calls as web threads.
     env.update(POLICYGRID_STATE_DIR=str(state), POLICYGRID_PORT=str(port), POLICYGRID_EXECUTOR_PORT=str(executor_port),
-               POLICYGRID_WEB_WORKERS="1", POLICYGRID_WEB_THREADS="8", POLICYGRID_EXECUTOR_WORKERS="2")
+               POLICYGRID_WEB_WORKERS="1", POLICYGRID_WEB_THREADS=str(WEB_THREADS), POLICYGRID_EXECUTOR_WORKERS="2")
     process = subprocess.Popen([sys.executable, "manage.py", "run_embedded"], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     printed, token = [], None
@@ -53,27 +55,37 @@ def embedded(tmp_path_factory):
 
 def test_it_prints_where_everything_is_and_how_to_log_in(embedded):
     printed = embedded["printed"]
-    for expected in ("API:", "portal:", "admin:", "API docs:", "admin API token:", "executor:", "login"):
+    for expected in ("API:", "portal:", "admin:", "API docs:", "admin API token:", "executor:", "internal:", "login"):
         assert expected in printed, expected
     assert requests.get(f"{embedded['base']}/policy", timeout=5,
                         headers={"Authorization": f"Token {embedded['token']}"}).json()["success"] is True
 
 
 def test_concurrent_first_calls_of_a_package_all_succeed(embedded):
-    """The executor fetches a package it has not seen from the portal while the portal's request waits on it:
-    with one single-threaded web worker per concurrent call this deadlocked until the 10 s fetch timeout."""
+    """The executor fetches a record and package it has not seen from the portal while the portal's request
+    waits on it. Served by the same web threads, as many concurrent first calls as threads held them all and
+    waited for fetches no thread was left to serve: every call failed with 502 after the 10 s fetch timeout.
+    The executor reads through the portal's internal web process instead."""
     url = f"{embedded['base']}/executor/local/execute_policy"
     headers = {"Authorization": f"Token {embedded['token']}"}
     body = {"policy_rule_uri": "ip_allowlist:1.0-beta", "input_data": {"ip": "127.0.0.1"}}
+    calls = 6 * WEB_THREADS
 
     def call(_):
         started = time.monotonic()
         response = requests.post(url, json=body, headers=headers, timeout=30)
         return response.status_code, response.json(), time.monotonic() - started
 
-    with ThreadPoolExecutor(6) as pool:
-        results = list(pool.map(call, range(6)))
+    with ThreadPoolExecutor(calls) as pool:
+        results = list(pool.map(call, range(calls)))
     for status, envelope, _ in results:
         assert status == 200 and envelope["success"] is True, envelope
         assert envelope["data"]["allowed"] is True
     assert max(seconds for _, _, seconds in results) < 8, results
+    # The record came through the internal process, not the public one (the package, which demo data put in
+    # the shared package cache, needed no download: the address mapping is tested in tests/sdk).
+    logs = embedded["state"] / "logs"
+    internal = (logs / "access-internal.log").read_text()
+    assert "GET /policy/ip_allowlist:1.0-beta" in internal
+    public = (logs / "access.log").read_text()
+    assert "GET /policy/ip_allowlist" not in public and "GET /asset-object/" not in public

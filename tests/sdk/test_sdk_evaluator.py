@@ -221,3 +221,21 @@ def test_a_path_only_code_location_is_an_asset_on_the_portal(portal_env):
     evaluator = LocalPolicyEvaluator(URI)
     assert evaluator.execute_policy_rule({"ip": "127.0.0.1"})["allowed"] is True
     assert portal_env.requests[-1]["path"] == "/asset-object/1"
+
+
+def test_an_asset_named_by_the_portals_public_address_is_fetched_through_the_clients_address(portal_env, tmp_path):
+    """The embedded run's executor reads the portal at an internal address; asset URLs carry the public one."""
+    from policygrid.cache import PackageCache
+    from policygrid.package import load_record_package
+
+    public = "http://127.0.0.2:9"  # loopback, and nothing listens there: a wrong mapping fails, reaching no one
+    client = PortalClient(portal_env.base_url, "tok-123", public_url=public + "/")
+    record = dict(portal_env.record, code=f"{public}/asset-object/1")
+    package = load_record_package(record, cache=PackageCache(tmp_path / "cache"), client=client, verify=False)
+    assert (package.path / "code" / "function.py").exists()
+    assert portal_env.requests[-1]["path"] == "/asset-object/1"
+    assert portal_env.requests[-1]["headers"].get("Authorization") == "Token tok-123"
+    # Only the portal's own addresses are mapped; the same address as base_url means no mapping at all.
+    assert client.portal_location("http://127.0.0.3:9/asset-object/1") == "http://127.0.0.3:9/asset-object/1"
+    assert client.portal_location("/asset-object/2") == portal_env.base_url + "/asset-object/2"
+    assert PortalClient(portal_env.base_url, "t", public_url=portal_env.base_url).public_url is None

@@ -26,9 +26,12 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=int(os.environ.get("POLICYGRID_WEB_THREADS", "8")),
                             help="threads per web worker: requests waiting on an executor (which may call back "
                                  "into the portal for a record or package) must not hold every worker")
+        parser.add_argument("--internal-port", type=int, default=int(os.environ.get("POLICYGRID_INTERNAL_PORT", "0")),
+                            help="port of the portal's internal web process, which serves only the local "
+                                 "executor's reads (0: a free port)")
         parser.add_argument("--no-demo", action="store_true", help="skip the demo data")
 
-    def handle(self, *args, host, port, workers, threads, no_demo, **options):
+    def handle(self, *args, host, port, workers, threads, internal_port, no_demo, **options):
         state = Path(settings.STATE_DIR)
         for folder in (state, state / "broker" / "out", state / "broker" / "processed", state / "broker" / "control",
                        state / "logs"):
@@ -42,15 +45,13 @@ class Command(BaseCommand):
                "POLICYGRID_PUBLIC_URL": os.environ.get("POLICYGRID_PUBLIC_URL", f"http://{host}:{port}")}
         python = sys.executable
         commands = {
-            "web": [python, "-m", "gunicorn", "portal.wsgi", "--bind", f"{host}:{port}", "--workers", str(workers),
-                    "--worker-class", "gthread", "--threads", str(threads),
-                    "--access-logfile", str(state / "logs" / "access.log"), "--graceful-timeout", "5"],
+            "web": self.web_command(f"{host}:{port}", workers, threads, "access.log"),
             "worker": [python, "-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO",
                        "--concurrency", "2", "--pool", "prefork"],
             "beat": [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
                      "--schedule", str(state / "celerybeat-schedule")],
         }
-        commands.update(self.extra_processes(env, host, port))
+        commands.update(self.extra_processes(env, host, port, internal_port, threads))
         processes = {}
         for name, command in commands.items():
             log = open(state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
@@ -93,8 +94,21 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     process.kill()
 
-    def extra_processes(self, env, host, port) -> dict[str, list[str]]:
-        """The local executor service, registered as executor ``local`` (issue 4).
+    @staticmethod
+    def web_command(bind: str, workers: int, threads: int, access_log: str) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", bind, "--workers", str(workers),
+                "--worker-class", "gthread", "--threads", str(threads),
+                "--access-logfile", str(Path(settings.STATE_DIR) / "logs" / access_log), "--graceful-timeout", "5"]
+
+    def extra_processes(self, env, host, port, internal_port, threads) -> dict[str, list[str]]:
+        """The local executor service, registered as executor ``local`` (issue 4), and the portal's internal
+        web process that serves the executor's reads.
+
+        The executor reads records and packages from the portal while a portal thread waits for its answer.
+        Were those reads served by the same web threads, as many concurrent first calls as there are threads
+        would hold every one of them and wait for reads that no thread is left to serve, until the fetch
+        timeout (all failing with 502). The executor (and the workers' jobs) therefore reach the portal through
+        a web process of their own (a bulkhead), with the public address mapped onto it for asset URLs.
 
         Its shared secret and its own portal token live in ``<state>/executor/`` (mode 0600) and are kept
         across restarts; ``env`` is updated so that the portal and the workers send the secret.
@@ -137,15 +151,26 @@ class Command(BaseCommand):
         executor.full_clean(validate_unique=False)
         executor.save()
 
-        portal_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        internal_port = internal_port or free_port()
+        internal = f"http://127.0.0.1:{internal_port}"
         env.update({
             "POLICYGRID_EXECUTOR_TOKEN": secret,
-            "POLICYGRID_URL": f"http://{portal_host}:{port}",
+            "POLICYGRID_URL": internal,
             "POLICYGRID_TOKEN": portal_token,
             "POLICYGRID_CACHE_DIR": str(settings.PACKAGE_CACHE_DIR),
         })
         self.stdout.write(f"  executor:   {address} (registered as 'local'; secret in {secret_file})")
+        self.stdout.write(f"  internal:   {internal} (the portal for the executor's reads only)")
         return {
+            "web-internal": self.web_command(f"127.0.0.1:{internal_port}", 1, threads, "access-internal.log"),
             "executor": [sys.executable, "-m", "policygrid.executor", "serve", "--host", "127.0.0.1",
                          "--port", str(executor_port), "--tmp-dir", str(folder / "tmp")],
         }
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

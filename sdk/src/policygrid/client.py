@@ -20,7 +20,11 @@ def portal_url_from_env() -> str | None:
 class PortalClient:
     """A thin client: every answer is the envelope of api.md §1, and every failure raises its error class."""
 
-    def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 10) -> None:
+    def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 10,
+                 public_url: str | None = None) -> None:
+        """``public_url``: the address the portal names its own assets under (``<public_url>/asset-object/…``)
+        when this client reaches it at another one (an internal address, as the embedded run's executor
+        does): such package URLs are fetched through ``base_url``."""
         import requests
 
         base_url = base_url or portal_url_from_env()
@@ -29,6 +33,7 @@ class PortalClient:
         if "://" not in base_url:
             base_url = "http://" + base_url
         self.base_url = base_url.rstrip("/")
+        self.public_url = public_url.rstrip("/") if public_url and public_url.rstrip("/") != self.base_url else None
         self.token = token if token is not None else os.environ.get("POLICYGRID_TOKEN") or None
         self.timeout = timeout
         self.session = requests.Session()
@@ -36,6 +41,15 @@ class PortalClient:
             self.session.headers["Authorization"] = f"Token {self.token}"
 
     # --- plumbing -----------------------------------------------------------------------------------------
+
+    def portal_location(self, code: str) -> str:
+        """``code`` as this client reaches it: a path-only location (``/asset-object/<id>``) or one under
+        ``public_url`` goes to ``base_url``; anything else is left alone."""
+        if code.startswith("/"):
+            return self.base_url + code
+        if self.public_url and code.startswith(self.public_url + "/"):
+            return self.base_url + code[len(self.public_url):]
+        return code
 
     def fetch_options(self, **overrides: Any) -> FetchOptions:
         """Fetch options that send the token to the portal's own origin (asset URLs) and nowhere else."""

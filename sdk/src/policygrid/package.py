@@ -148,9 +148,10 @@ def load_record_package(
     if not code:
         raise PackageError(f"policy {uri} has no code location", errors={"code": ["empty"]})
     options = options or (client.fetch_options() if client is not None else FetchOptions())
-    if client is not None and code.startswith("/") and not options.allow_local_paths:
-        # A path-only `code` (e.g. "/asset-object/<id>") is an asset on the portal itself.
-        code = client.base_url + code
+    if client is not None and not (code.startswith("/") and options.allow_local_paths):
+        # A path-only `code` (e.g. "/asset-object/<id>") is an asset on the portal itself; one under the portal's
+        # public address goes through the address this client uses.
+        code = client.portal_location(code)
     pinned = record.get("code_digest") or None
     if verification_enabled(verify) and record.get("status") not in UNRELEASED_STATES:
         if keys is None:

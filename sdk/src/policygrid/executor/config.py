@@ -38,6 +38,8 @@ class ExecutorConfig:
     token: str = ""
     portal_url: str | None = None
     portal_token: str | None = None
+    # The portal's public address, when portal_url is an internal one: asset URLs under it go to portal_url.
+    portal_public_url: str | None = None
     workers: int = 2
     timeout_seconds: float = 30
     max_timeout_seconds: float = 300
@@ -73,6 +75,7 @@ class ExecutorConfig:
             token=token,
             portal_url=_env("POLICYGRID_URL") or _env("POLICY_SYSTEM_URL"),
             portal_token=_env("POLICYGRID_TOKEN"),
+            portal_public_url=_env("POLICYGRID_PUBLIC_URL"),
             workers=int(_number("POLICYGRID_EXECUTOR_WORKERS", 2 * (os.cpu_count() or 1), int)),
             timeout_seconds=_number("POLICYGRID_EXECUTOR_TIMEOUT", 30),
             max_timeout_seconds=_number("POLICYGRID_EXECUTOR_MAX_TIMEOUT", 300),

@@ -49,7 +49,8 @@ class ExecutorService:
 
     async def startup(self) -> None:
         config = self.config
-        client = PortalClient(config.portal_url, config.portal_token or "", timeout=10)
+        client = PortalClient(config.portal_url, config.portal_token or "", timeout=10,
+                              public_url=config.portal_public_url)
         cache = PackageCache(config.cache_dir) if config.cache_dir else PackageCache()
         self.store = PolicyStore(client, cache, client.fetch_options(), config.record_ttl_seconds,
                                  verify_signatures=config.verify_signatures)
