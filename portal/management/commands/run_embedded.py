@@ -24,8 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("POLICYGRID_PORT", "8000")))
         parser.add_argument("--workers", type=int, default=int(os.environ.get("POLICYGRID_WEB_WORKERS", "2")))
         parser.add_argument("--threads", type=int, default=int(os.environ.get("POLICYGRID_WEB_THREADS", "8")),
-                            help="threads per web worker: requests waiting on an executor (which may call back "
-                                 "into the portal for a record or package) must not hold every worker")
+                            help="threads per web worker (public and internal process): requests waiting on "
+                                 "an executor hold a thread each")
         parser.add_argument("--internal-port", type=int, default=int(os.environ.get("POLICYGRID_INTERNAL_PORT", "0")),
                             help="port of the portal's internal web process, which serves only the local "
                                  "executor's reads (0: a free port)")
