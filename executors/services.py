@@ -11,18 +11,23 @@ import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
-import urllib3
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 from policygrid.errors import InputInvalid, NotFound, PolicyGridError, Timeout, Unavailable
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
 from executors.choices import ExecutorStatus
 from executors.models import PolicyExecutor
+from executors.transport import (
+    ConnectFailed,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+    Reply,
+    TransportError,
+    request,
+)
 from policies.models import PolicyRule
 from portal.audit import audit_object
 from portal.gate import assert_executable
@@ -51,29 +56,10 @@ class ExecutionFailed(PolicyGridError):
         return body
 
 
-# One connection pool for every executor, shared by all threads (gunicorn threads, Celery threads): keep-alive
-# connections, no retries (a call is not idempotent), no proxy from the environment. urllib3 rather than
-# requests: requests' session layers cost ~0.6 ms of CPU per call, a tenth of a warm execute_policy request.
-_pool = urllib3.PoolManager(num_pools=64, maxsize=16, block=False, retries=False)
-
-
-@dataclass(frozen=True)
-class _Reply:
-    status: int
-    body: bytes
-
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
-
-
-def _http(method: str, url: str, *, connect_timeout: float, read_timeout: float, body: bytes | None = None) -> _Reply:
-    """One request to an executor; raises ``urllib3.exceptions.HTTPError`` subclasses as urllib3 does."""
-    response = _pool.request(method, url, body=body, headers=_auth_headers(), retries=False, redirect=False,
-                             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout))
-    return _Reply(response.status, response.data)
+def _http(method: str, url: str, *, connect_timeout: float, read_timeout: float, body: bytes | None = None) -> Reply:
+    """One request to an executor (``executors.transport``); raises its ``TransportError`` subclasses."""
+    return request(method, url, headers=_auth_headers(), connect_timeout=connect_timeout,
+                   read_timeout=read_timeout, body=body)
 
 
 def _auth_headers() -> dict[str, str]:
@@ -191,20 +177,20 @@ def _forward(executor: PolicyExecutor, policy, data: dict[str, Any]) -> Any:
     try:
         response = _http("POST", url, body=json.dumps(payload).encode(), connect_timeout=connect_timeout,
                          read_timeout=call_timeout + settings.EXECUTOR_TIMEOUT_MARGIN)
-    except NewConnectionError as exc:  # refused, no route: a subclass of ConnectTimeoutError in urllib3
-        raise Unavailable(f"cannot reach executor {executor.executor_id} at {url}: {type(exc).__name__}") from exc
+    except ConnectFailed as exc:  # refused, no route, no such host, TLS handshake
+        raise Unavailable(f"cannot reach executor {executor.executor_id} at {url}: {exc}") from exc
     except ConnectTimeoutError as exc:
         raise Unavailable(f"executor {executor.executor_id} did not accept a connection within "
                           f"{connect_timeout:g}s ({url})") from exc
     except ReadTimeoutError as exc:
         raise Timeout(f"executor {executor.executor_id} did not answer within "
                       f"{call_timeout + settings.EXECUTOR_TIMEOUT_MARGIN:g}s") from exc
-    except HTTPError as exc:
-        raise Unavailable(f"cannot reach executor {executor.executor_id} at {url}: {type(exc).__name__}") from exc
+    except TransportError as exc:
+        raise Unavailable(f"executor {executor.executor_id} at {url} did not answer: {exc}") from exc
     return _result_of(executor, response)
 
 
-def _result_of(executor: PolicyExecutor, response: _Reply) -> Any:
+def _result_of(executor: PolicyExecutor, response: Reply) -> Any:
     name = executor.executor_id
     body = response.json()
     if not isinstance(body, dict) or not isinstance(body.get("success"), bool):
@@ -238,9 +224,9 @@ def probe_health(executor: PolicyExecutor) -> dict[str, Any]:
     try:
         response = _http("GET", url, connect_timeout=settings.EXECUTOR_PROBE_CONNECT_TIMEOUT,
                          read_timeout=settings.EXECUTOR_PROBE_TIMEOUT)
-    except HTTPError as exc:
+    except TransportError as exc:
         return {"status": ExecutorStatus.UNREACHABLE, "latency_ms": None,
-                "reason": f"{type(exc).__name__} reaching {url}", "health": {}}
+                "reason": f"{type(exc).__name__} reaching {url}: {exc}", "health": {}}
     latency_ms = round((time.monotonic() - started) * 1000, 2)
     health = response.json()
     if response.status != 200 or not isinstance(health, dict):

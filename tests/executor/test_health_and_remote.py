@@ -53,7 +53,7 @@ def test_probe_sets_status_and_records_transitions(executor_service, settings):
     assert live.last_seen and live.latency_ms is not None and live.health_data["workers"] == 4
     assert live.health_data["protections"]
     stopped = PolicyExecutor.objects.get(executor_id="stopped")
-    assert stopped.last_seen is None and "ConnectionError" in stopped.health_data["probe"]["reason"]
+    assert stopped.last_seen is None and "ConnectFailed" in stopped.health_data["probe"]["reason"]
     assert "slow" in PolicyExecutor.objects.get(executor_id="slow").health_data["probe"]["reason"]
     assert PolicyExecutor.objects.get(executor_id="no-address").executor_status == "unknown"
 

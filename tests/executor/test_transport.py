@@ -1,0 +1,138 @@
+"""The portal's HTTP client for executors (executors/transport.py), against real servers on loopback."""
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from executors import transport
+from tests.executor.conftest import free_port
+
+
+class Recorder:
+    """An HTTP/1.1 keep-alive server that records requests and counts connections."""
+
+    def __init__(self):
+        self.requests, self.connections = [], 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                outer.connections += 1
+                super().setup()
+
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.requests.append((self.command, self.path, dict(self.headers), body))
+                if self.path == "/slow":
+                    time.sleep(1.0)
+                if self.path == "/hangup":
+                    self.close_connection = True
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                data = json.dumps({"path": self.path, "echo": body.decode()}).encode()
+                self.send_response(201)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def server():
+    recorder = Recorder()
+    yield recorder
+    recorder.server.shutdown()
+    recorder.server.server_close()
+
+
+def call(url, method="POST", body=b'{"a": 1}', connect_timeout=2.0, read_timeout=5.0, **headers):
+    return transport.request(method, url, headers={"Authorization": "Bearer s3cret", **headers},
+                             connect_timeout=connect_timeout, read_timeout=read_timeout, body=body)
+
+
+def test_a_call_sends_headers_and_body_and_returns_status_and_body(server):
+    reply = call(server.url + "/execute_policy")
+    assert reply.status == 201 and reply.json() == {"path": "/execute_policy", "echo": '{"a": 1}'}
+    method, path, headers, body = server.requests[0]
+    assert (method, path, body) == ("POST", "/execute_policy", b'{"a": 1}')
+    assert headers["Authorization"] == "Bearer s3cret" and "Expect" not in headers
+    assert call(server.url + "/health", method="GET", body=None).json()["path"] == "/health"
+
+
+def test_calls_of_one_thread_reuse_one_connection_and_threads_have_their_own(server):
+    for _ in range(5):
+        call(server.url + "/x")
+    assert server.connections == 1
+    other = threading.Thread(target=call, args=(server.url + "/x",))
+    other.start()
+    other.join()
+    assert server.connections == 2 and len(server.requests) == 6
+
+
+def test_a_slow_answer_on_a_reused_connection_is_a_read_timeout(server):
+    call(server.url + "/fast")
+    started = time.monotonic()
+    with pytest.raises(transport.ReadTimeoutError, match="Operation timed out"):
+        call(server.url + "/slow", read_timeout=0.3)
+    assert time.monotonic() - started < 0.9
+    assert call(server.url + "/after").status == 201  # the handle recovers on a new connection
+
+
+def test_a_listener_that_never_accepts_is_a_connect_timeout():
+    # A loopback listener whose accept queue is full drops further SYNs: the connection never completes.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(listener.getsockname())
+        fillers.append(filler)
+    try:
+        started = time.monotonic()
+        with pytest.raises(transport.ConnectTimeoutError):
+            call(f"http://127.0.0.1:{listener.getsockname()[1]}/x", connect_timeout=0.3)
+        assert 0.25 < time.monotonic() - started < 2
+    finally:
+        for sock in (*fillers, listener):
+            sock.close()
+
+
+def test_a_closed_port_is_a_connect_failure():
+    with pytest.raises(transport.ConnectFailed):
+        call(f"http://127.0.0.1:{free_port()}/x")
+
+
+def test_a_hang_up_without_an_answer_is_a_transport_error_not_a_reply(server):
+    with pytest.raises(transport.TransportError) as caught:
+        call(server.url + "/hangup")
+    assert not isinstance(caught.value, transport.ReadTimeoutError | transport.ConnectTimeoutError)
+
+
+def test_only_http_urls_and_no_proxy_from_the_environment(server, monkeypatch):
+    with pytest.raises(transport.ConnectFailed, match="not an http"):
+        call("file:///etc/passwd")
+    proxy = Recorder()
+    try:
+        for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(name, proxy.url)
+        assert call(server.url + "/direct").status == 201
+        assert proxy.requests == [] and server.requests[-1][1] == "/direct"
+    finally:
+        proxy.server.shutdown()
+        proxy.server.server_close()
