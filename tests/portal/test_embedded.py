@@ -1,6 +1,7 @@
 """The README's first command, ``manage.py run_embedded``, started for real: every process, demo data, and
 concurrent first calls of a package through the portal (which the executor answers by calling back into it)."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -89,3 +90,20 @@ def test_concurrent_first_calls_of_a_package_all_succeed(embedded):
     assert "GET /policy/ip_allowlist:1.0-beta" in internal
     public = (logs / "access.log").read_text()
     assert "GET /policy/ip_allowlist" not in public and "GET /asset-object/" not in public
+
+
+def test_the_access_log_names_each_request_with_its_time_and_request_id(embedded):
+    """portal.weblog.AccessLogger: gunicorn's combined format, plus the duration and the id audit entries carry;
+    a value the client chose can't break the line."""
+    response = requests.get(f"{embedded['base']}/health?probe=1", timeout=5,
+                            headers={"User-Agent": 'evil" 200 \\forged', "X-Request-ID": "trace-42"})
+    assert response.headers["X-Request-ID"] == "trace-42"
+    log = embedded["state"] / "logs" / "access.log"
+    deadline = time.monotonic() + 5
+    while "trace-42" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    line = next(line for line in log.read_text().splitlines() if line.endswith(" trace-42"))
+    assert line.startswith("127.0.0.1 - - [")
+    assert '"GET /health?probe=1 HTTP/1.1" 200 ' in line
+    assert '"evil\\" 200 \\\\forged"' in line  # the quote and the backslash escaped
+    assert re.search(r" \d+\.\d{2}ms trace-42$", line), line

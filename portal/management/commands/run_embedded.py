@@ -98,7 +98,8 @@ class Command(BaseCommand):
     def web_command(bind: str, workers: int, threads: int, access_log: str) -> list[str]:
         return [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", bind, "--workers", str(workers),
                 "--worker-class", "gthread", "--threads", str(threads),
-                "--access-logfile", str(Path(settings.STATE_DIR) / "logs" / access_log), "--graceful-timeout", "5"]
+                "--access-logfile", str(Path(settings.STATE_DIR) / "logs" / access_log),
+                "--logger-class", "portal.weblog.AccessLogger", "--graceful-timeout", "5"]
 
     def extra_processes(self, env, host, port, internal_port, threads) -> dict[str, list[str]]:
         """The local executor service, registered as executor ``local`` (issue 4), and the portal's internal
