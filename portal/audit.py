@@ -60,8 +60,32 @@ class _AuditEncoder(DjangoJSONEncoder):
 
 
 def _json_safe(data: Any) -> Any:
-    """Round-trip through JSON so that what is stored is exactly what was hashed (dates, UUIDs, decimals)."""
+    """Round-trip through JSON so that what is stored is exactly what was hashed (dates, UUIDs, decimals).
+
+    Data already made of JSON's own types (as an execution's entry is) comes back as it is, unchanged by the
+    round trip, without one."""
+    if _plain_json(data, 0):
+        return data
     return json.loads(json.dumps(data, cls=_AuditEncoder))
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain_json(value: Any, depth: int) -> bool:
+    """True when ``value`` is a tree of dicts with text keys, lists and finite JSON scalars (exact types)."""
+    kind = type(value)
+    if kind is float:
+        return value == value and value not in (float("inf"), float("-inf"))  # NaN and infinities aren't JSON
+    if kind in _SCALARS:
+        return True
+    if depth > 16:
+        return False
+    if kind is dict:
+        return all(type(key) is str and _plain_json(item, depth + 1) for key, item in value.items())
+    if kind is list:
+        return all(_plain_json(item, depth + 1) for item in value)
+    return False
 
 
 def _timestamp_text(ts: datetime) -> str:

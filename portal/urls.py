@@ -21,9 +21,11 @@ urlpatterns = [
     path("portal/", include("portal.pages.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The resources' routes have no common prefix, so Django tries them in this order: the executors' first,
+    # for the route every Type 2 call takes (execute_policy was the 126th pattern tried, ~0.1 ms a request).
+    path("", include("executors.api.urls")),
     path("", include(token_router.urls)),
     path("", include("policies.api.urls")),
-    path("", include("executors.api.urls")),
     path("", include("jobs.api.urls")),
     path("", include("functions.api.urls")),
     path("", include("graphs.api.urls")),

@@ -1,6 +1,10 @@
 """The audit trail (governance.md §3): append-only, hash-chained, verified by `manage.py verify_audit`,
 which names the first altered, removed or inserted entry; no route or admin page edits or deletes it."""
+import json
 import threading
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -189,3 +193,19 @@ def test_concurrent_writers_keep_one_chain(users):
     assert not errors
     assert AuditEntry.objects.filter(action="test.concurrent").count() == 60
     assert verify_chain()[1] is None
+
+
+@pytest.mark.parametrize("data", [
+    {"executor_id": "local", "success": True, "error_type": None, "duration_ms": 3.25, "n": 7},
+    {"nested": {"list": [1, "two", {"three": [None, False]}]}},
+    {"when": datetime(2026, 12, 2, 5, 0, tzinfo=UTC), "id": uuid.UUID(int=5), "amount": Decimal("1.50")},
+    {"tuple": (1, 2), 3: "int key", "set_like": frozenset()},
+    {"bool_key": {True: 1}}, [1.0, 2], "text", 42,
+])
+def test_json_safe_stores_what_a_json_round_trip_would(data):
+    """The fast path for data already made of JSON's types must give what the round trip gives."""
+    from portal.audit import _AuditEncoder, _json_safe
+
+    expected = json.loads(json.dumps(data, cls=_AuditEncoder))
+    assert _json_safe(data) == expected
+    assert json.dumps(_json_safe(data), sort_keys=True) == json.dumps(expected, sort_keys=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import sys
 import threading
 import traceback
@@ -34,17 +35,24 @@ def load_rule_class(package_dir: Path, requirements_dir: Path | None = None, *, 
     policies written with plain `import helpers`. `requirements_dir` is prepended, so the versions a policy
     pinned win over the interpreter's.
     """
-    package_dir = Path(package_dir).resolve()
-    key = (str(package_dir), str(requirements_dir) if requirements_dir else None)
-    if not reload:
-        cached = _classes.get(key)
+    # A warm call (the executor's workers load a class for every call) finds it under the absolute path as
+    # given, without resolving it on the filesystem again (a relative one depends on the working folder).
+    given = (str(package_dir), str(requirements_dir) if requirements_dir else None)
+    if not os.path.isabs(given[0]):
+        given = None
+    if not reload and given is not None:
+        cached = _classes.get(given)
         if cached is not None:
             return cached
+    package_dir = Path(package_dir).resolve()
+    key = (str(package_dir), str(requirements_dir) if requirements_dir else None)
     with _lock:
         if not reload and key in _classes:
-            return _classes[key]
-        rule_class = _import(package_dir, requirements_dir)
-        _classes[key] = rule_class
+            rule_class = _classes[key]
+        else:
+            rule_class = _classes[key] = _import(package_dir, requirements_dir)
+        if given is not None:
+            _classes[given] = rule_class
         return rule_class
 
 

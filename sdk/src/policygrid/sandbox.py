@@ -288,6 +288,9 @@ def _remove_stale(base: Path) -> None:
 class WorkerCgroup:
     def __init__(self, path: Path) -> None:
         self.path = path
+        # pids.current and pids.events are read around every call: kept open and read with one pread each
+        # (open/read/close through pathlib cost ~25 µs a read on the service's event loop).
+        self._fds: dict[str, int] = {}
 
     def add(self, pid: int) -> bool:
         try:
@@ -302,15 +305,29 @@ class WorkerCgroup:
         except OSError:
             return []
 
+    def _read(self, name: str) -> str:
+        fd = self._fds.get(name)
+        if fd is None:
+            fd = self._fds[name] = os.open(self.path / name, os.O_RDONLY | os.O_CLOEXEC)
+        return os.pread(fd, 4096, 0).decode()
+
+    def _close_files(self) -> None:
+        for fd in self._fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds.clear()
+
     def task_count(self) -> int:
         try:
-            return int((self.path / "pids.current").read_text())
+            return int(self._read("pids.current"))
         except (OSError, ValueError):
             return 0
 
     def limit_hits(self) -> int:
         try:
-            for line in (self.path / "pids.events").read_text().splitlines():
+            for line in self._read("pids.events").splitlines():
                 key, _, value = line.partition(" ")
                 if key == "max":
                     return int(value)
@@ -323,6 +340,7 @@ class WorkerCgroup:
         return kill_until_gone(self.pids, spare)
 
     def remove(self) -> None:
+        self._close_files()  # an open file keeps nothing alive, but the folder's removal is cleaner without
         self.kill_all()
         for _ in range(100):
             try:
