@@ -199,8 +199,13 @@ def bench_portal(args, tmp: Path):
     port, executor_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYGRID_", "DATABASE_URL", "CELERY_"))}
     env.update(POLICYGRID_STATE_DIR=str(state), POLICYGRID_PORT=str(port), POLICYGRID_EXECUTOR_PORT=str(executor_port),
-               POLICYGRID_WEB_WORKERS=str(args.web_workers),
-               POLICYGRID_WEB_THREADS=str(args.web_threads), POLICYGRID_EXECUTOR_WORKERS=str(args.workers))
+               POLICYGRID_EXECUTOR_WORKERS=str(args.workers))
+    # The server's shape is what ./run.sh starts unless asked otherwise.
+    from portal.management.commands.run_embedded import default_web_workers
+
+    workers = args.web_workers or default_web_workers()
+    threads = args.web_threads or int(os.environ.get("POLICYGRID_WEB_THREADS", "8"))
+    env.update(POLICYGRID_WEB_WORKERS=str(workers), POLICYGRID_WEB_THREADS=str(threads))
     process = subprocess.Popen([sys.executable, "manage.py", "run_embedded"], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -222,7 +227,8 @@ def bench_portal(args, tmp: Path):
                 pass
             time.sleep(0.5)
         load(port, "/executor/local/execute_policy", body, headers, 8, 1)
-        print(f"through the portal (gunicorn, {args.web_workers} workers × {args.web_threads} threads; SQLite; token auth, gate, audit entry):")
+        print(f"through the portal (./run.sh's gunicorn: {workers} workers × {threads} threads; SQLite; token auth, "
+              "gate, audit entry):")
         results = {}
         for concurrency in (1, 8, 32):
             results[concurrency] = measure("POST /executor/local/execute_policy", port,
@@ -238,8 +244,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--workers", type=int, default=4, help="executor worker processes")
-    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers of the portal")
-    parser.add_argument("--web-threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument("--web-workers", type=int, default=None, help="gunicorn workers of the portal (default: ./run.sh's)")
+    parser.add_argument("--web-threads", type=int, default=None, help="threads per gunicorn worker (default: ./run.sh's)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per concurrency; the median run is reported")
     parser.add_argument("--skip-portal", action="store_true")
     parser.add_argument("--skip-service", action="store_true", help="measure only the portal's route")
