@@ -202,3 +202,41 @@ def test_class_without_management_gives_a_clear_error():
     runner = PolicyRunner(record(), Recorder)
     with pytest.raises(PolicyError, match=r"has no management\(\) method"):
         runner.management("get_state", {})
+
+
+# --- a record compiled once, run by many fresh runners (the executor's workers) ---------------------------
+
+SCHEMA = {"limit": {"type": "integer", "required": True}}
+
+
+@pytest.mark.parametrize("argument, stored_field, schema_field", FIELDS)
+def test_a_compiled_record_still_checks_what_each_call_brings(argument, stored_field, schema_field):
+    from policygrid.evaluate import CompiledRecord
+
+    good = record(**{stored_field: {"limit": 3}, schema_field: SCHEMA,
+                     "policy_input_schema": {"ip": {"type": "string", "required": True}}})
+    compiled = CompiledRecord(good)
+    runner = PolicyRunner(good, Recorder, compiled=compiled)
+    assert runner.eval({"ip": "1.2.3.4"})[argument if argument == "parameters" else "settings"] == {"limit": 3}
+    with pytest.raises(InputInvalid, match=argument):  # a caller's override is checked on every call
+        PolicyRunner(good, Recorder, compiled=compiled, **{argument: {"limit": "many"}})
+    with pytest.raises(InputInvalid, match="input_data"):
+        PolicyRunner(good, Recorder, compiled=compiled).eval({"ip": 5})
+    # Stored values that fail their schema fail every runner, as without a compiled record.
+    bad = record(**{stored_field: {"limit": "x"}, schema_field: SCHEMA})
+    compiled_bad = CompiledRecord(bad)
+    for _ in range(2):
+        with pytest.raises(InputInvalid, match=argument):
+            PolicyRunner(bad, Recorder, compiled=compiled_bad)
+    # A fresh instance each time: a policy changing its settings can't reach the next runner.
+    first = PolicyRunner(good, Recorder, compiled=compiled)
+    getattr(first, argument)["limit"] = 99
+    assert getattr(PolicyRunner(good, Recorder, compiled=compiled), argument) == {"limit": 3}
+
+
+def test_a_compiled_record_checks_the_output():
+    from policygrid.evaluate import CompiledRecord
+
+    rec = record(policy_output_schema={"allowed": {"type": "boolean", "required": True}})
+    with pytest.raises(OutputInvalid):
+        PolicyRunner(rec, Recorder, compiled=CompiledRecord(rec)).eval({})

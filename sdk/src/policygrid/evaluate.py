@@ -86,6 +86,36 @@ def _policy_error(exc: Exception, doing: str) -> PolicyGridError:
     return PolicyError(f"{type(exc).__name__}: {exc}", exception_type=type(exc).__name__)
 
 
+class CompiledRecord:
+    """What a ``PolicyRunner`` derives from its record alone: the schema checks, and whether the stored
+    settings and parameters pass them.
+
+    A caller that runs one record many times with fresh instances (the executor's workers: Type 2 is
+    stateless) builds it once per record and hands it to every runner, which then checks only what a call
+    brings: the caller's overrides, the input and the output. The record must not change afterwards.
+    """
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.commands = record.get("management_commands_schema") or []
+        check_management_commands(self.commands)
+        self.settings_check = compile_check(record.get("policy_settings_schema"), what="settings")
+        self.parameters_check = compile_check(record.get("policy_parameters_schema"), what="parameters")
+        self.check_input = compile_check(record.get("policy_input_schema"), what="input_data")
+        self.check_output = compile_check(record.get("policy_output_schema"), what="output", error_cls=OutputInvalid)
+        self.stored_settings_pass = self._passes(self.settings_check, record.get("policy_settings"))
+        self.stored_parameters_pass = self._passes(self.parameters_check, record.get("policy_parameters"))
+
+    @staticmethod
+    def _passes(check, stored: Any) -> bool:
+        if check is None:
+            return True
+        try:
+            check(merge_overrides(stored, None))
+        except PolicyGridError:
+            return False  # every runner checks again, and raises the error itself
+        return True
+
+
 class PolicyRunner:
     """One instance of a policy class with its effective settings and parameters (stateful across calls).
 
@@ -103,6 +133,7 @@ class PolicyRunner:
         parameters: dict[str, Any] | None = None,
         context: BaseContext | None = None,
         validate: bool = True,
+        compiled: CompiledRecord | None = None,
     ) -> None:
         self.record = record
         self.uri = policy_uri(record)
@@ -113,17 +144,15 @@ class PolicyRunner:
         self.commands = record.get("management_commands_schema") or []
         self._check_input = self._check_output = None
         if validate:
-            check_management_commands(self.commands)
-            settings_check = compile_check(record.get("policy_settings_schema"), what="settings")
-            parameters_check = compile_check(record.get("policy_parameters_schema"), what="parameters")
-            if settings_check:
-                settings_check(self.settings)
-            if parameters_check:
-                parameters_check(self.parameters)
-            self._check_input = compile_check(record.get("policy_input_schema"), what="input_data")
-            self._check_output = compile_check(
-                record.get("policy_output_schema"), what="output", error_cls=OutputInvalid
-            )
+            if compiled is None:
+                compiled = CompiledRecord(record)
+            # The effective values are checked unless they are the stored ones and those already passed.
+            if compiled.settings_check and (settings or not compiled.stored_settings_pass):
+                compiled.settings_check(self.settings)
+            if compiled.parameters_check and (parameters or not compiled.stored_parameters_pass):
+                compiled.parameters_check(self.parameters)
+            self._check_input = compiled.check_input
+            self._check_output = compiled.check_output
         try:
             # Positional, as the earlier system called it: some policies name these arguments differently.
             self.instance = rule_class(self.uri, self.settings, self.parameters)

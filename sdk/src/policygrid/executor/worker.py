@@ -105,7 +105,7 @@ def main() -> None:
     # Imported before the filesystem is locked down: the modules every call needs, warm from the start.
     from ..context import MemoryContext, RedisContext
     from ..errors import PolicyGridError
-    from ..evaluate import PolicyRunner
+    from ..evaluate import CompiledRecord, PolicyRunner
     from ..loader import load_rule_class
 
     for name in init.get("preload") or ():
@@ -124,6 +124,7 @@ def main() -> None:
     redis_url = init.get("redis_url")
     redis_client = None
     records: dict[str, dict[str, Any]] = {}
+    compiled_records: dict[str, Any] = {}
     threads_at_start = threading.active_count()
     tempfile.tempdir = call_dir
 
@@ -137,7 +138,9 @@ def main() -> None:
         if record is not None:
             if len(records) > 64:
                 records.clear()
+                compiled_records.clear()
             records[rk] = record
+            compiled_records.pop(rk, None)
         else:
             record = records[rk]
         # The call's private temporary folder: empty when the call starts, emptied when it ends. It is
@@ -157,7 +160,12 @@ def main() -> None:
             else:
                 context = MemoryContext()
             # A fresh instance for every call: Type 2 is stateless (runtime.md §4).
-            runner = PolicyRunner(record, rule_class, message.get("settings"), message.get("parameters"), context)
+            compiled = compiled_records.get(rk)
+            if compiled is None:
+                # Schema checks compiled, and the stored settings/parameters checked, once per record.
+                compiled = compiled_records[rk] = CompiledRecord(record)
+            runner = PolicyRunner(record, rule_class, message.get("settings"), message.get("parameters"), context,
+                                  compiled=compiled)
             result = runner.eval(message.get("input_data"))
             payload = json.dumps(result, allow_nan=False, separators=(",", ":")).encode()
             if len(payload) > max_result:
