@@ -32,6 +32,9 @@ class PolicyExecutorViewSet(RecordViewSet):
     action_permissions = {"execute_policy": "authenticated", "health": "executors.view_policyexecutor"}
     read_actions = (*RecordViewSet.read_actions, "health")
     bare_object_actions = ("execute_policy",)
+    # What services.execute_policy reads of the executor; health_data (the last /health answer, with its
+    # protections report) and the metadata are not decoded on every call.
+    bare_object_fields = {"execute_policy": ("id", "executor_id", "executor_host_uri", "executor_status")}
 
     @extend_schema(
         request=ExecutePolicyRequest,

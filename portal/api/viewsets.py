@@ -39,6 +39,8 @@ class RecordViewSet(viewsets.ModelViewSet):
     # Actions that need only the bare row of their record (no prefetches): fetched by ``Model.by_key``,
     # whose SQL is compiled once, for fast requests such as execute_policy.
     bare_object_actions: tuple[str, ...] = ()
+    # The columns such an action reads, where it needs only a few of a wide row (the rest stay deferred).
+    bare_object_fields: dict[str, tuple[str, ...]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -67,7 +69,7 @@ class RecordViewSet(viewsets.ModelViewSet):
                 raise Http404  # no key holds NUL, and PostgreSQL refuses one in a parameter (a 500)
             if self.action not in self.bare_object_actions:
                 return super().get_object()
-            obj = model.by_key(key)
+            obj = model.by_key(key, self.bare_object_fields.get(self.action))
             if obj is None:
                 raise Http404
             self.check_object_permissions(self.request, obj)

@@ -31,14 +31,24 @@ class RecordModel(models.Model):
         abstract = True
 
     @classmethod
-    def by_key(cls, key: str):
-        """The record whose ``lookup_field`` is ``key``, or None: one SELECT whose SQL is compiled once."""
-        lookup = cls.__dict__.get("_key_lookup")
+    def by_key(cls, key: str, fields: tuple[str, ...] | None = None):
+        """The record whose ``lookup_field`` is ``key``, or None: one SELECT whose SQL is compiled once.
+
+        ``fields`` loads only those columns (the others are deferred: read on first access, one query each),
+        for hot paths that need a few plain fields of a wide row.
+        """
+        lookups = cls.__dict__.get("_key_lookups")
+        if lookups is None:
+            lookups = cls._key_lookups = {}
+        lookup = lookups.get(fields)
         if lookup is None:
             from portal.prepared import PreparedLookup
 
-            lookup = PreparedLookup(lambda value: cls._default_manager.filter(**{cls.lookup_field: value}))
-            cls._key_lookup = lookup
+            def build(value):
+                queryset = cls._default_manager.filter(**{cls.lookup_field: value})
+                return queryset.only(*fields) if fields else queryset
+
+            lookup = lookups[fields] = PreparedLookup(build)
         return lookup.first(key)
 
     @classmethod

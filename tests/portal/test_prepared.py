@@ -100,3 +100,16 @@ def test_writes_insert_and_update_one_row_with_prepared_values():
     assert update.run({"last_seq": 41, "last_hash": "1" * 64}, pk=1) == 1
     assert update.run({"last_seq": 1, "last_hash": ""}, pk=2) == 0
     assert AuditChainHead.objects.values_list("last_seq", "last_hash").get(pk=1) == (41, "1" * 64)
+
+
+def test_by_key_with_fields_loads_only_those_and_compiles_each_shape_once():
+    make_executor("alpha", health_data={"status": "ok", "protections": {"memory": "limited"}})
+    whole = PolicyExecutor.by_key("alpha")
+    bare = PolicyExecutor.by_key("alpha", ("id", "executor_id", "executor_host_uri", "executor_status"))
+    assert not whole.get_deferred_fields()
+    assert bare.get_deferred_fields() >= {"health_data", "executor_metadata"}
+    assert (bare.pk, bare.executor_host_uri, bare.executor_status) == (whole.pk, whole.executor_host_uri,
+                                                                        whole.executor_status)
+    assert set(PolicyExecutor._key_lookups) >= {None, ("id", "executor_id", "executor_host_uri", "executor_status")}
+    assert bare.health_data["protections"] == {"memory": "limited"}  # a deferred field still loads on access
+    assert PolicyExecutor.by_key("nope", ("id", "executor_id")) is None
