@@ -13,6 +13,7 @@ Nothing is read from the environment: no proxy, no ``.netrc``, no redirects foll
 from __future__ import annotations
 
 import io
+import json
 import os
 import ssl
 import threading
@@ -44,8 +45,6 @@ class Reply:
     body: bytes
 
     def json(self) -> Any:
-        import json
-
         try:
             return json.loads(self.body)
         except ValueError:
