@@ -162,7 +162,7 @@ def seed(records: int) -> None:
     from django.db import connection
 
     from policies.models import PolicyRule
-    from portal.search import reindex
+    from records.search import reindex
 
     rng = random.Random(2)
     started = time.perf_counter()
@@ -197,7 +197,7 @@ def seed(records: int) -> None:
 def make_token() -> str:
     from django.contrib.auth.models import Group, User
 
-    from portal.services import issue_token
+    from accounts.services import issue_token
 
     user, _ = User.objects.get_or_create(username="bench-viewer")
     group = Group.objects.filter(name="viewer").first()
@@ -264,7 +264,7 @@ def explain_plans() -> None:
     from django.test.utils import CaptureQueriesContext
 
     from policies.models import PolicyRule
-    from portal.query import filter_and_count
+    from records.query import filter_and_count
 
     connection.close()  # a new session picks up the database's parallel-query setting, as gunicorn's did
     for document in ({"release_tag": "r7"}, {"metadata.priority": {"$gte": 90}}):

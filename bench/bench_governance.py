@@ -70,9 +70,9 @@ def ms(values: list[float]) -> str:
 def bench_approve() -> None:
     from rest_framework.test import APIClient
 
+    from governance import lifecycle
+    from governance.signing import create_signing_key
     from policies.models import PolicyRule
-    from portal import lifecycle
-    from portal.signing import create_signing_key
 
     author = User.objects.create_user("bench-author")
     author.groups.add(Group.objects.get(name="author"))
@@ -108,8 +108,8 @@ def bench_approve() -> None:
 
 
 def bench_verify() -> None:
-    from portal.audit import GENESIS_HASH, entry_hash_of
-    from portal.models import AuditChainHead, AuditEntry
+    from audit.models import AuditChainHead, AuditEntry
+    from audit.services import GENESIS_HASH, entry_hash_of
 
     with connection.cursor() as cursor:  # a fresh log of exactly AUDIT_ENTRIES entries
         cursor.execute(f"DELETE FROM {AuditEntry._meta.db_table}")

@@ -1,6 +1,6 @@
 """Filters of the executor list."""
 from executors.models import PolicyExecutor
-from portal.api.filtersets import RecordFilterSet
+from records.api.filtersets import RecordFilterSet
 
 
 class PolicyExecutorFilterSet(RecordFilterSet):

@@ -6,8 +6,8 @@ from django.core.validators import URLValidator
 from django.db import models
 
 from executors.choices import ExecutorRuntime, ExecutorStatus, InfraStatus
-from portal.models import RecordModel
-from portal.validators import validate_dns_label
+from records.models import RecordModel
+from records.validators import validate_dns_label
 
 # The earlier system's NodePort for executors reached by their cluster's public IP.
 CLUSTER_EXECUTOR_PORT = 30900

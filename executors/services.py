@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 from policygrid.errors import InputInvalid, NotFound, PolicyGridError, Timeout, Unavailable
 
+from audit.services import audit_object
 from executors.choices import ExecutorStatus
 from executors.models import PolicyExecutor
 from executors.transport import (
@@ -28,10 +29,8 @@ from executors.transport import (
     TransportError,
     request,
 )
+from governance.gate import assert_executable
 from policies.models import PolicyRule
-from portal.audit import audit_object
-from portal.gate import assert_executable
-from portal.prepared import PreparedLookup
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +106,7 @@ def validate_execute_body(body: Any) -> dict[str, Any]:
 
 
 # The columns the gate, the forward and the audit entry read; schemas and settings stay with the executor.
-_executable_policy = PreparedLookup(lambda uri: PolicyRule.objects.filter(policy_rule_uri=uri).only(
-    "id", "status", "policy_rule_uri", "created_by_id", "code_digest", "updated_at"))
+EXECUTION_POLICY_FIELDS = ("id", "status", "policy_rule_uri", "created_by_id", "code_digest", "updated_at")
 
 
 def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Any:
@@ -126,7 +124,7 @@ def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Any:
             "executing a policy needs the permission 'policies.execute_policyrule' (operator or admin); "
             "its author and reviewers may send \"dry_run\": true"
         )
-    policy = _executable_policy.first(data["policy_rule_uri"])
+    policy = PolicyRule.objects.filter(policy_rule_uri=data["policy_rule_uri"]).only(*EXECUTION_POLICY_FIELDS).first()
     if policy is None:
         raise NotFound(f"no policy with policy_rule_uri '{data['policy_rule_uri']}'",
                        errors={"policy_rule_uri": ["no such policy"]})
@@ -134,7 +132,7 @@ def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Any:
         raise PermissionDenied(f"only the author or a reviewer of {policy.key} may dry-run it")
     assert_executable(policy, actor, dry_run=dry_run)
     if not executor.executor_host_uri:
-        from portal.api.errors import Conflict
+        from records.api.errors import Conflict
 
         raise Conflict(
             f"executor {executor.executor_id} has no address: set its executor_host_uri (PATCH /executor/"

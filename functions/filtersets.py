@@ -1,6 +1,6 @@
 """Filters of the function list."""
 from functions.models import Function
-from portal.api.filtersets import RecordFilterSet
+from records.api.filtersets import RecordFilterSet
 
 
 class FunctionFilterSet(RecordFilterSet):

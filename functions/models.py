@@ -3,8 +3,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from functions.choices import FunctionStatus
-from portal.models import RecordModel
-from portal.validators import validate_dns_label
+from records.models import RecordModel
+from records.validators import validate_dns_label
 
 
 class Function(RecordModel):
@@ -50,7 +50,7 @@ class Function(RecordModel):
     def delete_blockers(self) -> list[str]:
         from django.apps import apps
 
-        from portal.query import filter_by_document
+        from records.query import filter_by_document
 
         Graph = apps.get_model("graphs", "Graph")
         graphs = filter_by_document(Graph.objects.all(), {"graph_function_ids": self.function_id})

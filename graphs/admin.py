@@ -1,9 +1,9 @@
 """Admin of graphs."""
 from django.contrib import admin
 
+from governance.admin import GovernedAdminMixin
 from graphs.models import Graph
-from portal.admin_base import RecordAdmin
-from portal.admin_lifecycle import GovernedAdminMixin
+from records.admin import RecordAdmin
 
 
 @admin.register(Graph)

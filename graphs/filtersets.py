@@ -1,6 +1,6 @@
 """Filters of the graph list."""
 from graphs.models import Graph
-from portal.api.filtersets import RecordFilterSet
+from records.api.filtersets import RecordFilterSet
 
 
 class GraphFilterSet(RecordFilterSet):

@@ -4,9 +4,10 @@ from graphlib import CycleError, TopologicalSorter
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from governance.models import GovernedModel
 from graphs.choices import MergeMode
-from portal.models import GovernedModel, RecordModel
-from portal.validators import validate_name, validate_release_tag, validate_version, versioned_uri
+from records.models import RecordModel
+from records.validators import validate_name, validate_release_tag, validate_version, versioned_uri
 
 
 def graph_order(function_ids: list[str], connections: dict[str, list[str]]) -> list[str]:

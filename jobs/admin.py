@@ -2,7 +2,7 @@
 from django.contrib import admin
 
 from jobs.models import Job
-from portal.admin_base import RecordAdmin
+from records.admin import RecordAdmin
 
 
 @admin.register(Job)

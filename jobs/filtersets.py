@@ -1,6 +1,6 @@
 """Filters of the job list."""
 from jobs.models import Job
-from portal.api.filtersets import RecordFilterSet
+from records.api.filtersets import RecordFilterSet
 
 
 class JobFilterSet(RecordFilterSet):

@@ -5,8 +5,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from jobs.choices import JobStatus
-from portal.models import RecordModel
-from portal.validators import validate_dns_label
+from records.models import RecordModel
+from records.validators import validate_dns_label
 
 
 class Job(RecordModel):

@@ -1,9 +1,9 @@
 """Admin of policies and assets."""
 from django.contrib import admin
 
+from governance.admin import GovernedAdminMixin
 from policies.models import Asset, PolicyRule
-from portal.admin_base import RecordAdmin
-from portal.admin_lifecycle import GovernedAdminMixin
+from records.admin import RecordAdmin
 
 
 @admin.register(PolicyRule)

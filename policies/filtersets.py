@@ -2,7 +2,7 @@
 import django_filters
 
 from policies.models import Asset, PolicyRule
-from portal.api.filtersets import RecordFilterSet
+from records.api.filtersets import RecordFilterSet
 
 
 class PolicyRuleFilterSet(RecordFilterSet):

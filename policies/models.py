@@ -4,8 +4,9 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from portal.models import GovernedModel, RecordModel
-from portal.validators import (
+from governance.models import GovernedModel
+from records.models import RecordModel
+from records.validators import (
     validate_name,
     validate_release_tag,
     validate_version,
@@ -32,7 +33,7 @@ def _must_be(value, kind, what):
 class PolicyRule(GovernedModel, RecordModel):
     """One version of a policy: ``{name}:{version}-{release_tag}``.
 
-    ``status`` follows the governed lifecycle (see ``portal.choices.LifecycleStatus``); lifecycle
+    ``status`` follows the governed lifecycle (see ``governance.choices.LifecycleStatus``); lifecycle
     transitions are service functions, never plain field writes.
     """
 
@@ -126,7 +127,7 @@ class PolicyRule(GovernedModel, RecordModel):
         """Flag the functions running this version, and the graphs made of them, once it is retired."""
         from django.apps import apps
 
-        from portal.query import filter_by_document
+        from records.query import filter_by_document
 
         Function = apps.get_model("functions", "Function")
         Graph = apps.get_model("graphs", "Graph")
@@ -225,7 +226,7 @@ def _policy_users(uri: str) -> list[str]:
     Graph = apps.get_model("graphs", "Graph")
     fn_ids = list(Function.objects.filter(function_policy_rule_uri=uri).values_list("function_id", flat=True))
     if fn_ids:
-        from portal.query import filter_by_document
+        from records.query import filter_by_document
 
         graphs = filter_by_document(Graph.objects.all(), {"graph_function_ids": {"$in": fn_ids}})
         users += [f"graph {g}" for g in graphs.values_list("graph_uri", flat=True)[:20]]

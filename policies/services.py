@@ -7,8 +7,8 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 
+from audit.services import audit_object
 from policies.models import Asset
-from portal.audit import audit_object
 
 
 def asset_storage():
@@ -140,7 +140,7 @@ def _verified(verify_digest, data: bytes, policy) -> bytes:
 
 
 def _register_package_reader() -> None:
-    from portal.lifecycle import register_package_reader
+    from governance.lifecycle import register_package_reader
 
     register_package_reader("policies.policyrule", package_files)
 
@@ -156,8 +156,9 @@ def release_for_demo(policy, admin):
     """
     from django.contrib.auth.models import Group, User
 
-    from portal import lifecycle
-    from portal.choices import LifecycleStatus, Role
+    from accounts.choices import Role
+    from governance import lifecycle
+    from governance.choices import LifecycleStatus
 
     if policy.status == LifecycleStatus.DRAFT:
         policy = lifecycle.submit(policy, admin, "demo data: the sample policy")

@@ -80,6 +80,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_results",
     "portal",
+    "records",
+    "audit",
+    "accounts",
+    "governance",
     "policies",
     "executors",
     "jobs",
@@ -90,8 +94,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "portal.middleware.ApiBodyLimitMiddleware",
-    "portal.audit.RequestIdMiddleware",
+    "records.middleware.ApiBodyLimitMiddleware",
+    "audit.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -127,9 +131,9 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several processes (web, worker, beat) share the file: writers queue on a file lock (portal.sqlite), and
-    # wait for SQLite's own locks instead of failing at once.
-    DATABASES["default"]["ENGINE"] = "portal.sqlite"
+    # Several processes (web, worker, beat) share the file: write-ahead logging lets readers run beside the
+    # writer, IMMEDIATE transactions take the write lock when they begin (a transaction that reads then writes
+    # can't deadlock on the upgrade), and writers wait up to `timeout` seconds for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
     DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
@@ -145,8 +149,8 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# ModelBackend's answers in one query instead of two per request (portal.authentication.RoleBackend).
-AUTHENTICATION_BACKENDS = ["portal.authentication.RoleBackend"]
+# ModelBackend's answers in one query instead of two per request (accounts.authentication.RoleBackend).
+AUTHENTICATION_BACKENDS = ["accounts.authentication.RoleBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -203,20 +207,19 @@ STORAGES = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its WWW-Authenticate header makes unauthenticated requests answer 401, not 403.
-        "portal.authentication.ApiTokenAuthentication",
+        "accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["portal.permissions.RolePermission"],
-    "DEFAULT_PARSER_CLASSES": ["portal.api.parsers.JsonParser"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.RolePermission"],
+    "DEFAULT_PARSER_CLASSES": ["records.api.parsers.JsonParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "portal.api.negotiation.JsonFirstNegotiation",
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.EnvelopePagination",
+    "DEFAULT_PAGINATION_CLASS": "records.api.pagination.EnvelopePagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "records.api.errors.exception_handler",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -227,7 +230,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "PREPROCESSING_HOOKS": ["portal.api.schema.spec_paths"],
+    "PREPROCESSING_HOOKS": ["records.api.schema.spec_paths"],
     # Swagger UI served from the sidecar package: the docs page works without internet access.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -51,7 +51,7 @@ def metrics(request):
     """Prometheus text: record counts per registry (cheap COUNTs on indexed tables)."""
     from django.apps import apps
 
-    from portal.models import RecordModel
+    from records.models import RecordModel
 
     lines = ["# HELP policygrid_records Number of records per registry.", "# TYPE policygrid_records gauge"]
     for model in apps.get_models():

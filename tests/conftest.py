@@ -32,7 +32,7 @@ def make_user(db):
 
 @pytest.fixture
 def token_for(db):
-    from portal.services import issue_token
+    from accounts.services import issue_token
 
     def issue(user) -> str:
         return issue_token(user, name="tests")[1]

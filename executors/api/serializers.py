@@ -1,6 +1,6 @@
 """Serializers of executors."""
 from executors.models import PolicyExecutor
-from portal.api.serializers import RecordSerializer
+from records.api.serializers import RecordSerializer
 
 
 class PolicyExecutorSerializer(RecordSerializer):

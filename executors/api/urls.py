@@ -1,6 +1,6 @@
 """API routes of executors."""
 from executors.api import views
-from portal.api.routers import ApiRouter
+from records.api.routers import ApiRouter
 
 router = ApiRouter()
 router.register("executor", views.PolicyExecutorViewSet, basename="executor")

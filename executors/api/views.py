@@ -8,7 +8,7 @@ from executors import services
 from executors.api.serializers import PolicyExecutorSerializer
 from executors.filtersets import PolicyExecutorFilterSet
 from executors.models import PolicyExecutor
-from portal.api.viewsets import RecordViewSet, ok
+from records.api.viewsets import RecordViewSet, ok
 
 ExecutePolicyRequest = inline_serializer("ExecutePolicyRequest", {
     "policy_rule_uri": serializers.CharField(help_text="name:version-release_tag"),
@@ -31,10 +31,9 @@ class PolicyExecutorViewSet(RecordViewSet):
     # Who may execute depends on the policy too (dry runs by its author/reviewers): the service decides.
     action_permissions = {"execute_policy": "authenticated", "health": "executors.view_policyexecutor"}
     read_actions = (*RecordViewSet.read_actions, "health")
-    bare_object_actions = ("execute_policy",)
     # What services.execute_policy reads of the executor; health_data (the last /health answer, with its
     # protections report) and the metadata are not decoded on every call.
-    bare_object_fields = {"execute_policy": ("id", "executor_id", "executor_host_uri", "executor_status")}
+    action_fields = {"execute_policy": ("id", "executor_id", "executor_host_uri", "executor_status")}
 
     @extend_schema(
         request=ExecutePolicyRequest,

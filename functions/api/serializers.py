@@ -1,6 +1,6 @@
 """Serializers of functions."""
 from functions.models import Function
-from portal.api.serializers import RecordSerializer
+from records.api.serializers import RecordSerializer
 
 
 class FunctionSerializer(RecordSerializer):

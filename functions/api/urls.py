@@ -1,6 +1,6 @@
 """API routes of functions."""
 from functions.api import views
-from portal.api.routers import ApiRouter
+from records.api.routers import ApiRouter
 
 router = ApiRouter()
 router.register("function", views.FunctionViewSet, basename="function")

@@ -2,7 +2,7 @@
 from functions.api.serializers import FunctionSerializer
 from functions.filtersets import FunctionFilterSet
 from functions.models import Function
-from portal.api.viewsets import RecordViewSet
+from records.api.viewsets import RecordViewSet
 
 
 class FunctionViewSet(RecordViewSet):

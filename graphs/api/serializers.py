@@ -1,7 +1,7 @@
 """Serializers of graphs."""
+from governance.api.serializers import GovernedSerializerMixin
 from graphs.models import Graph
-from portal.api.lifecycle import GovernedSerializerMixin
-from portal.api.serializers import RecordSerializer
+from records.api.serializers import RecordSerializer
 
 
 class GraphSerializer(GovernedSerializerMixin, RecordSerializer):

@@ -1,6 +1,6 @@
 """API routes of graphs."""
 from graphs.api import views
-from portal.api.routers import ApiRouter
+from records.api.routers import ApiRouter
 
 router = ApiRouter()
 router.register("graphs", views.GraphViewSet, basename="graphs")

@@ -1,9 +1,9 @@
 """API views of graphs."""
+from governance.api.views import LifecycleViewSetMixin
 from graphs.api.serializers import GraphSerializer
 from graphs.filtersets import GraphFilterSet
 from graphs.models import Graph
-from portal.api.lifecycle import LifecycleViewSetMixin
-from portal.api.viewsets import RecordViewSet
+from records.api.viewsets import RecordViewSet
 
 
 class GraphViewSet(LifecycleViewSetMixin, RecordViewSet):

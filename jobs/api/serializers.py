@@ -1,6 +1,6 @@
 """Serializers of jobs."""
 from jobs.models import Job
-from portal.api.serializers import RecordSerializer
+from records.api.serializers import RecordSerializer
 
 
 class JobSerializer(RecordSerializer):

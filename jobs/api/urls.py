@@ -1,6 +1,6 @@
 """API routes of jobs."""
 from jobs.api import views
-from portal.api.routers import ApiRouter
+from records.api.routers import ApiRouter
 
 router = ApiRouter()
 router.register("jobs", views.JobViewSet, basename="jobs")

@@ -2,7 +2,7 @@
 from jobs.api.serializers import JobSerializer
 from jobs.filtersets import JobFilterSet
 from jobs.models import Job
-from portal.api.viewsets import RecordViewSet
+from records.api.viewsets import RecordViewSet
 
 
 class JobViewSet(RecordViewSet):

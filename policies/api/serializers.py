@@ -1,9 +1,9 @@
 """Serializers of policies and assets."""
 from rest_framework import serializers
 
+from governance.api.serializers import GovernedSerializerMixin
 from policies.models import Asset, PolicyRule
-from portal.api.lifecycle import GovernedSerializerMixin
-from portal.api.serializers import RecordSerializer
+from records.api.serializers import RecordSerializer
 
 
 class TagsField(serializers.CharField):

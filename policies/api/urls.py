@@ -2,7 +2,7 @@
 from django.urls import path, re_path
 
 from policies.api import views
-from portal.api.routers import ApiRouter
+from records.api.routers import ApiRouter
 
 router = ApiRouter()
 router.register("policy", views.PolicyRuleViewSet, basename="policy")

@@ -9,13 +9,13 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.api.views import LifecycleViewSetMixin
 from policies import services
 from policies.api.serializers import AssetSerializer, PolicyRuleSerializer
 from policies.filtersets import AssetFilterSet, PolicyRuleFilterSet
 from policies.models import Asset, PolicyRule
-from portal.api.errors import Conflict, PayloadTooLarge
-from portal.api.lifecycle import LifecycleViewSetMixin
-from portal.api.viewsets import RecordViewSet
+from records.api.errors import Conflict, PayloadTooLarge
+from records.api.viewsets import RecordViewSet
 
 
 class PolicyRuleViewSet(LifecycleViewSetMixin, RecordViewSet):

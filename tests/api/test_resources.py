@@ -364,7 +364,7 @@ def test_a_user_without_a_role_cannot_read(resource, clients, ctx):
 
 
 def test_a_revoked_or_wrong_token_is_401(api, users, client_for, anon):
-    from portal.models import ApiToken
+    from accounts.models import ApiToken
 
     client = client_for(users["viewer"])
     assert client.get("/policy").status_code == 200
@@ -572,7 +572,7 @@ def test_records_serialise_exactly_as_drf_would(resource, ctx):
     from rest_framework import serializers
 
     import portal.urls  # noqa: F401 - imports every resource's serializer
-    from portal.api.serializers import RecordSerializer
+    from records.api.serializers import RecordSerializer
 
     def subclasses(cls):
         for sub in cls.__subclasses__():

@@ -34,9 +34,9 @@ class SlowHealth:
 
 @pytest.mark.django_db
 def test_probe_sets_status_and_records_transitions(executor_service, settings):
+    from audit.models import AuditEntry
     from executors import services
     from executors.models import PolicyExecutor
-    from portal.models import AuditEntry
 
     settings.EXECUTOR_TOKEN = executor_service.token
     settings.EXECUTOR_DEGRADED_LATENCY_MS = 300

@@ -206,7 +206,7 @@ def test_who_may_execute(setup, clients, anon):
 
 
 def test_executions_are_audited(setup, api):
-    from portal.models import AuditEntry
+    from audit.models import AuditEntry
 
     call(api, body_for())
     call(api, body_for("policy_error"))

@@ -10,9 +10,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def signed_setup(live_server, settings, tmp_path, policy_payload, make_user, token_for):
     from executors.models import PolicyExecutor
+    from governance import lifecycle
+    from governance.signing import create_signing_key
     from policies.models import PolicyRule
-    from portal import lifecycle
-    from portal.signing import create_signing_key
 
     settings.SIGNING_KEY_DIR = tmp_path / "keys"
     settings.SIGNING_ENABLED = True

@@ -1,8 +1,8 @@
 """Fixtures of the governance tests: a private key store, versions brought to each lifecycle state."""
 import pytest
 
-from portal import lifecycle
-from portal.models import AuditEntry
+from audit.models import AuditEntry
+from governance import lifecycle
 
 
 @pytest.fixture(autouse=True)
@@ -16,7 +16,7 @@ def _governance_settings(settings, tmp_path):
 @pytest.fixture(autouse=True)
 def signing_key(db, _governance_settings):
     """An active key made before the test, so the first approval doesn't add a key-creation entry."""
-    from portal.signing import create_signing_key
+    from governance.signing import create_signing_key
 
     return create_signing_key()
 

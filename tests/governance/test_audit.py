@@ -10,8 +10,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from portal.audit import entry_hash_of, verify_chain, write_audit
-from portal.models import AuditEntry
+from audit.models import AuditEntry
+from audit.services import entry_hash_of, verify_chain, write_audit
 
 pytestmark = pytest.mark.django_db
 
@@ -144,11 +144,11 @@ def test_the_admin_shows_entries_read_only(chain, client, users):
     admin.save()
     client.force_login(admin)
     entry = chain[2]
-    assert client.get("/admin/portal/auditentry/").status_code == 200
-    assert client.get(f"/admin/portal/auditentry/{entry.pk}/change/").status_code == 200
-    assert client.post(f"/admin/portal/auditentry/{entry.pk}/change/", {"action": "x"}).status_code == 403
-    assert client.post(f"/admin/portal/auditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
-    assert client.get("/admin/portal/auditentry/add/").status_code == 403
+    assert client.get("/admin/audit/auditentry/").status_code == 200
+    assert client.get(f"/admin/audit/auditentry/{entry.pk}/change/").status_code == 200
+    assert client.post(f"/admin/audit/auditentry/{entry.pk}/change/", {"action": "x"}).status_code == 403
+    assert client.post(f"/admin/audit/auditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.get("/admin/audit/auditentry/add/").status_code == 403
     assert verify_chain()[1] is None
 
 
@@ -204,7 +204,7 @@ def test_concurrent_writers_keep_one_chain(users):
 ])
 def test_json_safe_stores_what_a_json_round_trip_would(data):
     """The fast path for data already made of JSON's types must give what the round trip gives."""
-    from portal.audit import _AuditEncoder, _json_safe
+    from audit.services import _AuditEncoder, _json_safe
 
     expected = json.loads(json.dumps(data, cls=_AuditEncoder))
     assert _json_safe(data) == expected

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from portal import lifecycle
+from governance import lifecycle
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -3,7 +3,7 @@ their authors and reviewers; retired never; a development setting relaxes it."""
 import pytest
 from policygrid.errors import NotExecutable
 
-from portal.gate import assert_executable
+from governance.gate import assert_executable
 
 pytestmark = pytest.mark.django_db
 

@@ -2,8 +2,8 @@
 fields stay editable (governance.md §2)."""
 import pytest
 
+from audit.models import AuditEntry
 from policies.models import PolicyRule
-from portal.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -82,7 +82,7 @@ def test_drafts_are_fully_editable(clients, policy_in):
 
 
 def test_the_signature_still_verifies_after_a_descriptive_edit(clients, policy_in):
-    from portal.signing import verify_object
+    from governance.signing import verify_object
 
     policy = policy_in("approved")
     clients["author"].patch(f"/policy/{policy.policy_rule_uri}", {"$set": {"description": "x"}}, format="json")

@@ -1,8 +1,8 @@
 """The lifecycle of governance.md §2 through the API: every transition for every role, with its audit entry."""
 import pytest
 
-from portal import lifecycle
-from portal.models import AuditEntry
+from audit.models import AuditEntry
+from governance import lifecycle
 
 pytestmark = pytest.mark.django_db
 

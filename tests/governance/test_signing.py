@@ -11,9 +11,9 @@ from policygrid.evaluator import LocalPolicyEvaluator
 from policygrid.fetch import FetchOptions
 from policygrid.signing import POLICY_SIGNED_FIELDS, verify_release
 
+from governance import lifecycle
+from governance.models import SigningKey
 from policies.models import PolicyRule
-from portal import lifecycle
-from portal.models import SigningKey
 
 pytestmark = pytest.mark.django_db
 
@@ -155,7 +155,7 @@ def test_create_signing_key_command_retires_the_previous_key(signing_key, capsys
 
 
 def test_the_portal_side_check_notices_a_field_changed_in_the_database(policy_in):
-    from portal.signing import verify_object
+    from governance.signing import verify_object
 
     policy = policy_in("approved")
     assert verify_object(policy)

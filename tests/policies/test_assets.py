@@ -45,7 +45,7 @@ def test_upload_answers_the_earlier_systems_keys_and_the_record(clients, sample_
 
 
 def test_an_upload_writes_one_audit_entry_and_a_refused_one_none(clients):
-    from portal.models import AuditEntry
+    from audit.models import AuditEntry
 
     body = upload(clients["author"], b"bytes").json()
     entries = list(AuditEntry.objects.filter(target_key=body["asset_uri"]))

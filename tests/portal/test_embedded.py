@@ -93,8 +93,8 @@ def test_concurrent_first_calls_of_a_package_all_succeed(embedded):
 
 
 def test_the_access_log_names_each_request_with_its_time_and_request_id(embedded):
-    """portal.weblog.AccessLogger: gunicorn's combined format, plus the duration and the id audit entries carry;
-    a value the client chose can't break the line."""
+    """gunicorn's own access log: the combined format, plus the duration and the id audit entries carry; a quote
+    the client chose is escaped, so it can't end the field."""
     response = requests.get(f"{embedded['base']}/health?probe=1", timeout=5,
                             headers={"User-Agent": 'evil" 200 \\forged', "X-Request-ID": "trace-42"})
     assert response.headers["X-Request-ID"] == "trace-42"
@@ -105,5 +105,5 @@ def test_the_access_log_names_each_request_with_its_time_and_request_id(embedded
     line = next(line for line in log.read_text().splitlines() if line.endswith(" trace-42"))
     assert line.startswith("127.0.0.1 - - [")
     assert '"GET /health?probe=1 HTTP/1.1" 200 ' in line
-    assert '"evil\\" 200 \\\\forged"' in line  # the quote and the backslash escaped
-    assert re.search(r" \d+\.\d{2}ms trace-42$", line), line
+    assert '"evil\\" 200 ' in line  # the quote escaped
+    assert re.search(r" \d+ms trace-42$", line), line

@@ -6,9 +6,9 @@ from django.test.utils import CaptureQueriesContext
 
 from functions.models import Function
 from policies.models import PolicyRule
-from portal.models import SearchEntry
-from portal.query import QueryError, filter_by_document
-from portal.search import reindex
+from records.models import SearchEntry
+from records.query import QueryError, filter_by_document
+from records.search import reindex
 
 pytestmark = pytest.mark.django_db
 
@@ -270,7 +270,7 @@ def test_depth_and_size_limits(api, settings):
 # --- counting ----------------------------------------------------------------------------------------------
 
 def test_one_indexed_condition_is_counted_from_the_index_alone_each_record_once():
-    from portal.query import filter_and_count
+    from records.query import filter_and_count
 
     policy(1, {"scores": [91, 95], "team": "net"})  # two index rows match: still one record
     policy(2, {"scores": [10], "team": "net"})
@@ -292,7 +292,7 @@ def test_one_indexed_condition_is_counted_from_the_index_alone_each_record_once(
 
 
 def test_other_documents_and_filtered_querysets_are_counted_over_the_records():
-    from portal.query import filter_and_count
+    from records.query import filter_and_count
 
     policy(1, {"scores": [91, 95], "team": "net"})
     policy(2, {"team": "ops"}, release_tag="prod")

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from mongomock.filtering import filter_applies, iter_key_candidates
 from sentinels import NOTHING
 
-from portal.query import filter_and_count
+from records.query import filter_and_count
 
 pytestmark = pytest.mark.django_db
 

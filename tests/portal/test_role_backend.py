@@ -5,7 +5,7 @@ from django.contrib.auth.models import AnonymousUser, Permission, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from portal.authentication import RoleBackend
+from accounts.authentication import RoleBackend
 
 pytestmark = pytest.mark.django_db
 
@@ -63,4 +63,4 @@ def test_nobody_outside_gets_permissions(cases):
 
 
 def test_is_the_configured_backend(settings):
-    assert settings.AUTHENTICATION_BACKENDS == ["portal.authentication.RoleBackend"]
+    assert settings.AUTHENTICATION_BACKENDS == ["accounts.authentication.RoleBackend"]

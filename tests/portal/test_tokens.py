@@ -4,7 +4,7 @@ import hashlib
 import pytest
 from django.core.management import call_command
 
-from portal.models import ApiToken
+from accounts.models import ApiToken
 
 pytestmark = pytest.mark.django_db
 

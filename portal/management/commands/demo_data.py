@@ -6,7 +6,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from portal.choices import Role
+from accounts.choices import Role
 
 SAMPLE = "ip_allowlist"
 
@@ -21,10 +21,10 @@ class Command(BaseCommand):
     def handle(self, *args, admin_password=None, credentials_file=None, **options):
         from policygrid.samples import sample_archive, sample_record
 
+        from accounts.services import issue_token
+        from audit.services import audit_object
         from policies.models import Asset, PolicyRule
         from policies.services import store_asset
-        from portal.audit import audit_object
-        from portal.services import issue_token
 
         lines = []
         with transaction.atomic():

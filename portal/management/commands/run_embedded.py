@@ -15,6 +15,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+# gunicorn's default (Apache's combined format), then the time taken in milliseconds and the request id that
+# the answer's X-Request-ID header and the request's audit entries carry.
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms %({x-request-id}o)s'
+
 
 class Command(BaseCommand):
     help = "Run the portal, a worker, beat and a local executor on the embedded default, with demo data."
@@ -101,7 +105,7 @@ class Command(BaseCommand):
         return [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", bind, "--workers", str(workers),
                 "--worker-class", "gthread", "--threads", str(threads),
                 "--access-logfile", str(Path(settings.STATE_DIR) / "logs" / access_log),
-                "--logger-class", "portal.weblog.AccessLogger", "--graceful-timeout", "5"]
+                "--access-logformat", ACCESS_LOG_FORMAT, "--graceful-timeout", "5"]
 
     def extra_processes(self, env, host, port, internal_port, threads) -> dict[str, list[str]]:
         """The local executor service, registered as executor ``local`` (issue 4), and the portal's internal
@@ -120,10 +124,10 @@ class Command(BaseCommand):
 
         from django.contrib.auth.models import Group, User
 
+        from accounts.choices import Role
+        from accounts.models import ApiToken
+        from accounts.services import issue_token, revoke_token
         from executors.models import PolicyExecutor
-        from portal.choices import Role
-        from portal.models import ApiToken
-        from portal.services import issue_token, revoke_token
 
         folder = Path(settings.STATE_DIR) / "executor"
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,7 @@
+"""App config of the hash-chained audit trail."""
+from django.apps import AppConfig
+
+
+class AuditConfig(AppConfig):
+    name = "audit"
+    verbose_name = "Audit trail"

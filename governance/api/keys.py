@@ -1,0 +1,20 @@
+"""``GET /keys``: the public keys that verify release signatures, with their status (governance.md §5)."""
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
+
+from records.api.viewsets import ok
+
+
+@extend_schema(
+    responses={200: dict},
+    description="Public Ed25519 keys (base64, raw) with key_id and status: active signs new releases, "
+    "retired still verifies old ones, revoked verifies nothing.",
+)
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([])
+def keys(request):
+    # Public keys are public: loaders on executors fetch them without a user account.
+    from governance.signing import published_keys
+
+    return ok(published_keys())

@@ -1,1 +1,0 @@
-"""The portal's human pages under /portal/: login, the review queue, version pages with diff and source."""

@@ -1,0 +1,225 @@
+"""The one base viewset: envelope, pagination, filtering, ``/query``, the update language, permissions.
+
+A resource's viewset declares its queryset, serializer and filterset; everything else is here.
+"""
+import logging
+
+from django.db import IntegrityError, transaction
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from audit.services import audit_object
+from records.api.errors import ApiError, Conflict
+from records.query import QueryError, filter_and_count
+from records.update import resolve_update
+
+logger = logging.getLogger(__name__)
+
+
+def ok(data, status_code: int = status.HTTP_200_OK, **extra) -> Response:
+    return Response({"success": True, "data": data, **extra}, status=status_code)
+
+
+class RecordViewSet(viewsets.ModelViewSet):
+    """CRUD + query for a ``RecordModel`` at the spec's paths, answering in the envelope of api.md §1."""
+
+    lookup_value_regex = r"[^/]+"
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+    # `query` reads, whatever its HTTP method: it needs the view permission (and passes anonymous read).
+    read_actions = ("query",)
+    action_permissions: dict[str, str] = {}
+    # Which record types may not be created through `POST /<resource>` (they have their own routes).
+    allow_create = True
+    sortable_fields: tuple[str, ...] = ()
+    # The columns an action reads, where it needs only a few of a wide row (the rest stay deferred).
+    action_fields: dict[str, tuple[str, ...]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "queryset", None) is not None:
+            # The URL key is the model's own (a URI, an id or a name), declared once on the model.
+            cls.lookup_field = cls.queryset.model.lookup_field
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action in ("list", "query"):
+            queryset = queryset.select_related("created_by")
+        fields = self.action_fields.get(self.action)
+        return queryset.only(*fields) if fields else queryset
+
+    def filter_queryset(self, queryset):
+        # List filters (django-filter, ordering) mean nothing for one record or an action on it, and building
+        # a filterset costs a measurable share of a fast request such as execute_policy.
+        if self.action != "list":
+            return queryset
+        return super().filter_queryset(queryset)
+
+    def get_object(self):
+        model = self.queryset.model
+        key = self.kwargs.get(self.lookup_field)
+        try:
+            if "\x00" in str(key):
+                raise Http404  # no key holds NUL, and PostgreSQL refuses one in a parameter (a 500)
+            return super().get_object()
+        except Http404:
+            raise Http404(f"no {model._meta.verbose_name} with {self.lookup_field} '{key}'") from None
+
+    # --- read -----------------------------------------------------------------------------------------
+    def retrieve(self, request, *args, **kwargs):
+        return ok(self.get_serializer(self.get_object()).data)
+
+    # list() is DRF's: the pagination class answers in the envelope.
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        parameters=[
+            OpenApiParameter("limit", int, description="at most this many records"),
+            OpenApiParameter("skip", int, description="skip this many records first"),
+            OpenApiParameter("sort", str, description="comma-separated fields, '-' for descending"),
+        ],
+        description="MongoDB-style filter document (api.md §2), compiled into a database query.",
+    )
+    @action(detail=False, methods=["post"], url_path="query")
+    def query(self, request):
+        document = request.data if request.body else {}
+        try:
+            queryset, count = filter_and_count(self.get_queryset(), document)
+        except QueryError as exc:
+            raise ApiError(
+                f"invalid query at {exc.path}: {exc.reason}", 400, errors={exc.path: [exc.reason]}
+            ) from None
+        queryset = queryset.order_by(*self._sort_fields(request.query_params.get("sort")))
+        skip = self._non_negative(request, "skip", 0)
+        limit = self._non_negative(request, "limit", None)
+        if skip or limit is not None:
+            queryset = queryset[skip : skip + limit if limit is not None else None]
+            return ok(self.get_serializer(queryset, many=True).data)
+        self.paginator.count_hint = count
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def _sort_fields(self, sort: str | None) -> list[str]:
+        if not sort:
+            return list(self.queryset.model._meta.ordering or ["pk"])
+        names = {f.name for f in self.queryset.model._meta.concrete_fields}
+        fields = []
+        for item in sort.split(","):
+            item = item.strip()
+            if item.lstrip("-") not in names:
+                raise ApiError(
+                    f"cannot sort by '{item.lstrip('-')}': not a field of this resource", 400,
+                    errors={"sort": [f"unknown field '{item.lstrip('-')}'"]},
+                )
+            fields.append(item)
+        return [*fields, "pk"]
+
+    @staticmethod
+    def _non_negative(request, name, default):
+        raw = request.query_params.get(name)
+        if raw is None or raw == "":
+            return default
+        if not raw.isdigit():
+            raise ApiError(f"'{name}' must be a non-negative integer", 400, errors={name: ["not a non-negative integer"]})
+        return int(raw)
+
+    # --- write ----------------------------------------------------------------------------------------
+    def create(self, request, *args, **kwargs):
+        if not self.allow_create:
+            raise ApiError("records of this kind are created through their own route, not here", 405)
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        instance = self.save_or_conflict(serializer, audit_action="create", created_by=request.user)
+        return ok(self.get_serializer(instance).data, status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        partial = kwargs.pop("partial", False)
+        instance = self.get_object()
+        serializer = self.get_serializer(instance)
+        current = serializer.data
+        writable = {name for name, field in serializer.fields.items() if not field.read_only}
+        model = self.queryset.model
+        new_doc = resolve_update(
+            current,
+            request.data,
+            partial=partial,
+            writable=writable,
+            json_fields=model.json_field_names(),
+            identity_fields=model.identity_fields,
+        )
+        self._fill_defaults(new_doc, writable)
+        self.check_update_allowed(instance, new_doc)
+        serializer = self.get_serializer(instance, data=new_doc)
+        serializer.is_valid(raise_exception=True)
+        instance = self.save_or_conflict(serializer, audit_action="update", before=current)
+        return ok(self.get_serializer(instance).data)
+
+    def _fill_defaults(self, doc: dict, writable: set[str]) -> None:
+        """Writable fields left out of a replacement (or $unset) go back to their defaults (api.md §3)."""
+        from django.db.models import NOT_PROVIDED
+
+        for model_field in self.queryset.model._meta.concrete_fields:
+            if model_field.name in writable and model_field.name not in doc and model_field.default is not NOT_PROVIDED:
+                default = model_field.default
+                doc[model_field.name] = default() if callable(default) else default
+
+    def check_update_allowed(self, instance, new_doc: dict) -> None:
+        """Hook for lifecycle rules (frozen fields of approved versions answer 409)."""
+
+    def save_or_conflict(self, serializer, audit_action: str | None = None, before: dict | None = None, **kwargs):
+        try:
+            with transaction.atomic():
+                instance = self.perform_save(serializer, **kwargs)
+                if audit_action:
+                    self.audit_change(audit_action, instance, before)
+                return instance
+        except IntegrityError as exc:
+            raise Conflict(self.conflict_message(serializer, exc)) from None
+
+    def audit_change(self, audit_action: str, instance, before: dict | None) -> None:
+        """One audit entry per change (governance.md §3), in the change's own transaction."""
+        after = dict(self.get_serializer(instance).data)
+        if before is None:
+            data = {"after": after}
+        else:
+            changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k) and k != "updated_at")
+            data = {"changed": changed, "before": {k: before.get(k) for k in changed},
+                    "after": {k: after.get(k) for k in changed}}
+        audit_object(self.request.user, audit_action, instance, data)
+
+    def perform_save(self, serializer, **kwargs):
+        return serializer.save(**kwargs)
+
+    def conflict_message(self, serializer, exc) -> str:
+        model = self.queryset.model
+        probe = model(**{k: v for k, v in serializer.validated_data.items() if not isinstance(v, list)})
+        try:
+            probe.compute_derived_fields()
+            key = probe.key
+        except Exception:  # noqa: BLE001 - only for the message
+            key = "?"
+        return f"a {model._meta.verbose_name} with {model.lookup_field} '{key}' already exists"
+
+    def destroy(self, request, *args, **kwargs):
+        instance = self.get_object()
+        blockers = instance.delete_blockers()
+        if blockers:
+            raise Conflict(f"{instance.key} is still in use by: {', '.join(blockers)}")
+        data = self.get_serializer(instance).data
+        key = instance.key
+        with transaction.atomic():
+            self.perform_destroy(instance)
+            audit_object(self.request.user, "delete", instance, {"before": dict(data)}, target_key=key)
+        return ok(data)
+
+    def perform_destroy(self, instance):
+        with transaction.atomic():
+            instance.delete()
+
+
+def bad_request(field: str, reason: str) -> ValidationError:
+    return ValidationError({field: [reason]})
