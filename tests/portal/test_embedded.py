@@ -107,3 +107,18 @@ def test_the_access_log_names_each_request_with_its_time_and_request_id(embedded
     assert '"GET /health?probe=1 HTTP/1.1" 200 ' in line
     assert '"evil\\" 200 ' in line  # the quote escaped
     assert re.search(r" \d+ms trace-42$", line), line
+
+
+@pytest.mark.django_db
+def test_a_database_of_the_earlier_layout_is_refused_with_one_line():
+    from django.core.management.base import CommandError
+    from django.db import connection
+
+    from portal.management.commands.run_embedded import refuse_earlier_layout
+
+    refuse_earlier_layout()  # this layout's database passes
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO django_migrations (app, name, applied) VALUES ('portal', '0001_initial', %s)",
+                       ["2026-01-01 00:00:00"])
+    with pytest.raises(CommandError, match="earlier PolicyGrid layout: move the state folder aside"):
+        refuse_earlier_layout()

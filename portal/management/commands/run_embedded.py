@@ -42,6 +42,7 @@ class Command(BaseCommand):
         for folder in (state, state / "broker" / "out", state / "broker" / "processed", state / "broker" / "control",
                        state / "logs"):
             folder.mkdir(parents=True, exist_ok=True)
+        refuse_earlier_layout()
         call_command("migrate", interactive=False, verbosity=0)
         credentials = state / "credentials.txt"
         if not no_demo:
@@ -173,6 +174,27 @@ class Command(BaseCommand):
             "executor": [sys.executable, "-m", "policygrid.executor", "serve", "--host", "127.0.0.1",
                          "--port", str(executor_port), "--tmp-dir", str(folder / "tmp")],
         }
+
+
+def refuse_earlier_layout() -> None:
+    """Stop with one line when the database was made by the layout before records/audit/accounts/governance.
+
+    Those models moved out of the ``portal`` app and the migrations started anew; migrating such a database
+    would leave its audit trail, releases and tokens in tables nothing reads.
+    """
+    from django.core.management.base import CommandError
+    from django.db import connection
+
+    if "django_migrations" not in connection.introspection.table_names():
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM django_migrations WHERE app = %s", ["portal"])
+        (earlier,) = cursor.fetchone()
+    if earlier:
+        raise CommandError(
+            f"the database in {settings.STATE_DIR} was made by an earlier PolicyGrid layout: move the state "
+            "folder aside (or set POLICYGRID_STATE_DIR to a new one) and start again"
+        )
 
 
 def default_web_workers() -> int:
