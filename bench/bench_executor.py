@@ -168,7 +168,7 @@ def bench_isolation():
     in_process = (time.perf_counter() - started) / n * 1e6
 
     async def through_pool():
-        from policygrid.executor.pool import PoolLimits, WorkerPool
+        from policygrid.workers import PoolLimits, WorkerPool
 
         pool = WorkerPool(PoolLimits(workers=1))
         await pool.start()

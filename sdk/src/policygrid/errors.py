@@ -122,14 +122,17 @@ ERROR_CLASSES: dict[str, type[PolicyGridError]] = {
 }
 
 
-def error_from_envelope(body: dict[str, Any], status: int) -> PolicyGridError:
-    """Rebuild the error a server described in a `success: false` envelope."""
+def error_from_envelope(body: dict[str, Any], status: int | None = None) -> PolicyGridError:
+    """Rebuild the error a server (``status``) or a worker process (no status) described in an error envelope."""
     error_type = body.get("error_type")
     cls = ERROR_CLASSES.get(error_type or "")
     if cls is None:
         cls = {400: InputInvalid, 404: NotFound, 409: NotExecutable, 502: Unavailable, 504: Timeout}.get(
-            status, PolicyGridError
+            status or 500, PolicyGridError
         )
-    message = body.get("message") or f"request failed with HTTP {status}"
+    message = body.get("message") or (f"request failed with HTTP {status}" if status else "the policy failed")
     errors = body.get("errors") if isinstance(body.get("errors"), dict) else None
-    return cls(message, errors=errors, status=status, error_type=error_type or None)
+    error = cls(message, errors=errors, status=status, error_type=error_type or None)
+    if isinstance(body.get("exception_type"), str):
+        error.exception_type = body["exception_type"]  # type: ignore[attr-defined]
+    return error

@@ -19,8 +19,8 @@ from .. import __version__
 from ..cache import PackageCache
 from ..client import PortalClient
 from ..errors import InputInvalid, PolicyGridError, Unavailable
+from ..workers import PoolLimits, WorkerPool
 from .config import ExecutorConfig
-from .pool import PoolLimits, WorkerPool
 from .store import PolicyStore
 
 logger = logging.getLogger("policygrid.executor")
