@@ -11,14 +11,14 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import math
 import time
 from typing import Any
 
 from .. import __version__
 from ..cache import PackageCache
 from ..client import PortalClient
-from ..errors import InputInvalid, PolicyGridError, Unavailable
+from ..errors import InputInvalid, NotFound, PolicyGridError, Unavailable
+from ..wire import error_envelope, parse_execute_request
 from ..workers import PoolLimits, WorkerPool
 from .config import ExecutorConfig
 from .store import PolicyStore
@@ -26,8 +26,6 @@ from .store import PolicyStore
 logger = logging.getLogger("policygrid.executor")
 
 _JSON = [(b"content-type", b"application/json")]
-_BODY_FIELDS = {"policy_rule_uri", "input_data", "parameters", "settings", "timeout_seconds", "policy_stamp",
-                "dry_run"}
 
 
 class ExecutorService:
@@ -106,21 +104,19 @@ class ExecutorService:
         try:
             if path == "/execute_policy":
                 if method != "POST":
-                    raise _HttpError(405, "use POST for /execute_policy")
+                    raise _refusal(405, "use POST for /execute_policy")
                 if not authorised:
-                    raise _HttpError(401, "this executor accepts only the portal's requests: send "
-                                          "'Authorization: Bearer <the executor's shared secret>'")
-                body = await self._body(receive)
-                status, payload = await self.execute(body)
+                    raise _refusal(401, _UNAUTHORISED)
+                status, payload = await self.execute(await self._body(receive))
             elif path == "/health":
                 if method not in ("GET", "HEAD"):
-                    raise _HttpError(405, "use GET for /health")
+                    raise _refusal(405, "use GET for /health")
                 status, payload = 200, json.dumps(self.health(detailed=authorised)).encode()
             else:
-                raise _HttpError(404, f"no route {method} {path} on this executor (it serves /health and "
-                                      "/execute_policy)", "not_found")
-        except _HttpError as exc:
-            status, payload = exc.status, exc.body()
+                raise NotFound(f"no route {method} {path} on this executor (it serves /health and "
+                               "/execute_policy)")
+        except PolicyGridError as exc:
+            status, payload = exc.status, json.dumps(error_envelope(exc), default=str).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [*_JSON, (b"content-length", str(len(payload)).encode())]})
         await send({"type": "http.response.body", "body": payload})
@@ -139,7 +135,7 @@ class ExecutorService:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.config.max_body_bytes:
-                raise _HttpError(413, f"the request body exceeds {self.config.max_body_bytes} bytes")
+                raise _refusal(413, f"the request body exceeds {self.config.max_body_bytes} bytes")
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
@@ -150,23 +146,18 @@ class ExecutorService:
         """``POST /execute_policy``: (status, envelope bytes)."""
         self.calls += 1
         try:
-            body = _parse_body(raw)
-            timeout = body.get("timeout_seconds") or self.config.timeout_seconds
-            timeout = min(float(timeout), self.config.max_timeout_seconds)
-            resolved = await self.store.resolve(body["policy_rule_uri"], body.get("policy_stamp"))
+            body = parse_execute_request(raw, max_timeout=self.config.max_timeout_seconds)
+            timeout = body.timeout_seconds or self.config.timeout_seconds
+            resolved = await self.store.resolve(body.policy_rule_uri, body.policy_stamp)
             request = {"rk": resolved.record_key, "pkg": str(resolved.package_dir),
                        "req": str(resolved.requirements_dir) if resolved.requirements_dir else None,
-                       "uri": resolved.uri, "input_data": body["input_data"],
-                       "settings": body.get("settings"), "parameters": body.get("parameters")}
+                       "uri": resolved.uri, "input_data": body.input_data,
+                       "settings": body.settings, "parameters": body.parameters}
             result = await self.pool.run(resolved.digest, request, resolved.record, resolved.record_key, timeout)
         except PolicyGridError as exc:
             self.failures += 1
             logger.info("execute_policy failed: %s: %s", exc.error_type, exc.message[:300])
-            envelope: dict[str, Any] = exc.to_dict()
-            exception_type = getattr(exc, "exception_type", None)
-            if exception_type:
-                envelope["exception_type"] = exception_type
-            return exc.status, json.dumps(envelope, default=str).encode()
+            return exc.status, json.dumps(error_envelope(exc), default=str).encode()
         return 200, b'{"success":true,"data":' + result + b"}"
 
     def health(self, *, detailed: bool) -> dict[str, Any]:
@@ -201,48 +192,13 @@ class ExecutorService:
         return body
 
 
-def _parse_body(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputInvalid(f"the body is not valid JSON: {exc}", errors={"(body)": ["not JSON"]}) from None
-    if not isinstance(body, dict):
-        raise InputInvalid("the body must be a JSON object", errors={"(body)": ["not an object"]})
-    errors: dict[str, list[str]] = {}
-    for name in sorted(set(body) - _BODY_FIELDS):
-        errors[name] = ["unknown field"]
-    uri = body.get("policy_rule_uri")
-    if not isinstance(uri, str) or not uri:
-        errors["policy_rule_uri"] = ["is required: the URI name:version-tag of the policy"]
-    if "input_data" not in body:
-        errors["input_data"] = ["is required (any JSON value, {} included)"]
-    for name in ("parameters", "settings"):
-        if body.get(name) is not None and not isinstance(body[name], dict):
-            errors[name] = ["must be a JSON object"]
-    timeout = body.get("timeout_seconds")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
-                                or not math.isfinite(timeout) or timeout <= 0):
-        errors["timeout_seconds"] = ["must be a positive number of seconds"]
-    if body.get("policy_stamp") is not None and not isinstance(body["policy_stamp"], str):
-        errors["policy_stamp"] = ["must be a string"]
-    if errors:
-        first = next(iter(errors))
-        raise InputInvalid(f"invalid request: {first}: {errors[first][0]}", errors=errors)
-    return body
+def _refusal(status: int, message: str) -> PolicyGridError:
+    """An answer of the HTTP layer itself (wrong method, no credentials, too large): no policy ran."""
+    return PolicyGridError(message, status=status, error_type="http_error")
 
 
-class _HttpError(Exception):
-    def __init__(self, status: int, message: str, error_type: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error_type = error_type
-
-    def body(self) -> bytes:
-        envelope: dict[str, Any] = {"success": False, "message": self.message}
-        if self.error_type:
-            envelope["error_type"] = self.error_type
-        return json.dumps(envelope).encode()
+_UNAUTHORISED = ("this executor accepts only its callers' requests: send 'Authorization: Bearer <the executor's "
+                 "shared secret>'")
 
 
 def create_app(config: ExecutorConfig | None = None) -> ExecutorService:

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import sandbox
-from ..errors import InputInvalid, PolicyGridError, Unavailable, error_from_envelope
+from ..errors import InputInvalid, PolicyGridError, Unavailable
+from ..wire import error_from_envelope
 from . import control
 from .control import PoolLimits, Worker
 
