@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..evaluate import policy_uri
+from ..rule_runner import policy_uri
 from .control import PoolLimits
 from .pool import WorkerPool
 

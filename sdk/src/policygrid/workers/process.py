@@ -31,8 +31,8 @@ from typing import Any
 from .. import sandbox
 from ..context import MemoryContext, RedisContext
 from ..errors import PolicyGridError
-from ..evaluate import CompiledRecord, PolicyRunner
 from ..loader import load_rule_class
+from ..rule_runner import CompiledRecord, PolicyRunner
 
 _HEADER = struct.Struct(">I")
 
