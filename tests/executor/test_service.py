@@ -290,3 +290,24 @@ def test_execute_with_upload_with_verification_off(executor_service):
     assert result == {"settings": {"s": 1}, "parameters": {}, "input": [1]}
     assert execute_with_upload(send_to(executor_service), body, read_package, "test-executor") == result
     assert reads == [record["code_digest"]]
+
+
+def test_keys_are_read_from_the_portal_and_a_service_without_keys_says_so(tmp_path, fake_portal):
+    signer = Signer("portal-key")
+    fake_portal.file_server.serve("keys", json.dumps({"success": True, "data": [signer.entry()]}).encode())
+    data = echo_zip("portal keys")
+    record = make_record("portalkeys", data)
+    verifying = {"POLICYGRID_VERIFY_SIGNATURES": "true"}
+    service = start_service(tmp_path / "with-portal", fake_portal.base, workers=1, extra_env=verifying)
+    try:
+        assert put(service, record["code_digest"], data)[0] == 201
+        assert call(service, record, signer.release(record))[0] == 200
+        assert cache_stats(service)["keys"]["count"] == 1
+    finally:
+        stop_service(service)
+    service = start_service(tmp_path / "alone", "", workers=1, extra_env=verifying)
+    try:
+        code, body = call(service, record, signer.release(record))
+        assert code == 500 and body["error_type"] == "integrity" and "no signing keys" in body["message"]
+    finally:
+        stop_service(service)
