@@ -1,14 +1,17 @@
 """Policy records and packages of the executor service, cached so that a warm call never leaves the process.
 
-Two ways a call names its record. With the record in the call (``record``, and its ``release`` signature or
-null), the store verifies the signature against the service's keys, caches what it prepared by the SHA-256 of
-the record's canonical JSON, and never contacts the portal: a package it doesn't hold is ``PackageRequired``,
-which the caller answers by uploading it (``put_package``). With only the URI, records are read from the portal (``GET /policy/<uri>`` with the service's own API token). A record is
-identified by its *stamp* ``"<code_digest>|<updated_at as a POSIX timestamp with microseconds>"``: the portal
-sends the stamp of the record it checked with each call (``policy_stamp``), and the service fetches the
-record again only when its cached one has another stamp. A caller that sends no stamp gets a cached record
-at most ``record_ttl_seconds`` old. Packages go through the SDK's one loader (``load_package`` with the
-pinned digest, so a cached package is reused without any network access, and ``ensure_requirements``).
+A call names its record in one of two ways.
+
+* The record itself (``record``, with its ``release`` signature or null): the store verifies the signature
+  against the service's keys, caches what it prepared by the SHA-256 of the record's canonical JSON, and never
+  contacts the portal. A package it doesn't hold is ``PackageRequired``; the caller uploads it
+  (``put_package``) and calls again.
+* Only the URI (direct clients): the record is read from the portal (``GET /policy/<uri>`` with the service's
+  own API token) and identified by its *stamp* ``"<code_digest>|<updated_at as a POSIX timestamp with
+  microseconds>"``; the caller may send the stamp of the record it checked (``policy_stamp``), and the service
+  reads the record again only when its cached one has another stamp, or, without a stamp, after
+  ``record_ttl_seconds``. Packages go through the SDK's one loader (``load_package`` with the pinned digest, so
+  a cached package is reused without any network access, and ``ensure_requirements``).
 """
 
 from __future__ import annotations
