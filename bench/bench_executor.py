@@ -155,8 +155,8 @@ def bench_service(args, tmp: Path):
 def bench_isolation():
     """One isolated round trip (Type 2 worker, no HTTP) against the same call in-process."""
     from policygrid.context import MemoryContext
-    from policygrid.evaluate import PolicyRunner
     from policygrid.loader import load_rule_class
+    from policygrid.rule_runner import PolicyRunner
     from policygrid.samples import sample_path, sample_record
 
     record = sample_record("ip_allowlist")
@@ -168,7 +168,7 @@ def bench_isolation():
     in_process = (time.perf_counter() - started) / n * 1e6
 
     async def through_pool():
-        from policygrid.executor.pool import PoolLimits, WorkerPool
+        from policygrid.workers import PoolLimits, WorkerPool
 
         pool = WorkerPool(PoolLimits(workers=1))
         await pool.start()

@@ -19,11 +19,11 @@ from pathlib import Path
 import policygrid.loader as loader_module
 import policygrid.requirements as requirements_module
 from policygrid.context import MemoryContext
-from policygrid.evaluate import PolicyRunner
 from policygrid.evaluator import LocalPolicyEvaluator
 from policygrid.fetch import FetchOptions
 from policygrid.loader import load_rule_class
 from policygrid.package import digest_of, zip_code_folder
+from policygrid.rule_runner import PolicyRunner
 from policygrid.samples import sample_path, sample_record
 
 URI = "ip_allowlist:1.0-beta"

@@ -173,7 +173,7 @@ def worker_processes(tmp_dir: Path) -> list[int]:
                 cwd = os.readlink(entry / "cwd")
             except OSError:
                 continue
-            if b"policygrid.executor.worker" in cmdline and cwd.startswith(str(tmp_dir)):
+            if b"policygrid.workers.process" in cmdline and cwd.startswith(str(tmp_dir)):
                 found.append(int(entry.name))
     return found
 

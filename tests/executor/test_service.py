@@ -1,7 +1,19 @@
 """The executor service's contract: statelessness, the override rule, auth, validation, record caching."""
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
+import pytest
 import requests
+from policygrid.signing import canonical_json, policy_statement
+from policygrid.wire import execute_with_upload
+
+from tests.executor.conftest import free_port, policy_zip, start_service, stop_service
 
 STATEFUL = """
     class AIOSv1PolicyRule:
@@ -87,3 +99,215 @@ def test_record_is_refetched_only_when_its_stamp_changes(executor_service, fake_
     new_stamp = record_stamp({**old, "updated_at": "2025-02-01T00:00:00+00:00"})
     _, body = executor_service.execute(uri, {}, policy_stamp=new_stamp)
     assert body["data"]["parameters"] == {"v": 2}
+
+
+# --- records sent with the call: no call back into the portal --------------------------------------------
+
+
+class Signer:
+    """An Ed25519 signing key as the portal holds one: its /keys entry, and release signatures of records."""
+
+    def __init__(self, key_id: str) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        self.key_id = key_id
+        self.key = Ed25519PrivateKey.generate()
+
+    def entry(self) -> dict:
+        from cryptography.hazmat.primitives import serialization
+
+        raw = self.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return {"key_id": self.key_id, "public_key": base64.b64encode(raw).decode(), "algorithm": "ed25519",
+                "status": "active"}
+
+    def release(self, record: dict) -> dict:
+        signature = self.key.sign(canonical_json(policy_statement(record)))
+        return {"key_id": self.key_id, "signature": base64.b64encode(signature).decode()}
+
+
+def echo_zip(tag: str) -> bytes:
+    """The ECHO policy with a comment of its own: a package (and digest) no other test uses."""
+    return policy_zip(ECHO + f"    # {tag}\n")
+
+
+def make_record(name: str, data: bytes, **fields) -> dict:
+    record = {"policy_rule_uri": f"{name}:1.0-test", "code": "/asset-object/never-read",
+              "code_digest": "sha256:" + hashlib.sha256(data).hexdigest(), "code_type": "python", "type": "policy",
+              "policy_input_schema": None, "policy_output_schema": None, "policy_settings_schema": None,
+              "policy_parameters_schema": None, "policy_settings": {}, "policy_parameters": {},
+              "management_commands_schema": []}
+    record.update(fields)
+    return record
+
+
+def call(service, record, release=None, input_data=None, **extra):
+    body = {"policy_rule_uri": record["policy_rule_uri"], "input_data": input_data or {}, "record": record,
+            "release": release, **extra}
+    response = service.session.post(f"{service.url}/execute_policy", json=body, timeout=30)
+    return response.status_code, response.json()
+
+
+def put(service, digest, data, session=None):
+    response = (session or service.session).put(f"{service.url}/packages/{digest}", data=data, timeout=30,
+                                                headers={"Content-Type": "application/octet-stream"})
+    return response.status_code, response.json()
+
+
+def send_to(service):
+    """``send`` for ``policygrid.wire.execute_with_upload``: one authenticated request to the service."""
+
+    def send(method, path, data):
+        kind = "application/json" if method == "POST" else "application/octet-stream"
+        response = service.session.request(method, service.url + path, data=data, timeout=30,
+                                           headers={"Content-Type": kind})
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, None
+
+    return send
+
+
+def cache_stats(service) -> dict:
+    return service.health()["cache"]
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory):
+    """A service that verifies signatures with keys from a file, and whose portal address answers nothing."""
+    tmp = tmp_path_factory.mktemp("keyed")
+    signer = Signer("k-1")
+    keys_file = tmp / "keys.json"
+    keys_file.write_text(json.dumps({"success": True, "data": [signer.entry()]}))
+    service = start_service(tmp, f"http://127.0.0.1:{free_port()}", workers=2, extra_env={
+        "POLICYGRID_VERIFY_SIGNATURES": "true", "POLICYGRID_SIGNING_KEYS_FILE": str(keys_file),
+        "POLICYGRID_KEYS_REFRESH_SECONDS": "3600", "POLICYGRID_EXECUTOR_MAX_PACKAGE_BYTES": str(64 * 1024)})
+    yield SimpleNamespace(service=service, signer=signer, keys_file=keys_file)
+    stop_service(service)
+
+
+def test_a_signed_record_runs_with_no_portal_once_its_package_is_uploaded(keyed):
+    service = keyed.service
+    data = echo_zip("signed")
+    record = make_record("signed", data, policy_parameters={"v": 1})
+    release = keyed.signer.release(record)
+    code, body = call(service, record, release)
+    assert code == 409 and body["error_type"] == "package_required" and body["code_digest"] == record["code_digest"]
+    assert put(service, record["code_digest"], data) == (201, {"success": True, "data": {
+        "code_digest": record["code_digest"], "created": True}})
+    code, body = call(service, record, release, {"k": 1})
+    assert code == 200 and body["data"] == {"settings": {}, "parameters": {"v": 1}, "input": {"k": 1}}
+    assert cache_stats(service)["portal_fetches"] == 0
+    # The portal is really unreachable: a call that names only the URI can't be resolved.
+    code, body = service.execute(record["policy_rule_uri"], {})
+    assert code == 502 and body["error_type"] == "unavailable"
+
+
+def test_a_record_is_prepared_once_per_content(keyed):
+    service = keyed.service
+    data = echo_zip("prepared once")
+    record = make_record("prepared", data, policy_parameters={"v": 1})
+    assert put(service, record["code_digest"], data)[0] == 201
+    before = cache_stats(service)
+    for _ in range(3):
+        assert call(service, record, keyed.signer.release(record))[1]["data"]["parameters"] == {"v": 1}
+    after = cache_stats(service)
+    assert (after["records_prepared"], after["record_hits"]) == (before["records_prepared"] + 1,
+                                                                 before["record_hits"] + 2)
+    changed = {**record, "policy_parameters": {"v": 2}}
+    assert call(service, changed, keyed.signer.release(changed))[1]["data"]["parameters"] == {"v": 2}
+    assert cache_stats(service)["records_prepared"] == before["records_prepared"] + 2
+
+
+def test_a_tampered_record_is_an_integrity_failure(keyed):
+    data = echo_zip("tampered")
+    record = make_record("tampered", data, policy_parameters={"limit": 1})
+    release = keyed.signer.release(record)
+    code, body = call(keyed.service, {**record, "policy_parameters": {"limit": 1000}}, release)
+    assert code == 500 and body["error_type"] == "integrity" and "altered" in body["message"]
+
+
+def test_an_unknown_key_is_refused_then_learnt_in_the_background(keyed):
+    service = keyed.service
+    data = echo_zip("new key")
+    record = make_record("newkey", data)
+    assert put(service, record["code_digest"], data)[0] == 201
+    newcomer = Signer("k-2")
+    loads = cache_stats(service)["keys"]["loads"]
+    code, body = call(service, record, newcomer.release(record))
+    assert code == 500 and body["error_type"] == "integrity" and "k-2" in body["message"]
+    deadline = time.monotonic() + 5
+    while cache_stats(service)["keys"]["loads"] == loads:  # the refresh an unknown key id asks for
+        assert time.monotonic() < deadline, "no refresh after an unknown key id"
+        time.sleep(0.1)
+    keyed.keys_file.write_text(json.dumps([keyed.signer.entry(), newcomer.entry()]))
+    while (code := call(service, record, newcomer.release(record))[0]) != 200:
+        assert code == 500 and time.monotonic() < deadline + 5
+        time.sleep(0.2)
+
+
+def test_an_unsigned_record_runs_only_as_a_dry_run_while_verification_is_on(keyed):
+    service = keyed.service
+    data = echo_zip("draft")
+    record = make_record("draft", data)
+    assert put(service, record["code_digest"], data)[0] == 201
+    code, body = call(service, record)
+    assert code == 500 and body["error_type"] == "integrity" and "release" in body["errors"]
+    code, body = call(service, record, dry_run=True)
+    assert code == 200, body
+
+
+def test_package_uploads_are_checked(keyed):
+    service = keyed.service
+    data = echo_zip("uploads")
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    other = "sha256:" + "0" * 64
+    code, body = put(service, other, data)
+    assert code == 400 and other in body["message"] and digest in body["message"]
+    assert put(service, other, b"x" * (100 * 1024))[0] == 413
+    assert put(service, digest, data, session=requests.Session())[0] == 401
+    junk = b"not an archive at all"
+    code, body = put(service, "sha256:" + hashlib.sha256(junk).hexdigest(), junk)
+    assert code == 400 and body["error_type"] == "package_invalid"
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = sorted(code for code, _ in pool.map(lambda _: put(service, digest, data), range(6)))
+    assert statuses == [200] * 5 + [201]
+    record = make_record("uploads", data)
+    assert call(service, record, keyed.signer.release(record))[0] == 200
+
+
+def test_execute_with_upload_with_verification_off(executor_service):
+    data = echo_zip("helper")
+    record = make_record("helper", data, policy_settings={"s": 1})
+    body = {"policy_rule_uri": record["policy_rule_uri"], "input_data": [1], "record": record, "release": None}
+    reads = []
+
+    def read_package(digest):
+        reads.append(digest)
+        return data
+
+    result = execute_with_upload(send_to(executor_service), body, read_package, "test-executor")
+    assert result == {"settings": {"s": 1}, "parameters": {}, "input": [1]}
+    assert execute_with_upload(send_to(executor_service), body, read_package, "test-executor") == result
+    assert reads == [record["code_digest"]]
+
+
+def test_keys_are_read_from_the_portal_and_a_service_without_keys_says_so(tmp_path, fake_portal):
+    signer = Signer("portal-key")
+    fake_portal.file_server.serve("keys", json.dumps({"success": True, "data": [signer.entry()]}).encode())
+    data = echo_zip("portal keys")
+    record = make_record("portalkeys", data)
+    verifying = {"POLICYGRID_VERIFY_SIGNATURES": "true"}
+    service = start_service(tmp_path / "with-portal", fake_portal.base, workers=1, extra_env=verifying)
+    try:
+        assert put(service, record["code_digest"], data)[0] == 201
+        assert call(service, record, signer.release(record))[0] == 200
+        assert cache_stats(service)["keys"]["count"] == 1
+    finally:
+        stop_service(service)
+    service = start_service(tmp_path / "alone", "", workers=1, extra_env=verifying)
+    try:
+        code, body = call(service, record, signer.release(record))
+        assert code == 500 and body["error_type"] == "integrity" and "no signing keys" in body["message"]
+    finally:
+        stop_service(service)

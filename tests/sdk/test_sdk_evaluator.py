@@ -16,8 +16,9 @@ from policygrid.errors import (
     Unavailable,
 )
 from policygrid.evaluator import LocalPolicyEvaluator
-from policygrid.isolation import IsolationLimits, stripped_environment
 from policygrid.package import digest_of
+from policygrid.workers import IsolationLimits
+from policygrid.workers.control import worker_environment
 from sdk_helpers import build_archive
 
 URI = "ip_allowlist:1.0-beta"
@@ -143,14 +144,22 @@ class AIOSv1PolicyRule:
             return {"env": sorted(os.environ)}
         if action == "print":
             print("noise on stdout")
+        if action == "write":
+            with open(input_data["path"], "w") as handle:
+                handle.write("x")
         return {"calls": self.calls, "pid": os.getpid()}
+
+    def management(self, action, data):
+        self.calls += data["by"]
+        return {"calls": self.calls}
 """
 
 
 @pytest.fixture
 def misbehaving(http_server, tmp_path):
     data = build_archive({"code/function.py": MISBEHAVING})
-    record = {"policy_rule_uri": "bad:1-x", "code": http_server.serve("/bad.zip", data), "code_digest": digest_of(data)}
+    record = {"policy_rule_uri": "bad:1-x", "code": http_server.serve("/bad.zip", data), "code_digest": digest_of(data),
+              "management_commands_schema": [{"name": "bump", "schema": {"by": {"type": "integer"}}}]}
     http_server.serve("/policy/bad:1-x", {"success": True, "data": record})
 
     def make(**limits):
@@ -193,6 +202,18 @@ def test_isolated_process_that_dies_fails_only_that_call(misbehaving):
 
 
 @pytest.mark.slow
+def test_isolated_management_reaches_the_kept_instance_and_writes_stay_in_the_sandbox(misbehaving, tmp_path):
+    with misbehaving() as evaluator:
+        assert evaluator.execute_policy_rule({})["calls"] == 1
+        assert evaluator.execute_mgmt_command("bump", {"by": 100}) == {"calls": 101}
+        assert evaluator.execute_policy_rule({})["calls"] == 102
+        target = tmp_path / "outside.txt"
+        with pytest.raises(PolicyError, match="PermissionError"):
+            evaluator.execute_policy_rule({"do": "write", "path": str(target)})
+        assert not target.exists()
+
+
+@pytest.mark.slow
 def test_isolated_memory_limit_is_a_resource_limit(misbehaving):
     with misbehaving(memory_mb=512) as evaluator:
         with pytest.raises(ResourceLimit):
@@ -209,11 +230,13 @@ def test_isolated_environment_has_no_secrets(misbehaving, monkeypatch):
     assert not {"DATABASE_URL", "AWS_SECRET_ACCESS_KEY", "POLICYGRID_TOKEN"} & set(names)
 
 
-def test_stripped_environment_keeps_ordinary_variables(monkeypatch):
+def test_worker_environment_is_an_allow_list(monkeypatch, tmp_path):
     monkeypatch.setenv("LANG", "C.UTF-8")
     monkeypatch.setenv("MY_API_KEY", "x")
-    env = stripped_environment()
-    assert env.get("LANG") == "C.UTF-8" and "MY_API_KEY" not in env
+    monkeypatch.setenv("SOME_UNUSUAL_NAME", "x")
+    env = worker_environment(tmp_path)
+    assert env.get("LANG") == "C.UTF-8" and not {"MY_API_KEY", "SOME_UNUSUAL_NAME"} & set(env)
+    assert env["TMPDIR"] == env["HOME"] == str(tmp_path / "call")
 
 
 def test_a_path_only_code_location_is_an_asset_on_the_portal(portal_env):

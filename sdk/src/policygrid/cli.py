@@ -13,8 +13,8 @@ from typing import Any
 
 from .archive import safe_extract
 from .errors import InputInvalid, PolicyGridError
-from .evaluate import PolicyRunner, policy_uri
 from .package import check_package_dir, digest_of, read_archive_or_folder, verify_digest, zip_code_folder
+from .rule_runner import PolicyRunner, policy_uri
 from .schema import check_policy_record
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .errors import Unavailable, error_from_envelope
+from .errors import Unavailable
 from .fetch import FetchOptions, fetch_bytes
+from .wire import error_from_envelope
 
 
 def portal_url_from_env() -> str | None:

@@ -105,6 +105,17 @@ class PackageTooLarge(PackageError):
     status = 413
 
 
+class PackageRequired(PolicyGridError):
+    """An executor lacks the package of ``code_digest``: upload it (``PUT /packages/<digest>``), then call again."""
+
+    error_type = "package_required"
+    status = 409
+
+    def __init__(self, message: str, *, code_digest: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.code_digest = code_digest
+
+
 ERROR_CLASSES: dict[str, type[PolicyGridError]] = {
     cls.error_type: cls
     for cls in (
@@ -118,18 +129,6 @@ ERROR_CLASSES: dict[str, type[PolicyGridError]] = {
         Unavailable,
         Timeout,
         PackageError,
+        PackageRequired,
     )
 }
-
-
-def error_from_envelope(body: dict[str, Any], status: int) -> PolicyGridError:
-    """Rebuild the error a server described in a `success: false` envelope."""
-    error_type = body.get("error_type")
-    cls = ERROR_CLASSES.get(error_type or "")
-    if cls is None:
-        cls = {400: InputInvalid, 404: NotFound, 409: NotExecutable, 502: Unavailable, 504: Timeout}.get(
-            status, PolicyGridError
-        )
-    message = body.get("message") or f"request failed with HTTP {status}"
-    errors = body.get("errors") if isinstance(body.get("errors"), dict) else None
-    return cls(message, errors=errors, status=status, error_type=error_type or None)

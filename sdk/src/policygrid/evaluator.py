@@ -9,12 +9,12 @@ from .cache import PackageCache
 from .client import PortalClient
 from .context import MemoryContext
 from .errors import InputInvalid, NotExecutable
-from .evaluate import PolicyRunner
 from .fetch import FetchOptions
-from .isolation import IsolatedRunner, IsolationLimits
 from .loader import load_rule_class
 from .package import PackageInfo, load_record_package
 from .requirements import ensure_requirements
+from .rule_runner import PolicyRunner
+from .workers import IsolatedRunner, IsolationLimits
 
 MODES = ("local", "remote")
 

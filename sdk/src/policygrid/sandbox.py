@@ -225,13 +225,13 @@ CGROUP_V1_PIDS = Path("/sys/fs/cgroup/pids")
 
 
 class CgroupParent:
-    """``<pids cgroup of the service>/policygrid-executor-<pid>/``: one child cgroup per worker."""
+    """``<pids cgroup of this process>/<name>/`` (``policygrid-<label>-<n>-<pid>``): one child cgroup per worker."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
     @classmethod
-    def create(cls) -> tuple[CgroupParent | None, str]:
+    def create(cls, name: str) -> tuple[CgroupParent | None, str]:
         if not (CGROUP_V1_PIDS / "cgroup.procs").exists():
             return None, "no cgroup v1 pids controller at /sys/fs/cgroup/pids (fork bombs are contained only by the timeout and the process-group kill)"
         own = "/"
@@ -244,7 +244,7 @@ class CgroupParent:
             pass
         base = CGROUP_V1_PIDS / own.lstrip("/")
         _remove_stale(base)
-        root = base / f"policygrid-executor-{os.getpid()}"
+        root = base / name
         try:
             root.mkdir(exist_ok=True)
             (root / "test-write").mkdir(exist_ok=True)
@@ -277,7 +277,7 @@ class CgroupParent:
 def _remove_stale(base: Path) -> None:
     """Cgroups left by a service that was killed (SIGKILL leaves no chance to clean up)."""
     try:
-        for entry in base.glob("policygrid-executor-*"):
+        for entry in base.glob("policygrid-*-*"):
             pid = entry.name.rsplit("-", 1)[-1]
             if pid.isdigit() and not Path(f"/proc/{pid}").exists():
                 CgroupParent(entry).remove()

@@ -48,9 +48,14 @@ class ExecutorConfig:
     max_processes: int = 16
     max_result_bytes: int = 10 * 1024 * 1024
     max_body_bytes: int = 2 * 1024 * 1024
+    # The largest package archive PUT /packages/<digest> accepts (the SDK's download cap).
+    max_package_bytes: int = 50 * 1024 * 1024
     record_ttl_seconds: float = 30
     # Signed releases are verified before loading (governance.md §5): on unless the deployment turns it off.
     verify_signatures: bool = True
+    # The portal's GET /keys document, for a service that must verify without reading keys from a portal.
+    signing_keys_file: Path | None = None
+    keys_refresh_seconds: float = 60
     redis_url: str | None = None
     cache_dir: Path | None = None
     tmp_dir: Path | None = None
@@ -69,6 +74,7 @@ class ExecutorConfig:
             token = Path(token_file).read_text().strip()
         cache_dir = _env("POLICYGRID_CACHE_DIR")
         tmp_dir = _env("POLICYGRID_EXECUTOR_TMP_DIR")
+        keys_file = _env("POLICYGRID_SIGNING_KEYS_FILE")
         return cls(
             host=_env("POLICYGRID_EXECUTOR_HOST", "127.0.0.1") or "127.0.0.1",
             port=int(_number("POLICYGRID_EXECUTOR_PORT", 8900, int)),
@@ -84,8 +90,11 @@ class ExecutorConfig:
             max_processes=int(_number("POLICYGRID_EXECUTOR_MAX_PROCESSES", 16, int)),
             max_result_bytes=int(_number("POLICYGRID_EXECUTOR_MAX_RESULT_BYTES", 10 * 1024 * 1024, int)),
             max_body_bytes=int(_number("POLICYGRID_EXECUTOR_MAX_BODY_BYTES", 2 * 1024 * 1024, int)),
+            max_package_bytes=int(_number("POLICYGRID_EXECUTOR_MAX_PACKAGE_BYTES", 50 * 1024 * 1024, int)),
             record_ttl_seconds=_number("POLICYGRID_EXECUTOR_RECORD_TTL", 30),
-            verify_signatures=(_env("POLICYGRID_VERIFY_SIGNATURES") or "true").strip().lower() in ("1", "true", "yes", "on"),
+            verify_signatures=_flag("POLICYGRID_VERIFY_SIGNATURES", True),
+            signing_keys_file=Path(keys_file) if keys_file else None,
+            keys_refresh_seconds=_number("POLICYGRID_KEYS_REFRESH_SECONDS", 60),
             redis_url=_env("POLICYGRID_REDIS_URL"),
             cache_dir=Path(cache_dir) if cache_dir else None,
             tmp_dir=Path(tmp_dir) if tmp_dir else None,

@@ -1,9 +1,24 @@
-"""The executor service's HTTP API (runtime.md §5): ``GET /health`` and ``POST /execute_policy``.
+"""The executor service's HTTP API (runtime.md §5): ``GET /health``, ``POST /execute_policy``, ``PUT /packages/<digest>``.
 
 A bare ASGI application (no framework: the request path is a few dictionary look-ups), served by uvicorn.
 Every request must carry the shared secret (``Authorization: Bearer <POLICYGRID_EXECUTOR_TOKEN>``), compared
 in constant time; ``GET /health`` without it answers only the public counters. Answers use the envelope and
-error types of api.md §1.
+error types of api.md §1 (``policygrid.wire``); the body of ``POST /execute_policy`` is
+``policygrid.wire.EXECUTE_REQUEST_SCHEMA``.
+
+The portal's protocol never makes the service call back into the portal while the portal waits:
+
+1. ``POST /execute_policy`` with ``record`` (``policygrid.wire.RECORD_FIELDS`` of the policy) and ``release``
+   (``{"key_id", "signature"}``, or null). A release is verified against the signing keys the service holds
+   (an unknown key id or a bad signature: ``integrity``, 500, and the keys are read again in the background).
+   A null release is accepted only while signature verification is off, or for ``"dry_run": true``.
+2. If the service doesn't hold the package of ``record.code_digest`` it answers at once 409
+   ``{"success": false, "error_type": "package_required", "message", "code_digest"}``. The caller uploads it
+   with ``PUT /packages/<code_digest>`` (the archive's bytes, ``application/octet-stream``; 201 created, 200
+   already held, 400 wrong digest, 413 too large) and repeats the call (``policygrid.wire.execute_with_upload``).
+
+A body without ``record`` is resolved through the service's own portal client (``GET /policy/<uri>``, cached
+by ``policy_stamp``), for direct clients of the executor.
 """
 
 from __future__ import annotations
@@ -11,23 +26,23 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import math
 import time
 from typing import Any
 
 from .. import __version__
 from ..cache import PackageCache
 from ..client import PortalClient
-from ..errors import InputInvalid, PolicyGridError, Unavailable
+from ..errors import InputInvalid, NotFound, PackageTooLarge, PolicyGridError, Unavailable
+from ..fetch import FetchOptions
+from ..wire import error_envelope, parse_execute_request
+from ..workers import PoolLimits, WorkerPool
 from .config import ExecutorConfig
-from .pool import PoolLimits, WorkerPool
+from .keys import SigningKeys
 from .store import PolicyStore
 
 logger = logging.getLogger("policygrid.executor")
 
 _JSON = [(b"content-type", b"application/json")]
-_BODY_FIELDS = {"policy_rule_uri", "input_data", "parameters", "settings", "timeout_seconds", "policy_stamp",
-                "dry_run"}
 
 
 class ExecutorService:
@@ -41,6 +56,7 @@ class ExecutorService:
         self._token = f"Bearer {config.token}".encode()
         self.pool: WorkerPool | None = None
         self.store: PolicyStore | None = None
+        self.keys: SigningKeys | None = None
         self.started_at = time.time()
         self.calls = 0
         self.failures = 0
@@ -49,11 +65,15 @@ class ExecutorService:
 
     async def startup(self) -> None:
         config = self.config
+        # No portal is fine: every call then brings its record (and the keys come from a file).
         client = PortalClient(config.portal_url, config.portal_token or "", timeout=10,
-                              public_url=config.portal_public_url)
+                              public_url=config.portal_public_url) if config.portal_url else None
         cache = PackageCache(config.cache_dir) if config.cache_dir else PackageCache()
-        self.store = PolicyStore(client, cache, client.fetch_options(), config.record_ttl_seconds,
-                                 verify_signatures=config.verify_signatures)
+        self.keys = SigningKeys(client, config.signing_keys_file, config.keys_refresh_seconds)
+        if config.verify_signatures:
+            await self.keys.start()
+        self.store = PolicyStore(client, cache, client.fetch_options() if client else FetchOptions(), self.keys,
+                                 config.record_ttl_seconds, verify_signatures=config.verify_signatures)
         self.pool = WorkerPool(PoolLimits(
             workers=config.workers, timeout_seconds=config.timeout_seconds, cpu_seconds=config.cpu_seconds,
             memory_mb=config.memory_mb, max_processes=config.max_processes,
@@ -61,13 +81,16 @@ class ExecutorService:
             pass_env=config.pass_env, redis_url=config.redis_url, tmp_root=config.tmp_dir,
         ))
         await self.pool.start()
-        logger.warning("policygrid executor %s on http://%s:%s: %d workers, portal %s",
-                       __version__, config.host, config.port, config.workers, client.base_url)
+        logger.warning("policygrid executor %s on http://%s:%s: %d workers, portal %s, signing keys %s",
+                       __version__, config.host, config.port, config.workers, client.base_url if client else "none",
+                       self.keys.stats() if config.verify_signatures else "not used (verification off)")
         for name, note in sorted(self.protections().items()):
             level = logging.WARNING if "NOT" in note or "not enforced" in note else logging.INFO
             logger.log(level, "protection %-28s %s", name + ":", note)
 
     async def shutdown(self) -> None:
+        if self.keys is not None:
+            await self.keys.close()
         if self.pool is not None:
             await self.pool.close()
 
@@ -106,21 +129,25 @@ class ExecutorService:
         try:
             if path == "/execute_policy":
                 if method != "POST":
-                    raise _HttpError(405, "use POST for /execute_policy")
+                    raise _refusal(405, "use POST for /execute_policy")
                 if not authorised:
-                    raise _HttpError(401, "this executor accepts only the portal's requests: send "
-                                          "'Authorization: Bearer <the executor's shared secret>'")
-                body = await self._body(receive)
-                status, payload = await self.execute(body)
+                    raise _refusal(401, _UNAUTHORISED)
+                status, payload = await self.execute(await self._body(receive, self.config.max_body_bytes))
+            elif path.startswith("/packages/"):
+                if method != "PUT":
+                    raise _refusal(405, "use PUT for /packages/<code_digest>")
+                if not authorised:
+                    raise _refusal(401, _UNAUTHORISED)
+                status, payload = await self.put_package(path[len("/packages/"):], scope, receive)
             elif path == "/health":
                 if method not in ("GET", "HEAD"):
-                    raise _HttpError(405, "use GET for /health")
+                    raise _refusal(405, "use GET for /health")
                 status, payload = 200, json.dumps(self.health(detailed=authorised)).encode()
             else:
-                raise _HttpError(404, f"no route {method} {path} on this executor (it serves /health and "
-                                      "/execute_policy)", "not_found")
-        except _HttpError as exc:
-            status, payload = exc.status, exc.body()
+                raise NotFound(f"no route {method} {path} on this executor (it serves /health, "
+                               "/execute_policy and /packages/<code_digest>)")
+        except PolicyGridError as exc:
+            status, payload = exc.status, json.dumps(error_envelope(exc), default=str).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [*_JSON, (b"content-length", str(len(payload)).encode())]})
         await send({"type": "http.response.body", "body": payload})
@@ -131,15 +158,16 @@ class ExecutorService:
                 return hmac.compare_digest(value, self._token)
         return False
 
-    async def _body(self, receive) -> bytes:
+    @staticmethod
+    async def _body(receive, limit: int) -> bytes:
         chunks = []
         size = 0
         while True:
             message = await receive()
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.config.max_body_bytes:
-                raise _HttpError(413, f"the request body exceeds {self.config.max_body_bytes} bytes")
+            if size > limit:
+                raise _refusal(413, f"the request body exceeds {limit} bytes")
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
@@ -150,24 +178,38 @@ class ExecutorService:
         """``POST /execute_policy``: (status, envelope bytes)."""
         self.calls += 1
         try:
-            body = _parse_body(raw)
-            timeout = body.get("timeout_seconds") or self.config.timeout_seconds
-            timeout = min(float(timeout), self.config.max_timeout_seconds)
-            resolved = await self.store.resolve(body["policy_rule_uri"], body.get("policy_stamp"))
+            body = parse_execute_request(raw, max_timeout=self.config.max_timeout_seconds)
+            timeout = body.timeout_seconds or self.config.timeout_seconds
+            if body.record is not None:
+                resolved = await self.store.resolve_record(body.record, body.release, body.dry_run)
+            else:
+                resolved = await self.store.resolve(body.policy_rule_uri, body.policy_stamp)
             request = {"rk": resolved.record_key, "pkg": str(resolved.package_dir),
                        "req": str(resolved.requirements_dir) if resolved.requirements_dir else None,
-                       "uri": resolved.uri, "input_data": body["input_data"],
-                       "settings": body.get("settings"), "parameters": body.get("parameters")}
+                       "uri": resolved.uri, "input_data": body.input_data,
+                       "settings": body.settings, "parameters": body.parameters}
             result = await self.pool.run(resolved.digest, request, resolved.record, resolved.record_key, timeout)
         except PolicyGridError as exc:
             self.failures += 1
             logger.info("execute_policy failed: %s: %s", exc.error_type, exc.message[:300])
-            envelope: dict[str, Any] = exc.to_dict()
-            exception_type = getattr(exc, "exception_type", None)
-            if exception_type:
-                envelope["exception_type"] = exception_type
-            return exc.status, json.dumps(envelope, default=str).encode()
+            return exc.status, json.dumps(error_envelope(exc), default=str).encode()
         return 200, b'{"success":true,"data":' + result + b"}"
+
+    async def put_package(self, digest: str, scope, receive) -> tuple[int, bytes]:
+        """``PUT /packages/<code_digest>``: 201 when unpacked now, 200 when already held."""
+        limit = self.config.max_package_bytes
+        too_large = PackageTooLarge(f"the package is larger than the {limit} bytes this executor accepts",
+                                    errors={"code_digest": [f"larger than {limit} bytes"]})
+        declared = next((value for name, value in scope["headers"] if name == b"content-length"), b"")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        try:
+            data = await self._body(receive, limit)
+        except PolicyGridError:  # the body outgrew the limit on the way (no or a wrong Content-Length)
+            raise too_large from None
+        digest, created = await self.store.put_package(digest, data)
+        envelope = {"success": True, "data": {"code_digest": digest, "created": created}}
+        return (201 if created else 200), json.dumps(envelope).encode()
 
     def health(self, *, detailed: bool) -> dict[str, Any]:
         stats = self.pool.stats() if self.pool is not None else {"workers": 0, "busy": 0, "queued": 0, "live": 0}
@@ -183,7 +225,7 @@ class ExecutorService:
             "busy": stats["busy"],
             "queued": stats["queued"],
             "cache": self.store.stats() if self.store is not None and detailed else {
-                "records": len(self.store.entries) if self.store else 0},
+                "records": self.store.stats()["records"] if self.store else 0},
         }
         if trouble:
             body["trouble"] = trouble
@@ -201,48 +243,13 @@ class ExecutorService:
         return body
 
 
-def _parse_body(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputInvalid(f"the body is not valid JSON: {exc}", errors={"(body)": ["not JSON"]}) from None
-    if not isinstance(body, dict):
-        raise InputInvalid("the body must be a JSON object", errors={"(body)": ["not an object"]})
-    errors: dict[str, list[str]] = {}
-    for name in sorted(set(body) - _BODY_FIELDS):
-        errors[name] = ["unknown field"]
-    uri = body.get("policy_rule_uri")
-    if not isinstance(uri, str) or not uri:
-        errors["policy_rule_uri"] = ["is required: the URI name:version-tag of the policy"]
-    if "input_data" not in body:
-        errors["input_data"] = ["is required (any JSON value, {} included)"]
-    for name in ("parameters", "settings"):
-        if body.get(name) is not None and not isinstance(body[name], dict):
-            errors[name] = ["must be a JSON object"]
-    timeout = body.get("timeout_seconds")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
-                                or not math.isfinite(timeout) or timeout <= 0):
-        errors["timeout_seconds"] = ["must be a positive number of seconds"]
-    if body.get("policy_stamp") is not None and not isinstance(body["policy_stamp"], str):
-        errors["policy_stamp"] = ["must be a string"]
-    if errors:
-        first = next(iter(errors))
-        raise InputInvalid(f"invalid request: {first}: {errors[first][0]}", errors=errors)
-    return body
+def _refusal(status: int, message: str) -> PolicyGridError:
+    """An answer of the HTTP layer itself (wrong method, no credentials, too large): no policy ran."""
+    return PolicyGridError(message, status=status, error_type="http_error")
 
 
-class _HttpError(Exception):
-    def __init__(self, status: int, message: str, error_type: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error_type = error_type
-
-    def body(self) -> bytes:
-        envelope: dict[str, Any] = {"success": False, "message": self.message}
-        if self.error_type:
-            envelope["error_type"] = self.error_type
-        return json.dumps(envelope).encode()
+_UNAUTHORISED = ("this executor accepts only its callers' requests: send 'Authorization: Bearer <the executor's "
+                 "shared secret>'")
 
 
 def create_app(config: ExecutorConfig | None = None) -> ExecutorService:

@@ -1,4 +1,4 @@
-"""The pool of pre-started worker processes that run policy code for the executor service.
+"""The pool of pre-started sandboxed worker processes: the executor service's, and Type 1 isolation's pool of one.
 
 * ``size`` workers are started ahead of time and reused. A worker is bound to the first package digest it
   runs and only ever runs that package afterwards: imports stay warm, and one policy's module-level tampering
@@ -14,61 +14,29 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
 import shutil
-import signal
-import sys
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import sandbox
-from ..errors import PolicyError, PolicyGridError, ResourceLimit, Timeout, Unavailable
+from ..errors import InputInvalid, PolicyGridError, Unavailable
+from ..wire import error_from_envelope
+from . import control
+from .control import PoolLimits, Worker
 
-logger = logging.getLogger("policygrid.executor")
+logger = logging.getLogger("policygrid.workers")
 
-# Variables a worker may see. Everything else (tokens, database URLs, cloud keys, the service's own
-# configuration) stays in the service: an allow-list, so that a secret with an unusual name can't leak.
-SAFE_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy",
-            "https_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE")
-
-
-@dataclass
-class PoolLimits:
-    workers: int = 4
-    timeout_seconds: float = 30
-    cpu_seconds: float = 30
-    memory_mb: int = 1024
-    max_processes: int = 16
-    max_result_bytes: int = 10 * 1024 * 1024
-    max_message_chars: int = 2000
-    start_timeout_seconds: float = 30
-    landlock: bool = True
-    preload: tuple[str, ...] = ("requests",)
-    pass_env: tuple[str, ...] = ()
-    redis_url: str | None = None
-    tmp_root: Path | None = None
-
-
-@dataclass(eq=False)
-class Worker:
-    name: str
-    process: asyncio.subprocess.Process
-    tmp: Path
-    cgroup: sandbox.WorkerCgroup | None
-    digest: str | None = None
-    known_records: set[str] = field(default_factory=set)
-    calls: int = 0
-    dead: bool = False
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
+# Records a worker keeps before the pool makes it forget them all (a worker is bound to one package, but a
+# package's record may change many times).
+MAX_RECORDS_PER_WORKER = 64
+_pool_numbers = itertools.count(1)
 
 
 class WorkerPool:
@@ -84,11 +52,12 @@ class WorkerPool:
         self.replaced_total = 0
         self._counter = 0
         self._tasks: set[asyncio.Task] = set()
-        root = limits.tmp_root or Path(tempfile.gettempdir())
-        self.tmp_root = Path(root) / f"policygrid-executor-{os.getpid()}"
-        self.cgroups, cgroup_note = sandbox.CgroupParent.create()
+        # Unique per pool: several pools (Type 1 evaluators) may live in one process.
+        self.name = f"policygrid-{limits.label}-{next(_pool_numbers)}-{os.getpid()}"
+        self.tmp_root = Path(limits.tmp_root or tempfile.gettempdir()) / self.name
+        self.cgroups, cgroup_note = sandbox.CgroupParent.create(self.name)
         self.protections["process_containment"] = cgroup_note
-        self.protections["unprivileged_user"] = _user_note()
+        self.protections["unprivileged_user"] = control.user_note()
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
@@ -103,7 +72,7 @@ class WorkerPool:
         self.closed = True
         for _, future, _ in self.waiters:
             if not future.done():
-                future.set_exception(Unavailable("the executor service is shutting down"))
+                future.set_exception(Unavailable("the worker pool is shutting down"))
         for worker in list(self.workers):
             await self._retire(worker, replace=False)
         if self.cgroups is not None:
@@ -116,19 +85,7 @@ class WorkerPool:
             self._counter += 1
             name = f"w{self._counter}"
             tmp = self.tmp_root / name
-            tmp.mkdir(parents=True, exist_ok=True)
-            os.chmod(tmp, 0o700)
-            env = {k: v for k, v in os.environ.items() if k in SAFE_ENV or k in self.limits.pass_env}
-            (tmp / "call").mkdir(mode=0o700, exist_ok=True)
-            env.update({"TMPDIR": str(tmp / "call"), "HOME": str(tmp / "call"), "PYTHONDONTWRITEBYTECODE": "1",
-                        "PYTHONNOUSERSITE": "1"})
-            # The worker imports this very package, wherever the service was installed from.
-            env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "policygrid.executor.worker",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None,
-                cwd=str(tmp), env=env, start_new_session=True, limit=self.limits.max_result_bytes + 65536,
-            )
+            process = await control.start_process(tmp, self.limits)
             cgroup = None
             if self.cgroups is not None:
                 # The worker waits for its init frame before running anything, so it is inside its cgroup
@@ -138,20 +95,7 @@ class WorkerPool:
                     cgroup = None
             worker = Worker(name, process, tmp, cgroup)
             self.workers.add(worker)
-            init = {
-                "tmp_base": str(tmp), "memory_mb": self.limits.memory_mb, "max_processes": self.limits.max_processes,
-                "cpu_seconds": self.limits.cpu_seconds, "max_result_bytes": self.limits.max_result_bytes,
-                "max_message_chars": self.limits.max_message_chars, "redis_url": self.limits.redis_url,
-                "landlock": self.limits.landlock, "preload": list(self.limits.preload),
-            }
-            try:
-                await self._send(worker, json.dumps(init).encode())
-                reply = await asyncio.wait_for(self._read(worker), self.limits.start_timeout_seconds)
-            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
-                await self._kill(worker)
-                raise Unavailable(f"a worker process failed to start: {type(exc).__name__}") from exc
-            hello = json.loads(reply)
-            worker_notes = hello.get("protections", {})
+            worker_notes = await control.handshake(worker, self.limits)
             if cgroup is None:
                 worker_notes["process_containment_worker"] = "no cgroup: leftovers killed by session"
             self.protections.update(worker_notes)
@@ -160,25 +104,10 @@ class WorkerPool:
         finally:
             self.starting -= 1
 
-    async def _kill(self, worker: Worker) -> None:
-        worker.dead = True
-        if worker.cgroup is not None:
-            worker.cgroup.kill_all()
-        try:
-            os.killpg(worker.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if worker.cgroup is None:
-            _kill_session(worker.pid)
-        try:
-            await asyncio.wait_for(worker.process.wait(), 5)
-        except TimeoutError:
-            logger.warning("worker %s (pid %s) did not exit after SIGKILL", worker.name, worker.pid)
-
     async def _retire(self, worker: Worker, *, replace: bool = True) -> None:
         if worker in self.idle:
             self.idle.remove(worker)
-        await self._kill(worker)
+        await control.kill(worker)
         self.workers.discard(worker)
         if worker.cgroup is not None:
             worker.cgroup.remove()
@@ -210,7 +139,7 @@ class WorkerPool:
 
     async def acquire(self, digest: str) -> Worker:
         if self.closed:
-            raise Unavailable("the executor service is shutting down")
+            raise Unavailable("the worker pool is shutting down")
         worker = self._take_idle(digest)
         if worker is not None:
             return worker
@@ -273,9 +202,11 @@ class WorkerPool:
         """Run one call; return the result's JSON bytes or raise the error's PolicyGridError subclass."""
         worker = await self.acquire(digest)
         try:
-            if rk not in worker.known_records:
-                request = {**request, "record": record}
-            payload = json.dumps(request, separators=(",", ":")).encode()
+            payload = self._encode(worker, request, record, rk)
+        except InputInvalid:
+            self.release(worker)
+            raise
+        try:
             kind, body = await self._call(worker, payload, timeout)
             worker.known_records.add(rk)
         except BaseException:
@@ -283,7 +214,7 @@ class WorkerPool:
                 await self._retire(worker)
             raise
         worker.calls += 1
-        hit_limit = kind in (b"E", b"e") and self._hit_limit(worker)
+        hit_limit = kind in (b"E", b"e") and control.hit_process_limit(worker)
         leftovers = self._clean_after_call(worker)
         # A worker whose call left processes or threads behind is replaced: its killed children would stay
         # zombies charged to its cgroup, and a thread could run on into the next call.
@@ -298,47 +229,36 @@ class WorkerPool:
             error = {"error_type": "resource_limit", "exception_type": error.get("exception_type"),
                      "message": f"the policy hit the limit of {self.limits.max_processes} child processes "
                                 f"({error.get('message')})"}
-        raise build_error(error)
+        raise error_from_envelope(error)
+
+    @staticmethod
+    def _encode(worker: Worker, request: dict[str, Any], record: dict[str, Any], rk: str) -> bytes:
+        """The call's frame; the record goes along only to a worker that doesn't hold it yet."""
+        if rk not in worker.known_records:
+            request = {**request, "record": record}
+            if len(worker.known_records) >= MAX_RECORDS_PER_WORKER:
+                worker.known_records.clear()
+                request["forget"] = True
+        try:
+            return json.dumps(request, separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise InputInvalid(f"the call's data is not JSON-serialisable: {exc}") from None
 
     async def _call(self, worker: Worker, payload: bytes, timeout: float) -> tuple[bytes, bytes]:
-        hits_before = worker.cgroup.limit_hits() if worker.cgroup is not None else 0
-        worker.hits_before = hits_before  # type: ignore[attr-defined]
+        worker.limit_hits_before = worker.cgroup.limit_hits() if worker.cgroup is not None else 0
         try:
-            await self._send(worker, payload)
-            frame = await asyncio.wait_for(self._read(worker), timeout)
+            await control.send_frame(worker, payload)
+            frame = await asyncio.wait_for(control.read_frame(worker, self.limits), timeout)
         except TimeoutError:
-            hit = self._hit_limit(worker)
+            hit = control.hit_process_limit(worker)
             await self._retire(worker)
-            if hit:
-                raise ResourceLimit(f"the policy hit the limit of {self.limits.max_processes} child processes "
-                                    f"and did not finish within {timeout:g}s; its processes were killed") from None
-            raise Timeout(f"the policy did not finish within {timeout:g}s; its process was killed and replaced") from None
+            raise control.describe_death(None, self.limits, hit_limit=hit, timed_out=timeout) from None
         except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError, asyncio.LimitOverrunError):
-            raise await self._death(worker) from None
+            code = await control.exit_code(worker)
+            hit = control.hit_process_limit(worker)
+            await self._retire(worker)
+            raise control.describe_death(code, self.limits, hit_limit=hit) from None
         return frame[:1], frame[1:]
-
-    def _hit_limit(self, worker: Worker) -> bool:
-        if worker.cgroup is None:
-            return False
-        return worker.cgroup.limit_hits() > getattr(worker, "hits_before", 0)
-
-    async def _death(self, worker: Worker) -> PolicyGridError:
-        try:
-            code = await asyncio.wait_for(worker.process.wait(), 5)
-        except TimeoutError:
-            code = None
-        hit = self._hit_limit(worker)
-        await self._retire(worker)
-        if hit:
-            return ResourceLimit(f"the policy hit the limit of {self.limits.max_processes} child processes")
-        if code is not None and code < 0:
-            name = signal.Signals(-code).name
-            if -code == signal.SIGXCPU:
-                return ResourceLimit(f"the policy exceeded its CPU-time limit of {self.limits.cpu_seconds:g}s ({name})")
-            if -code == signal.SIGKILL:
-                return ResourceLimit(f"the policy's process was killed ({name}), probably for memory")
-            return PolicyError(f"the policy's process died with signal {name}", exception_type=name)
-        return PolicyError(f"the policy's process exited unexpectedly (exit code {code})", exception_type="ProcessExit")
 
     def _clean_after_call(self, worker: Worker) -> str | None:
         """Kill what the call left running; 'threads' when the worker itself must be replaced."""
@@ -348,22 +268,7 @@ class WorkerPool:
             if worker.cgroup.kill_all(spare=worker.pid):
                 return "processes"
             return "threads" if worker.cgroup.task_count() > 1 else None
-        return "processes" if _kill_session(worker.pid, spare=worker.pid) else None
-
-    @staticmethod
-    async def _send(worker: Worker, data: bytes) -> None:
-        stdin = worker.process.stdin
-        assert stdin is not None
-        stdin.write(len(data).to_bytes(4, "big") + data)
-        await stdin.drain()
-
-    async def _read(self, worker: Worker) -> bytes:
-        stdout = worker.process.stdout
-        assert stdout is not None
-        size = int.from_bytes(await stdout.readexactly(4), "big")
-        if size > self.limits.max_result_bytes + 65536:
-            raise asyncio.LimitOverrunError("reply too large", size)
-        return await stdout.readexactly(size)
+        return "processes" if control.kill_session(worker.pid, spare=worker.pid) else None
 
     # --- state --------------------------------------------------------------------------------------------
 
@@ -384,29 +289,3 @@ class WorkerPool:
 
     def worker_pids(self) -> list[int]:
         return [w.pid for w in self.workers]
-
-
-def build_error(body: dict[str, Any]) -> PolicyGridError:
-    from ..errors import ERROR_CLASSES
-
-    cls = ERROR_CLASSES.get(body.get("error_type", ""), PolicyError)
-    kwargs: dict[str, Any] = {"errors": body.get("errors") or None}
-    if cls is PolicyError:
-        kwargs["exception_type"] = body.get("exception_type")
-    error = cls(body.get("message") or "the policy failed", **kwargs)
-    if body.get("exception_type"):
-        error.exception_type = body["exception_type"]  # type: ignore[attr-defined]
-    return error
-
-
-def _kill_session(sid: int, spare: int | None = None) -> int:
-    return sandbox.kill_until_gone(lambda: sandbox.session_members(sid), spare, rounds=20)
-
-
-def _user_note() -> str:
-    if os.geteuid() != 0:
-        return f"workers run as the service's own unprivileged user (uid {os.geteuid()})"
-    return ("NOT applied: the service runs as root and the interpreter's folder "
-            f"({Path(sys.executable).resolve().parent}) may not be readable by another user; workers stay uid 0 "
-            "but with every capability dropped and Landlock applied (see the executor docs to run as a "
-            "dedicated user)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from policygrid.context import MemoryContext
 from policygrid.errors import InputInvalid, OutputInvalid, PolicyError
-from policygrid.evaluate import PolicyRunner, merge_overrides, to_json_value
 from policygrid.loader import load_rule_class
+from policygrid.rule_runner import PolicyRunner, merge_overrides, to_json_value
 
 
 class Recorder:
@@ -211,7 +211,7 @@ SCHEMA = {"limit": {"type": "integer", "required": True}}
 
 @pytest.mark.parametrize("argument, stored_field, schema_field", FIELDS)
 def test_a_compiled_record_still_checks_what_each_call_brings(argument, stored_field, schema_field):
-    from policygrid.evaluate import CompiledRecord
+    from policygrid.rule_runner import CompiledRecord
 
     good = record(**{stored_field: {"limit": 3}, schema_field: SCHEMA,
                      "policy_input_schema": {"ip": {"type": "string", "required": True}}})
@@ -235,7 +235,7 @@ def test_a_compiled_record_still_checks_what_each_call_brings(argument, stored_f
 
 
 def test_a_compiled_record_checks_the_output():
-    from policygrid.evaluate import CompiledRecord
+    from policygrid.rule_runner import CompiledRecord
 
     rec = record(policy_output_schema={"allowed": {"type": "boolean", "required": True}})
     with pytest.raises(OutputInvalid):

@@ -1,4 +1,4 @@
-"""Running a loaded policy class: the override rule, schema checks around `eval`, management commands."""
+"""Running a loaded policy class: the override rule, schema checks around `eval`, management commands (PolicyRunner)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,14 @@
-"""The worker process of the executor service: runs policy code, one call at a time, inside the sandbox.
+"""The sandboxed worker process: runs policy code, one call at a time, for the executor service and Type 1.
 
-Started by the pool as ``python -m policygrid.executor.worker`` with a stripped environment, in a session of
-its own. It speaks length-prefixed frames on its stdin (requests) and on a duplicate of its stdout (replies);
-whatever the policy prints goes to stderr. JSON on the wire, never pickle.
+Started by the pool (``workers/pool.py``) as ``python -m policygrid.workers.process`` with an allow-listed
+environment, in a session of its own. It speaks length-prefixed frames on its stdin (requests) and on a
+duplicate of its stdout (replies); whatever the policy prints goes to stderr. JSON on the wire, never pickle.
+
+The first frame is the init frame (limits, the temporary folder); the worker answers with the protections it
+applied. Every later frame is a call ``{"op": "eval"|"management"|"load", "rk", "record"?, "pkg", "req",
+"uri", "settings", "parameters", "validate", "keep", "forget"?, ...}``: ``rk`` names a record the pool sent
+once; ``keep`` keeps the policy instance for the next call with the same ``rk`` (Type 1 is stateful), else
+each call gets a fresh instance (Type 2 is stateless).
 
 Reply frames start with one byte: ``R`` (the payload is the result's JSON) or ``E`` (an error object
 ``{"error_type", "message", "exception_type"?, "errors"?}``); lower case (``r``/``e``) means the worker is
@@ -20,6 +26,13 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import Any
+
+# Imported before the filesystem is locked down: the modules every call needs, warm from the start.
+from .. import sandbox
+from ..context import MemoryContext, RedisContext
+from ..errors import PolicyGridError
+from ..loader import load_rule_class
+from ..rule_runner import CompiledRecord, PolicyRunner
 
 _HEADER = struct.Struct(">I")
 
@@ -72,6 +85,57 @@ def _empty(path: str) -> None:
                 pass
 
 
+class _Calls:
+    """The worker's state between calls: the records the pool sent, their compiled checks, kept instances."""
+
+    def __init__(self, init: dict[str, Any]) -> None:
+        self.redis_url = init.get("redis_url")
+        self.redis_client = None
+        self.records: dict[str, dict[str, Any]] = {}
+        self.compiled: dict[str, Any] = {}
+        self.kept: dict[str, Any] = {}
+
+    def runner(self, message: dict[str, Any]) -> PolicyRunner:
+        rk = message["rk"]
+        if message.get("forget"):
+            # The pool forgot which records this worker holds, so the worker forgets them too.
+            self.records.clear()
+            self.compiled.clear()
+            self.kept.clear()
+        record = message.get("record")
+        if record is not None:
+            self.records[rk] = record
+            self.compiled.pop(rk, None)
+            self.kept.pop(rk, None)
+        else:
+            record = self.records[rk]
+        keep = message.get("keep", False)
+        if keep and rk in self.kept:
+            return self.kept[rk]
+        requirements = message.get("req")
+        rule_class = load_rule_class(Path(message["pkg"]), Path(requirements) if requirements else None)
+        if self.redis_url:
+            if self.redis_client is None:
+                import redis
+
+                self.redis_client = redis.Redis.from_url(self.redis_url, socket_timeout=5)
+            context = RedisContext(self.redis_client, message["uri"])
+        else:
+            context = MemoryContext()
+        validate = message.get("validate", True)
+        compiled = None
+        if validate:
+            compiled = self.compiled.get(rk)
+            if compiled is None:
+                # Schema checks compiled, and the stored settings/parameters checked, once per record.
+                compiled = self.compiled[rk] = CompiledRecord(record)
+        runner = PolicyRunner(record, rule_class, message.get("settings"), message.get("parameters"), context,
+                              validate=validate, compiled=compiled)
+        if keep:
+            self.kept[rk] = runner
+        return runner
+
+
 def main() -> None:
     protocol_fd = os.dup(1)
     os.set_inheritable(protocol_fd, False)
@@ -93,8 +157,6 @@ def main() -> None:
     if first is None:
         return
     init = json.loads(first)
-    from .. import sandbox
-
     tmp_base = Path(init["tmp_base"])
     # The only folder the policy may write to. It is never replaced (Landlock's rule is bound to its inode);
     # what a call leaves in it is removed after the call.
@@ -102,12 +164,7 @@ def main() -> None:
     if not os.path.isdir(call_dir):
         os.mkdir(call_dir, 0o700)
     protections = sandbox.apply_rlimits(int(init["memory_mb"]), int(init["max_processes"]))
-    # Imported before the filesystem is locked down: the modules every call needs, warm from the start.
-    from ..context import MemoryContext, RedisContext
-    from ..errors import PolicyGridError
-    from ..evaluate import CompiledRecord, PolicyRunner
-    from ..loader import load_rule_class
-
+    calls = _Calls(init)
     for name in init.get("preload") or ():
         try:
             __import__(name)
@@ -121,10 +178,6 @@ def main() -> None:
     limit = int(init.get("max_message_chars", 2000))
     max_result = int(init["max_result_bytes"])
     cpu_seconds = float(init["cpu_seconds"])
-    redis_url = init.get("redis_url")
-    redis_client = None
-    records: dict[str, dict[str, Any]] = {}
-    compiled_records: dict[str, Any] = {}
     threads_at_start = threading.active_count()
     tempfile.tempdir = call_dir
 
@@ -133,41 +186,25 @@ def main() -> None:
         if frame is None:
             return
         message = json.loads(frame)
-        rk = message["rk"]
-        record = message.get("record")
-        if record is not None:
-            if len(records) > 64:
-                records.clear()
-                compiled_records.clear()
-            records[rk] = record
-            compiled_records.pop(rk, None)
-        else:
-            record = records[rk]
         # The call's private temporary folder: empty when the call starts, emptied when it ends. It is
         # recreated only when a call left something in it (cheaper than a new folder per call).
         os.chdir(call_dir)
         kind = b"R"
         try:
             sandbox.set_cpu_budget(float(message.get("cpu_seconds") or cpu_seconds))
-            requirements = message.get("req")
-            rule_class = load_rule_class(Path(message["pkg"]), Path(requirements) if requirements else None)
-            if redis_url:
-                if redis_client is None:
-                    import redis
-
-                    redis_client = redis.Redis.from_url(redis_url, socket_timeout=5)
-                context = RedisContext(redis_client, message["uri"])
+            runner = calls.runner(message)
+            op = message.get("op", "eval")
+            if op == "eval":
+                result = runner.eval(message.get("input_data"))
+            elif op == "management":
+                result = runner.management(message["action"], message.get("data"))
             else:
-                context = MemoryContext()
-            # A fresh instance for every call: Type 2 is stateless (runtime.md §4).
-            compiled = compiled_records.get(rk)
-            if compiled is None:
-                # Schema checks compiled, and the stored settings/parameters checked, once per record.
-                compiled = compiled_records[rk] = CompiledRecord(record)
-            runner = PolicyRunner(record, rule_class, message.get("settings"), message.get("parameters"), context,
-                                  compiled=compiled)
-            result = runner.eval(message.get("input_data"))
-            payload = json.dumps(result, allow_nan=False, separators=(",", ":")).encode()
+                result = None  # "load": the instance is built (and kept), nothing more
+            try:
+                payload = json.dumps(result, allow_nan=False, separators=(",", ":")).encode()
+            except (TypeError, ValueError) as exc:  # validate=False skips the conversion that catches this
+                kind = b"E"
+                payload = _error("output_invalid", f"the result is not JSON: {exc}", limit)
             if len(payload) > max_result:
                 kind = b"E"
                 payload = _error("resource_limit", f"the policy's result is {len(payload)} bytes, more than the "
