@@ -6,17 +6,23 @@ in runtime.md §5 and ``docs/executor.md``.
 """
 from __future__ import annotations
 
-import json
 import logging
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
-from policygrid.errors import InputInvalid, NotFound, PolicyGridError, Timeout, Unavailable
+from policygrid.errors import NotFound, PolicyGridError, Timeout, Unavailable
+from policygrid.package import verify_digest
+from policygrid.wire import (
+    PUBLIC_FIELDS,
+    RECORD_FIELDS,
+    ExecuteRequest,
+    execute_with_upload,
+    parse_execute_request,
+)
 
 from audit.services import audit_object
 from executors.choices import ExecutorStatus
@@ -30,83 +36,30 @@ from executors.transport import (
     request,
 )
 from governance.gate import assert_executable
+from governance.lifecycle import release_of
 from policies.models import PolicyRule
+from policies.packages import read_package as read_package_bytes
+from records.api.errors import Conflict
 
 logger = logging.getLogger(__name__)
 
-EXECUTE_FIELDS = frozenset({"policy_rule_uri", "input_data", "parameters", "settings", "timeout_seconds", "dry_run"})
-# Failures of the policy itself, passed on as the executor reported them (api.md §1 table).
-POLICY_FAILURES = {"input_invalid": 400, "policy_error": 500, "output_invalid": 500, "resource_limit": 500,
-                   "integrity": 500, "timeout": 504}
 
-
-class ExecutionFailed(PolicyGridError):
-    """A failure reported by the executor, with the policy's own exception type beside the message."""
-
-    def __init__(self, message: str, *, error_type: str, status: int, exception_type: str | None = None,
-                 errors: dict | None = None) -> None:
-        super().__init__(message, errors=errors, status=status, error_type=error_type)
-        self.exception_type = exception_type
-
-    def to_dict(self) -> dict[str, Any]:
-        body = super().to_dict()
-        if self.exception_type:
-            body["exception_type"] = self.exception_type
-        return body
-
-
-def _http(method: str, url: str, *, connect_timeout: float, read_timeout: float, body: bytes | None = None) -> Reply:
+def _http(method: str, url: str, *, connect_timeout: float, read_timeout: float, body: bytes | None = None,
+          content_type: str = "application/json") -> Reply:
     """One request to an executor (``executors.transport``); raises its ``TransportError`` subclasses."""
-    return request(method, url, headers=_auth_headers(), connect_timeout=connect_timeout,
-                   read_timeout=read_timeout, body=body)
-
-
-def _auth_headers() -> dict[str, str]:
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": content_type}
     if settings.EXECUTOR_TOKEN:
         headers["Authorization"] = f"Bearer {settings.EXECUTOR_TOKEN}"
-    return headers
+    return request(method, url, headers=headers, connect_timeout=connect_timeout, read_timeout=read_timeout,
+                   body=body)
 
 
 # --- Type 2: execute a policy on an executor -------------------------------------------------------------
 
 
-def validate_execute_body(body: Any) -> dict[str, Any]:
+def validate_execute_body(body: Any) -> ExecuteRequest:
     """The body of ``POST /executor/<id>/execute_policy`` (api.md §4.3), or InputInvalid naming the field."""
-    if not isinstance(body, dict):
-        raise InputInvalid("the body must be a JSON object", errors={"non_field_errors": ["expected a JSON object"]})
-    errors: dict[str, list[str]] = {name: ["unknown field"] for name in sorted(set(body) - EXECUTE_FIELDS)}
-    uri = body.get("policy_rule_uri")
-    if not isinstance(uri, str) or not uri.strip():
-        errors["policy_rule_uri"] = ["is required: the policy's URI, name:version-release_tag"]
-    if "input_data" not in body:
-        errors["input_data"] = ["is required (any JSON value; {} is fine)"]
-    for name in ("parameters", "settings"):
-        if body.get(name) is not None and not isinstance(body[name], dict):
-            errors[name] = ["must be a JSON object"]
-    timeout = body.get("timeout_seconds")
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0:
-            errors["timeout_seconds"] = ["must be a positive number of seconds"]
-        elif timeout > settings.EXECUTOR_MAX_CALL_TIMEOUT:
-            errors["timeout_seconds"] = [f"must be at most {settings.EXECUTOR_MAX_CALL_TIMEOUT:g} seconds"]
-    if "dry_run" in body and not isinstance(body["dry_run"], bool):
-        errors["dry_run"] = ["must be true or false"]
-    if errors:
-        field = next(iter(errors))
-        raise InputInvalid(f"invalid request: {field}: {errors[field][0]}", errors=errors)
-    return {
-        "policy_rule_uri": uri.strip(),
-        "input_data": body["input_data"],
-        "parameters": body.get("parameters"),
-        "settings": body.get("settings"),
-        "timeout_seconds": timeout,
-        "dry_run": bool(body.get("dry_run", False)),
-    }
-
-
-# The columns the gate, the forward and the audit entry read; schemas and settings stay with the executor.
-EXECUTION_POLICY_FIELDS = ("id", "status", "policy_rule_uri", "created_by_id", "code_digest", "updated_at")
+    return parse_execute_request(body, max_timeout=settings.EXECUTOR_MAX_CALL_TIMEOUT, allowed_fields=PUBLIC_FIELDS)
 
 
 def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Any:
@@ -116,24 +69,21 @@ def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Any:
     executor's address (409); then the call, whose failures map per api.md §1. Every call that reaches
     the executor is audited, successful or not.
     """
-    data = validate_execute_body(body)
-    dry_run = data["dry_run"]
+    call = validate_execute_body(body)
     may_execute = actor.has_perm("policies.execute_policyrule")
-    if not may_execute and not dry_run:
+    if not may_execute and not call.dry_run:
         raise PermissionDenied(
             "executing a policy needs the permission 'policies.execute_policyrule' (operator or admin); "
             "its author and reviewers may send \"dry_run\": true"
         )
-    policy = PolicyRule.objects.filter(policy_rule_uri=data["policy_rule_uri"]).only(*EXECUTION_POLICY_FIELDS).first()
+    policy = PolicyRule.objects.filter(policy_rule_uri=call.policy_rule_uri).first()
     if policy is None:
-        raise NotFound(f"no policy with policy_rule_uri '{data['policy_rule_uri']}'",
+        raise NotFound(f"no policy with policy_rule_uri '{call.policy_rule_uri}'",
                        errors={"policy_rule_uri": ["no such policy"]})
     if not may_execute and not (actor.pk == policy.created_by_id or actor.has_perm("policies.review_policyrule")):
         raise PermissionDenied(f"only the author or a reviewer of {policy.key} may dry-run it")
-    assert_executable(policy, actor, dry_run=dry_run)
+    assert_executable(policy, actor, dry_run=call.dry_run)
     if not executor.executor_host_uri:
-        from records.api.errors import Conflict
-
         raise Conflict(
             f"executor {executor.executor_id} has no address: set its executor_host_uri (PATCH /executor/"
             f"{executor.executor_id} with {{\"$set\": {{\"executor_host_uri\": \"http://host:port\"}}}}), or "
@@ -143,73 +93,76 @@ def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Any:
     started = time.monotonic()
     error: PolicyGridError | None = None
     try:
-        return _forward(executor, policy, data)
+        return _forward(executor, policy, call)
     except PolicyGridError as exc:
         error = exc
         raise
     finally:
         audit_object(actor, "policy.execute", policy, {
             "executor_id": executor.executor_id,
-            "dry_run": dry_run,
+            "dry_run": call.dry_run,
             "success": error is None,
             "error_type": error.error_type if error is not None else None,
             "duration_ms": round((time.monotonic() - started) * 1000, 2),
         })
 
 
-def policy_stamp(policy) -> str:
-    """The version stamp the executor service caches records by (``policygrid.executor.store.record_stamp``)."""
-    return f"{policy.code_digest or ''}|{policy.updated_at.timestamp():.6f}"
+def execution_body(policy: PolicyRule, call: ExecuteRequest) -> dict[str, Any]:
+    """What the executor needs, sent with the call so that it never reads the portal while we wait for it.
 
-
-def _forward(executor: PolicyExecutor, policy, data: dict[str, Any]) -> Any:
-    payload = {"policy_rule_uri": policy.policy_rule_uri, "input_data": data["input_data"],
-               "policy_stamp": policy_stamp(policy)}
+    The record's behaviour fields go with its release signature: the executor verifies them against the
+    published keys, so it needn't trust us for their content. A draft's dry run has no release.
+    """
+    body: dict[str, Any] = {"policy_rule_uri": policy.policy_rule_uri, "input_data": call.input_data,
+                            "dry_run": call.dry_run,
+                            "record": {name: getattr(policy, name) for name in RECORD_FIELDS}}
     for name in ("parameters", "settings", "timeout_seconds"):
-        if data[name] is not None:
-            payload[name] = data[name]
-    call_timeout = data["timeout_seconds"] or settings.EXECUTOR_CALL_TIMEOUT
+        if getattr(call, name) is not None:
+            body[name] = getattr(call, name)
+    release = release_of(policy)
+    body["release"] = ({"key_id": release.key_id, "signature": release.signature}
+                       if release is not None and release.signature and release.retired_at is None else None)
+    return body
+
+
+def _forward(executor: PolicyExecutor, policy: PolicyRule, call: ExecuteRequest) -> Any:
+    call_timeout = call.timeout_seconds or settings.EXECUTOR_CALL_TIMEOUT
     connect_timeout = (settings.EXECUTOR_UNREACHABLE_CONNECT_TIMEOUT
                        if executor.executor_status == ExecutorStatus.UNREACHABLE else settings.EXECUTOR_CONNECT_TIMEOUT)
-    url = executor.executor_host_uri.rstrip("/") + "/execute_policy"
-    try:
-        response = _http("POST", url, body=json.dumps(payload).encode(), connect_timeout=connect_timeout,
-                         read_timeout=call_timeout + settings.EXECUTOR_TIMEOUT_MARGIN)
-    except ConnectFailed as exc:  # refused, no route, no such host, TLS handshake
-        raise Unavailable(f"cannot reach executor {executor.executor_id} at {url}: {exc}") from exc
-    except ConnectTimeoutError as exc:
-        raise Unavailable(f"executor {executor.executor_id} did not accept a connection within "
-                          f"{connect_timeout:g}s ({url})") from exc
-    except ReadTimeoutError as exc:
-        raise Timeout(f"executor {executor.executor_id} did not answer within "
-                      f"{call_timeout + settings.EXECUTOR_TIMEOUT_MARGIN:g}s") from exc
-    except TransportError as exc:
-        raise Unavailable(f"executor {executor.executor_id} at {url} did not answer: {exc}") from exc
-    return _result_of(executor, response)
+    base = executor.executor_host_uri.rstrip("/")
+    read_timeout = call_timeout + settings.EXECUTOR_TIMEOUT_MARGIN
 
+    def send(method: str, path: str, data: bytes) -> tuple[int, Any]:
+        url = base + path
+        content_type = "application/octet-stream" if method == "PUT" else "application/json"
+        try:
+            response = _http(method, url, body=data, content_type=content_type, connect_timeout=connect_timeout,
+                             read_timeout=read_timeout)
+        except ConnectFailed as exc:  # refused, no route, no such host, TLS handshake
+            raise Unavailable(f"cannot reach executor {executor.executor_id} at {url}: {exc}") from exc
+        except ConnectTimeoutError as exc:
+            raise Unavailable(f"executor {executor.executor_id} did not accept a connection within "
+                              f"{connect_timeout:g}s ({url})") from exc
+        except ReadTimeoutError as exc:
+            raise Timeout(f"executor {executor.executor_id} did not answer within {read_timeout:g}s") from exc
+        except TransportError as exc:
+            raise Unavailable(f"executor {executor.executor_id} at {url} did not answer: {exc}") from exc
+        return response.status, response.json()
 
-def _result_of(executor: PolicyExecutor, response: Reply) -> Any:
-    name = executor.executor_id
-    body = response.json()
-    if not isinstance(body, dict) or not isinstance(body.get("success"), bool):
-        raise Unavailable(f"executor {name} answered HTTP {response.status} without a JSON envelope")
-    if body["success"]:
-        if response.status != 200 or "data" not in body:
-            raise Unavailable(f"executor {name} answered HTTP {response.status} with an incomplete envelope")
-        return body["data"]
-    error_type = body.get("error_type")
-    message = str(body.get("message") or "the executor reported a failure")
-    if error_type in POLICY_FAILURES:
-        errors = body.get("errors") if isinstance(body.get("errors"), dict) else None
-        exception_type = body.get("exception_type") if isinstance(body.get("exception_type"), str) else None
-        return_status = POLICY_FAILURES[error_type]
-        raise ExecutionFailed(message, error_type=error_type, status=return_status,
-                              exception_type=exception_type, errors=errors)
-    if response.status in (401, 403):
-        raise Unavailable(f"executor {name} refused the portal's credentials: the portal's "
-                          "POLICYGRID_EXECUTOR_TOKEN must be the executor's shared secret")
-    raise Unavailable(f"executor {name} could not run the call (HTTP {response.status}, "
-                      f"{error_type or 'no error_type'}): {message}")
+    def read_package(code_digest: str) -> bytes:
+        # The package the executor lacks, read here (our asset storage, or its URL), checked against the pin.
+        if code_digest != policy.code_digest:
+            raise Unavailable(f"executor {executor.executor_id} asked for package {code_digest}, "
+                              f"not {policy.code_digest} of {policy.key}")
+        try:
+            data = read_package_bytes(policy.code)
+            verify_digest(data, policy.code_digest, policy.code)
+            return data
+        except ValidationError as exc:
+            raise Unavailable(f"the package of {policy.key} can't be read for executor "
+                              f"{executor.executor_id}: {'; '.join(exc.messages)}") from exc
+
+    return execute_with_upload(send, execution_body(policy, call), read_package, executor.executor_id)
 
 
 # --- health probes ---------------------------------------------------------------------------------------

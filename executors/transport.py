@@ -99,9 +99,9 @@ def request(method: str, url: str, *, headers: dict[str, str], connect_timeout: 
         handle.setopt(pycurl.CAINFO, _CA_FILE)
     # "Expect:" turns off libcurl's 100-continue round trip for larger bodies.
     handle.setopt(pycurl.HTTPHEADER, [f"{name}: {value}" for name, value in headers.items()] + ["Expect:"])
-    if method == "POST":
+    if method in ("POST", "PUT"):
         handle.setopt(pycurl.POSTFIELDS, body or b"")
-    elif method != "GET":
+    if method not in ("GET", "POST"):
         handle.setopt(pycurl.CUSTOMREQUEST, method)
     handle.setopt(pycurl.WRITEDATA, buffer)
     try:

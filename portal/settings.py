@@ -230,6 +230,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # 3.1: its schemas are JSON Schema (2020-12), the dialect the execute body is validated with.
+    "OAS_VERSION": "3.1.0",
     "PREPROCESSING_HOOKS": ["records.api.schema.spec_paths"],
     # Swagger UI served from the sidecar package: the docs page works without internet access.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -1,6 +1,7 @@
 """API views of executors: CRUD + query (the base viewset), the Type 2 proxy and the last health probe."""
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from policygrid.wire import PUBLIC_FIELDS, execute_request_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 
@@ -10,14 +11,8 @@ from executors.filtersets import PolicyExecutorFilterSet
 from executors.models import PolicyExecutor
 from records.api.viewsets import RecordViewSet, ok
 
-ExecutePolicyRequest = inline_serializer("ExecutePolicyRequest", {
-    "policy_rule_uri": serializers.CharField(help_text="name:version-release_tag"),
-    "input_data": serializers.JSONField(help_text="the policy's input: any JSON value, {} included"),
-    "parameters": serializers.DictField(required=False, help_text="override the stored parameters (caller wins)"),
-    "settings": serializers.DictField(required=False, help_text="override the stored settings (caller wins)"),
-    "timeout_seconds": serializers.FloatField(required=False, help_text="wall-clock limit of the call"),
-    "dry_run": serializers.BooleanField(required=False, help_text="authors/reviewers: run a draft or in-review version"),
-})
+# The body is documented by the schema that validates it (policygrid.wire): one definition, no copy.
+ExecutePolicyRequest = {"application/json": execute_request_schema(fields=PUBLIC_FIELDS)}
 ExecutePolicyResponse = inline_serializer("ExecutePolicyResponse", {
     "success": serializers.BooleanField(), "data": serializers.JSONField(help_text="the policy's eval output"),
 })

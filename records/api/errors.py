@@ -5,6 +5,8 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from policygrid.errors import PolicyGridError
+from policygrid.wire import error_envelope
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -105,10 +107,6 @@ def _sentence(text: str) -> str:
 
 def _sdk_error(exc):
     """Errors of the data plane carry their own status and error_type (api.md §1 table)."""
-    try:
-        from policygrid.errors import PolicyGridError
-    except ImportError:  # pragma: no cover - the sdk is a declared dependency
-        return None
     if isinstance(exc, PolicyGridError):
-        return Response(exc.to_dict(), status=exc.status)
+        return Response(error_envelope(exc), status=exc.status)
     return None

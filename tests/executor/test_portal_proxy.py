@@ -20,9 +20,18 @@ class ScriptedExecutor:
 
     def __init__(self):
         self.received = []
+        self.packages = {}  # code_digest → the bytes uploaded with PUT /packages/<digest>
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self):  # noqa: N802
+                data = self.rfile.read(int(self.headers["Content-Length"]))
+                digest = self.path.rsplit("/", 1)[-1]
+                outer.received.append((self.headers.get("Authorization"), {"PUT": self.path,
+                                       "content_type": self.headers.get("Content-Type")}))
+                outer.packages[digest] = data
+                return self.reply(201, {"success": True, "data": {"code_digest": digest, "created": True}})
+
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.received.append((self.headers.get("Authorization"), body))
@@ -31,6 +40,12 @@ class ScriptedExecutor:
                 case = body["input_data"].get("case", "ok") if isinstance(body["input_data"], dict) else "ok"
                 if case == "ok":
                     return self.reply(200, {"success": True, "data": {"echo": body["input_data"]}})
+                if case == "needs-package":
+                    digest = body["record"]["code_digest"]
+                    if digest not in outer.packages:
+                        return self.reply(409, {"success": False, "error_type": "package_required",
+                                                "message": "upload it", "code_digest": digest})
+                    return self.reply(200, {"success": True, "data": {"ran": digest}})
                 if case in ERROR_STATUS:
                     return self.reply(ERROR_STATUS[case], {"success": False, "error_type": case,
                                                            "message": f"ValueError: {case} happened",
@@ -92,14 +107,39 @@ def body_for(case="ok", **extra):
     return {"policy_rule_uri": "ip_allowlist:1.0-beta", "input_data": {"case": case}, **extra}
 
 
-def test_success_forwards_the_call_with_the_secret_and_stamp(setup, clients, scripted):
+def test_success_forwards_the_call_with_the_secret_and_the_record(setup, clients, scripted):
+    from policies.models import PolicyRule
+
     response = call(clients["operator"], body_for(parameters={"local_allowlist": ["10.0.0.1"]}, timeout_seconds=3))
     assert response.status_code == 200, response.json()
     assert response.json() == {"success": True, "data": {"echo": {"case": "ok"}}}
     auth, sent = scripted.received[-1]
     assert auth == f"Bearer {TOKEN}"
     assert sent["parameters"] == {"local_allowlist": ["10.0.0.1"]} and sent["timeout_seconds"] == 3
-    assert sent["policy_stamp"].startswith("sha256:")
+    policy = PolicyRule.objects.get(policy_rule_uri="ip_allowlist:1.0-beta")
+    # The executor gets the record with the call and never reads it from the portal.
+    assert sent["record"]["policy_rule_uri"] == policy.policy_rule_uri
+    assert sent["record"]["code_digest"] == policy.code_digest
+    assert sent["record"]["policy_input_schema"] == policy.policy_input_schema
+    assert sent["release"] is None  # approved behind the lifecycle's back: no signed release to send
+
+
+def test_a_package_the_executor_lacks_is_uploaded_by_digest_then_the_call_repeated(setup, api, scripted):
+    import hashlib
+
+    from policies.models import PolicyRule
+
+    policy = PolicyRule.objects.get(policy_rule_uri="ip_allowlist:1.0-beta")
+    scripted.packages.clear()
+    before = len(scripted.received)
+    response = call(api, body_for("needs-package"))
+    assert response.status_code == 200, response.json()
+    assert response.json()["data"] == {"ran": policy.code_digest}
+    exchange = scripted.received[before:]
+    assert [("PUT" in sent) for _, sent in exchange] == [False, True, False]
+    assert exchange[1][1] == {"PUT": f"/packages/{policy.code_digest}", "content_type": "application/octet-stream"}
+    uploaded = scripted.packages[policy.code_digest]
+    assert "sha256:" + hashlib.sha256(uploaded).hexdigest() == policy.code_digest
 
 
 @pytest.mark.parametrize("error_type", sorted(ERROR_STATUS))

@@ -56,17 +56,16 @@ def embedded(tmp_path_factory):
 
 def test_it_prints_where_everything_is_and_how_to_log_in(embedded):
     printed = embedded["printed"]
-    for expected in ("API:", "portal:", "admin:", "API docs:", "admin API token:", "executor:", "internal:", "login"):
+    for expected in ("API:", "portal:", "admin:", "API docs:", "admin API token:", "executor:", "login"):
         assert expected in printed, expected
     assert requests.get(f"{embedded['base']}/policy", timeout=5,
                         headers={"Authorization": f"Token {embedded['token']}"}).json()["success"] is True
 
 
 def test_concurrent_first_calls_of_a_package_all_succeed(embedded):
-    """The executor fetches a record and package it has not seen from the portal while the portal's request
-    waits on it. Served by the same web threads, as many concurrent first calls as threads held them all and
-    waited for fetches no thread was left to serve: every call failed with 502 after the 10 s fetch timeout.
-    The executor reads through the portal's internal web process instead."""
+    """The executor used to read a record and package it had not seen from the portal while the portal's
+    request waited on it: with as many concurrent first calls as web threads, every call failed with 502. Now
+    the portal sends the record with the call, and the executor never reads the portal on the request path."""
     url = f"{embedded['base']}/executor/local/execute_policy"
     headers = {"Authorization": f"Token {embedded['token']}"}
     body = {"policy_rule_uri": "ip_allowlist:1.0-beta", "input_data": {"ip": "127.0.0.1"}}
@@ -83,13 +82,11 @@ def test_concurrent_first_calls_of_a_package_all_succeed(embedded):
         assert status == 200 and envelope["success"] is True, envelope
         assert envelope["data"]["allowed"] is True
     assert max(seconds for _, _, seconds in results) < 8, results
-    # The record came through the internal process, not the public one (the package, which demo data put in
-    # the shared package cache, needed no download: the address mapping is tested in tests/sdk).
-    logs = embedded["state"] / "logs"
-    internal = (logs / "access-internal.log").read_text()
-    assert "GET /policy/ip_allowlist:1.0-beta" in internal
-    public = (logs / "access.log").read_text()
+    # No read of the record or the package from the portal: only the signing keys, in the background.
+    public = (embedded["state"] / "logs" / "access.log").read_text()
     assert "GET /policy/ip_allowlist" not in public and "GET /asset-object/" not in public
+    assert "GET /keys" in public
+    assert not (embedded["state"] / "logs" / "access-internal.log").exists()
 
 
 def test_the_access_log_names_each_request_with_its_time_and_request_id(embedded):

@@ -30,14 +30,10 @@ class Command(BaseCommand):
                             help="web worker processes of the public portal (default: POLICYGRID_WEB_WORKERS, else "
                                  "two per CPU, from 2 to 8)")
         parser.add_argument("--threads", type=int, default=int(os.environ.get("POLICYGRID_WEB_THREADS", "8")),
-                            help="threads per web worker (public and internal process): requests waiting on "
-                                 "an executor hold a thread each")
-        parser.add_argument("--internal-port", type=int, default=int(os.environ.get("POLICYGRID_INTERNAL_PORT", "0")),
-                            help="port of the portal's internal web process, which serves only the local "
-                                 "executor's reads (0: a free port)")
+                            help="threads per web worker: requests waiting on an executor hold a thread each")
         parser.add_argument("--no-demo", action="store_true", help="skip the demo data")
 
-    def handle(self, *args, host, port, workers, threads, internal_port, no_demo, **options):
+    def handle(self, *args, host, port, workers, threads, no_demo, **options):
         state = Path(settings.STATE_DIR)
         for folder in (state, state / "broker" / "out", state / "broker" / "processed", state / "broker" / "control",
                        state / "logs"):
@@ -58,13 +54,18 @@ class Command(BaseCommand):
             "beat": [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
                      "--schedule", str(state / "celerybeat-schedule")],
         }
-        commands.update(self.extra_processes(env, host, port, internal_port, threads))
+        commands.update(self.extra_processes(env, host, port))
+        base = f"http://{host}:{port}"
         processes = {}
         for name, command in commands.items():
             log = open(state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
             processes[name] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            if name == "web":
+                # The executor reads the signing keys from the portal when it starts: serve them first.
+                wait_for_health(base, processes["web"])
+        if "executor" in processes:
+            wait_for_health(env["POLICYGRID_EXECUTOR_URL"], processes["executor"])
 
-        base = f"http://{host}:{port}"
         self.stdout.write(self.style.SUCCESS("PolicyGrid is running (embedded: SQLite, local runtime, file broker)"))
         self.stdout.write(f"  API:        {base}/policy   (health: {base}/health)")
         self.stdout.write(f"  portal:     {base}/portal/")
@@ -108,18 +109,14 @@ class Command(BaseCommand):
                 "--access-logfile", str(Path(settings.STATE_DIR) / "logs" / access_log),
                 "--access-logformat", ACCESS_LOG_FORMAT, "--graceful-timeout", "5"]
 
-    def extra_processes(self, env, host, port, internal_port, threads) -> dict[str, list[str]]:
-        """The local executor service, registered as executor ``local`` (issue 4), and the portal's internal
-        web process that serves the executor's reads.
+    def extra_processes(self, env, host, port) -> dict[str, list[str]]:
+        """The local executor service, registered as executor ``local``.
 
-        The executor reads records and packages from the portal while a portal thread waits for its answer.
-        Were those reads served by the same web threads, as many concurrent first calls as there are threads
-        would hold every one of them and wait for reads that no thread is left to serve, until the fetch
-        timeout (all failing with 502). The executor (and the workers' jobs) therefore reach the portal through
-        a web process of their own (a bulkhead), with the public address mapped onto it for asset URLs.
-
-        Its shared secret and its own portal token live in ``<state>/executor/`` (mode 0600) and are kept
-        across restarts; ``env`` is updated so that the portal and the workers send the secret.
+        The portal sends each call the policy's record and signed release, and uploads a package the service
+        lacks, so the service never reads the portal while a portal thread waits for it; it reads only the
+        published signing keys, at start-up and in the background. Its shared secret and its own portal token
+        live in ``<state>/executor/`` (mode 0600) and are kept across restarts; ``env`` is updated so that the
+        portal and the workers send the secret.
         """
         import secrets
 
@@ -159,18 +156,15 @@ class Command(BaseCommand):
         executor.full_clean(validate_unique=False)
         executor.save()
 
-        internal_port = internal_port or free_port()
-        internal = f"http://127.0.0.1:{internal_port}"
         env.update({
+            "POLICYGRID_EXECUTOR_URL": address,
             "POLICYGRID_EXECUTOR_TOKEN": secret,
-            "POLICYGRID_URL": internal,
+            "POLICYGRID_URL": f"http://{host}:{port}",
             "POLICYGRID_TOKEN": portal_token,
             "POLICYGRID_CACHE_DIR": str(settings.PACKAGE_CACHE_DIR),
         })
         self.stdout.write(f"  executor:   {address} (registered as 'local'; secret in {secret_file})")
-        self.stdout.write(f"  internal:   {internal} (the portal for the executor's reads only)")
         return {
-            "web-internal": self.web_command(f"127.0.0.1:{internal_port}", 1, threads, "access-internal.log"),
             "executor": [sys.executable, "-m", "policygrid.executor", "serve", "--host", "127.0.0.1",
                          "--port", str(executor_port), "--tmp-dir", str(folder / "tmp")],
         }
@@ -210,9 +204,14 @@ def default_web_workers() -> int:
     return min(8, max(2, 2 * (os.cpu_count() or 1)))
 
 
-def free_port() -> int:
-    import socket
+def wait_for_health(base: str, web: subprocess.Popen, seconds: float = 60) -> None:
+    """Return once ``base``/health answers (or the web process died, or ``seconds`` passed)."""
+    import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and web.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
