@@ -41,8 +41,9 @@ class PolicyRule(GovernedModel, RecordModel):
 
     lookup_field = "policy_rule_uri"
     identity_fields = ("policy_rule_uri", "name", "version", "release_tag")
-    # Set by registration (policies.registration), which fetches the package and pins code_digest.
-    derived_on_clean = ("code_digest",)
+    # Filled by registration (policies.registration pins the package's digest): an update that leaves it
+    # empty has it pinned again, which is no change to a frozen field.
+    pinned_fields = ("code_digest",)
     # The (code, code_digest) whose package was checked: stored versions were, at registration.
     checked_package: tuple[str, str] | None = None
     internal_fields = ("code_asset",)

@@ -72,7 +72,7 @@ class LifecycleViewSetMixin:
         if not instance.is_frozen:
             return
         current = self.get_serializer(instance).data
-        recomputed = set(getattr(instance, "derived_on_clean", ()))
+        recomputed = set(getattr(instance, "pinned_fields", ()))
         changes = {
             name: new_doc[name]
             for name in instance.frozen_fields

@@ -110,8 +110,5 @@ class RecordSerializer(serializers.ModelSerializer):
             instance.full_clean(validate_unique=False, validate_constraints=False)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(serializers.as_serializer_error(exc)) from None
-        # Values the model's validation computes (a pinned digest) are saved with the record.
-        for name in getattr(model, "derived_on_clean", ()):
-            attrs[name] = getattr(instance, name)
         self._validated_instance = instance
         return attrs
