@@ -57,3 +57,9 @@ def sync_roles(apps=global_apps, **_ignored) -> None:
             if perm is not None:  # models of later migrations join on the next post_migrate
                 perms.append(perm)
         group.permissions.set(perms)
+
+
+def is_admin(user) -> bool:
+    """Superusers and members of the admin role: the users who may do what only admins may (forced deletes)."""
+    return bool(user and getattr(user, "is_authenticated", False)
+                and (user.is_superuser or user.groups.filter(name=Role.ADMIN).exists()))

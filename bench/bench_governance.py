@@ -73,6 +73,7 @@ def bench_approve() -> None:
     from governance import lifecycle
     from governance.signing import create_signing_key
     from policies.models import PolicyRule
+    from policies.registration import register_package
 
     author = User.objects.create_user("bench-author")
     author.groups.add(Group.objects.get(name="author"))
@@ -85,6 +86,7 @@ def bench_approve() -> None:
     def version(i: int) -> PolicyRule:
         policy = PolicyRule(**{**record, "version": f"{i}.0", "code": url}, created_by=author)
         policy.full_clean()
+        register_package(policy)  # fetch the package and pin its digest, as registration does
         policy.save()
         return lifecycle.submit(policy, author, "bench")
 

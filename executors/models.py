@@ -72,15 +72,3 @@ class PolicyExecutor(RecordModel):
                 errors[field] = ["must be a JSON object"]
         if errors:
             raise ValidationError(errors)
-
-    def delete_blockers(self) -> list[str]:
-        from django.apps import apps
-
-        Function = apps.get_model("functions", "Function")
-        Job = apps.get_model("jobs", "Job")
-        users = [f"function {f}" for f in Function.objects.filter(function_executor_id=self.executor_id)
-                 .values_list("function_id", flat=True)[:20]]
-        users += [f"job {j}" for j in Job.objects.filter(job_executor_id=self.executor_id,
-                                                         job_status__in=Job.ACTIVE_STATUSES)
-                  .values_list("job_id", flat=True)[:20]]
-        return users

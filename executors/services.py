@@ -38,7 +38,7 @@ from executors.transport import (
 from governance.gate import assert_executable
 from governance.lifecycle import release_of
 from policies.models import PolicyRule
-from policies.packages import read_package as read_package_bytes
+from policies.registration import read_package as read_package_bytes
 from records.api.errors import Conflict
 
 logger = logging.getLogger(__name__)

@@ -12,6 +12,8 @@ class Function(RecordModel):
 
     lookup_field = "function_id"
     identity_fields = ("function_id", "function_executor_id", "function_policy_rule_uri")
+    references = {"policy": "function_policy_rule_uri", "executor": "function_executor_id"}
+    internal_fields = ("policy", "executor")
 
     function_id = models.CharField(max_length=63, unique=True, validators=[validate_dns_label])
     function_executor_id = models.CharField(max_length=63, db_index=True)
@@ -32,12 +34,18 @@ class Function(RecordModel):
     node_selector = models.JSONField(default=dict, blank=True)
     # Set when the policy version this function runs is retired (governance.md §2): it keeps running, flagged.
     policy_retired = models.BooleanField(default=False)
+    # The records the two keys above name, kept by save() (RecordModel.references): a used policy version or
+    # executor can't be deleted (PROTECT → 409 naming this function).
+    policy = models.ForeignKey("policies.PolicyRule", null=True, blank=True, editable=False,
+                               on_delete=models.PROTECT, related_name="functions")
+    executor = models.ForeignKey("executors.PolicyExecutor", null=True, blank=True, editable=False,
+                                 on_delete=models.PROTECT, related_name="functions")
 
     class Meta:
         ordering = ["function_id"]
 
     def clean(self):
-        errors = {}
+        errors = self.reference_errors()
         if not isinstance(self.function_tags, list) or not all(isinstance(t, str) for t in self.function_tags):
             errors["function_tags"] = ["must be a JSON array of strings"]
         for field in ("function_metadata", "function_policy_data", "policy_rule_parameters",
@@ -46,12 +54,3 @@ class Function(RecordModel):
                 errors[field] = ["must be a JSON object"]
         if errors:
             raise ValidationError(errors)
-
-    def delete_blockers(self) -> list[str]:
-        from django.apps import apps
-
-        from records.query import filter_by_document
-
-        Graph = apps.get_model("graphs", "Graph")
-        graphs = filter_by_document(Graph.objects.all(), {"graph_function_ids": self.function_id})
-        return [f"graph {uri}" for uri in graphs.values_list("graph_uri", flat=True)[:20]]

@@ -62,12 +62,6 @@ class GovernedAdminMixin:
             fields += tuple(name for name in obj.frozen_fields if name not in fields)
         return fields
 
-    def has_delete_permission(self, request, obj=None):
-        # Only drafts can be deleted, except by an admin (a forced delete), as in the API.
-        if obj is not None and obj.is_frozen and not request.user.is_superuser:
-            return False
-        return super().has_delete_permission(request, obj)
-
     @admin.display(description="History (audit trail)")
     def audit_history(self, obj):
         if obj is None or obj.pk is None:

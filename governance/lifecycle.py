@@ -11,7 +11,6 @@ call. A refused transition changes nothing and writes only a ``<action>.refused`
 """
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 
 from django.conf import settings
@@ -23,6 +22,7 @@ from django.utils import timezone
 from audit.services import audit_object, model_label
 from governance.choices import LifecycleStatus
 from governance.models import Release, Review, Submission, SubmissionOutcome, Verdict
+from governance.signals import checking_version, version_retired
 
 S = LifecycleStatus
 
@@ -162,10 +162,9 @@ def submit(obj, actor, comment: str = ""):
     def work(locked):
         _require(may_edit(actor, locked), f"submitting needs the permission '{permission(locked, 'change')}' (author role)")
         _require_state(locked, "submit", (S.DRAFT,))
-        if hasattr(locked, "_checked_package"):
-            locked._checked_package = None  # fetch and check the package again, as at registration
         try:
             locked.full_clean(validate_unique=False, validate_constraints=False)
+            checking_version.send(sender=type(locked), version=locked, copied_from=None)
         except ValidationError as exc:
             errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
             reasons = "; ".join(f"{field}: {', '.join(msgs)}" for field, msgs in errors.items())
@@ -284,28 +283,23 @@ def deprecate(obj, actor, comment: str = "", replacement_uri: str | None = None)
 
 
 def retire(obj, actor, comment: str = "") -> tuple[object, list[str]]:
-    """approved/deprecated → retired: no longer executable or deployable. Returns the version and its users."""
+    """approved/deprecated → retired: no longer executable or deployable. Returns the version and its users.
+
+    The apps whose records use the version flag them and describe them (``signals.version_retired``).
+    """
     found: list[str] = []
 
     def work(locked):
         _require(may_review(actor, locked), f"retiring needs the permission '{permission(locked, 'review')}' (reviewer role)")
         _require_state(locked, "retire", (S.APPROVED, S.DEPRECATED))
         previous = locked.status
-        found.extend(dependents(locked))
         _set_status(locked, S.RETIRED)
-        flag = getattr(locked, "flag_dependents_retired", None)
-        if flag is not None:
-            flag()
+        for _receiver, described in version_retired.send(sender=type(locked), version=locked, actor=actor):
+            found.extend(described or ())
         Release.objects.filter(content_type=_content_type(locked), object_id=locked.pk).update(retired_at=timezone.now())
         return locked, {"from": previous, "to": S.RETIRED, "affected": found}
 
     return _transition("retire", obj, actor, comment, work), found
-
-
-def dependents(obj) -> list[str]:
-    """What still uses this version (functions, unfinished jobs, graphs), described for people."""
-    users = getattr(obj, "lifecycle_dependents", None) or obj.delete_blockers
-    return list(users())
 
 
 def version_fields(model) -> tuple[str, str]:
@@ -330,11 +324,10 @@ def new_version(obj, actor, version: str, release_tag: str | None = None):
         values[version_field] = version
         values[tag_field] = release_tag or getattr(locked, tag_field)
         copy = model(**values, created_by=actor, status=S.DRAFT)
-        if hasattr(locked, "_checked_package"):
-            copy._checked_package = (getattr(locked, "code", None), getattr(locked, "code_digest", None))
         copy.compute_derived_fields()
         try:
             copy.full_clean(validate_unique=False, validate_constraints=False)
+            checking_version.send(sender=model, version=copy, copied_from=locked)
         except ValidationError as exc:
             errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
             reasons = "; ".join(f"{field}: {', '.join(msgs)}" for field, msgs in errors.items())
@@ -347,102 +340,6 @@ def new_version(obj, actor, version: str, release_tag: str | None = None):
         return copy, {"_target": copy, "copied_from": locked.key, "from_status": locked.status}
 
     return _transition("new_version", obj, actor, "", work)
-
-
-# --- diff ------------------------------------------------------------------------------------------------
-
-PackageReader = Callable[[object], dict[str, bytes]]
-_package_readers: dict[str, PackageReader] = {}
-
-
-def register_package_reader(model_label_: str, reader: PackageReader) -> None:
-    """Apps whose versions carry a package tell the lifecycle how to list its files (for diffs and pages)."""
-    _package_readers[model_label_] = reader
-
-
-def package_files(obj) -> dict[str, bytes]:
-    reader = _package_readers.get(model_label(obj))
-    return reader(obj) if reader is not None else {}
-
-
-def previous_approved(obj):
-    """The version of the same name approved most recently before this one (or before now)."""
-    model = type(obj)
-    name_field = next(n for n in model.identity_fields if n.endswith("name"))
-    ids = model.objects.filter(**{name_field: getattr(obj, name_field)}).exclude(pk=obj.pk).values_list("pk", flat=True)
-    releases = Release.objects.filter(content_type=_content_type(obj), object_id__in=list(ids))
-    own = release_of(obj)
-    if own is not None:
-        releases = releases.filter(approved_at__lt=own.approved_at)
-    latest = releases.order_by("-approved_at", "-pk").first()
-    return model.objects.filter(pk=latest.object_id).first() if latest else None
-
-
-DIFF_SKIP = {"id", "created_at", "updated_at"}
-
-
-def _field_value(obj, name):
-    from audit.services import _json_safe
-
-    value = getattr(obj, f"{name}_id") if obj._meta.get_field(name).is_relation else getattr(obj, name)
-    return _json_safe(value)
-
-
-def diff(obj, against, *, with_files: bool = True) -> dict:
-    """Field-by-field differences from ``against`` to ``obj``, and the package files' differences."""
-    fields = {}
-    unchanged = []
-    for field in type(obj)._meta.concrete_fields:
-        if field.name in DIFF_SKIP:
-            continue
-        old, new = _field_value(against, field.name), _field_value(obj, field.name)
-        if old != new:
-            fields[field.name] = {"from": old, "to": new}
-        else:
-            unchanged.append(field.name)
-    result = {"from": against.key, "to": obj.key, "fields": fields, "unchanged_fields": unchanged}
-    if with_files:
-        result["files"] = diff_files(package_files(against), package_files(obj), against.key, obj.key)
-    return result
-
-
-def _text(data: bytes) -> str | None:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def diff_files(old: dict[str, bytes], new: dict[str, bytes], old_label: str = "a", new_label: str = "b") -> dict:
-    added = sorted(set(new) - set(old))
-    removed = sorted(set(old) - set(new))
-    changed, unchanged = [], []
-    for path in sorted(set(old) & set(new)):
-        if old[path] == new[path]:
-            unchanged.append(path)
-            continue
-        a, b = _text(old[path]), _text(new[path])
-        if a is None or b is None:
-            changed.append({"path": path, "binary": True, "diff": ""})
-            continue
-        text = "".join(
-            difflib.unified_diff(
-                a.splitlines(keepends=True), b.splitlines(keepends=True),
-                fromfile=f"{old_label}/{path}", tofile=f"{new_label}/{path}",
-            )
-        )
-        changed.append({"path": path, "binary": False, "diff": text})
-    for path in added:
-        content = _text(new[path])
-        lines = (content or "").splitlines(keepends=True)
-        changed.append({"path": path, "binary": content is None, "added": True,
-                        "diff": "".join(difflib.unified_diff([], lines, fromfile="/dev/null", tofile=f"{new_label}/{path}"))})
-    for path in removed:
-        content = _text(old[path])
-        lines = (content or "").splitlines(keepends=True)
-        changed.append({"path": path, "binary": content is None, "removed": True,
-                        "diff": "".join(difflib.unified_diff(lines, [], fromfile=f"{old_label}/{path}", tofile="/dev/null"))})
-    return {"added": added, "removed": removed, "changed": changed, "unchanged": unchanged}
 
 
 # --- record changes (create / update / delete), for the API and the admin ------------------------------------

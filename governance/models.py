@@ -9,6 +9,7 @@ from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelatio
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
+from accounts.roles import is_admin
 from governance.choices import LifecycleStatus
 
 
@@ -168,3 +169,18 @@ class GovernedModel(models.Model):
     @property
     def is_frozen(self) -> bool:
         return self.status != LifecycleStatus.DRAFT
+
+    def package_files(self) -> dict[str, bytes]:
+        """The files of the version's package (path → bytes), for review pages and diffs; none by default."""
+        return {}
+
+    def delete_refusal(self, actor) -> str | None:
+        # A version past draft may have run or been relied on: only an admin deletes it (a forced delete,
+        # the same in the API, the admin and the pages); others retire it.
+        if self.is_frozen and not is_admin(actor):
+            return (f"{self._meta.verbose_name} {self.key} is {self.status}: only drafts can be deleted, "
+                    "except by an admin (forced delete); retire it instead")
+        return None
+
+    def delete_audit_data(self, actor) -> dict:
+        return {"status": self.status, "forced": self.is_frozen}

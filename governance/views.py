@@ -1,7 +1,7 @@
 """Server-rendered review pages. They call the same lifecycle services as the API and the admin.
 
-Models are looked up by label, so ``portal`` imports no app (architecture.md); the package files of a
-version come from the reader its app registered with ``governance.lifecycle``.
+Models are looked up by label, so ``governance`` imports no resource app (architecture.md); the package
+files of a version come from its model (``GovernedModel.package_files``).
 """
 import json
 
@@ -20,6 +20,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer, TextLexer, get_lexer_for_filename
 from pygments.util import ClassNotFound
 
+from governance import diff as version_diff
 from governance import lifecycle
 from governance.choices import LifecycleStatus
 
@@ -121,12 +122,12 @@ def version_detail(request, kind: str, key: str):
     user = request.user
     submission = lifecycle.open_submission(obj) or lifecycle.latest_submission(obj)
     release = lifecycle.release_of(obj)
-    files = lifecycle.package_files(obj)
-    previous = lifecycle.previous_approved(obj)
+    files = obj.package_files()
+    previous = version_diff.previous_approved(obj)
     changes = None
     if previous is not None:
-        changes = lifecycle.diff(obj, previous, with_files=False)
-        changes["files"] = lifecycle.diff_files(lifecycle.package_files(previous), files, previous.key, obj.key)
+        changes = version_diff.diff(obj, previous, with_files=False)
+        changes["files"] = version_diff.diff_files(previous.package_files(), files, previous.key, obj.key)
         for item in changes["files"]["changed"]:
             item["html"] = mark_safe(highlight(item["diff"], DiffLexer(), DIFF_FORMATTER)) if item["diff"] else ""
         changes["field_rows"] = [
@@ -136,7 +137,7 @@ def version_detail(request, kind: str, key: str):
     fields = [
         {"name": field.name, "value": _pretty(getattr(obj, field.name)), "frozen": field.name in obj.frozen_fields}
         for field in obj._meta.concrete_fields
-        if field.name not in ("id", "created_by")
+        if field.name not in ("id", "created_by", *obj.internal_fields)
     ]
     is_submitter = submission is not None and submission.outcome == "open" and submission.submitted_by_id == user.pk
     can_review = lifecycle.may_review(user, obj)

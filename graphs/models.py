@@ -4,6 +4,7 @@ from graphlib import CycleError, TopologicalSorter
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from functions.models import Function
 from governance.models import GovernedModel
 from graphs.choices import MergeMode
 from records.models import RecordModel
@@ -35,6 +36,7 @@ class Graph(GovernedModel, RecordModel):
     identity_fields = ("graph_uri", "graph_name", "graph_version", "graph_release_tag")
     frozen_fields = ("graph_function_ids", "graph_connection_data", "graph_input_schema",
                      "graph_output_schema", "graph_merge_mode")
+    internal_fields = ("functions",)
 
     graph_uri = models.CharField(max_length=255, unique=True, editable=False)
     graph_name = models.CharField(max_length=100, validators=[validate_name], db_index=True)
@@ -50,6 +52,8 @@ class Graph(GovernedModel, RecordModel):
     graph_merge_mode = models.CharField(max_length=10, choices=MergeMode.choices, default=MergeMode.LIST)
     # Set when a policy version one of its functions runs is retired (governance.md §2).
     uses_retired_policy = models.BooleanField(default=False)
+    # The functions graph_function_ids names, kept by save(): a function in a graph can't be deleted.
+    functions = models.ManyToManyField(Function, through="GraphNode", related_name="graphs", editable=False)
 
     class Meta:
         ordering = ["graph_name", "graph_version", "graph_release_tag"]
@@ -85,10 +89,33 @@ class Graph(GovernedModel, RecordModel):
         if not isinstance(self.graph_search_tags, list):
             raise ValidationError({"graph_search_tags": ["must be a JSON array"]})
         graph_order(ids, edges)
-        from django.apps import apps
-
-        Function = apps.get_model("functions", "Function")
         registered = set(Function.objects.filter(function_id__in=ids).values_list("function_id", flat=True))
         missing = [i for i in ids if i not in registered]
         if missing:
             raise ValidationError({"graph_function_ids": [f"not registered functions: {', '.join(missing)}"]})
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "graph_function_ids" in update_fields:
+            self.sync_nodes()
+
+    def sync_nodes(self) -> None:
+        """One node per registered function of ``graph_function_ids`` (unregistered ids: see ``clean()``)."""
+        ids = self.graph_function_ids if isinstance(self.graph_function_ids, list) else []
+        self.functions.set(Function.objects.filter(function_id__in=[i for i in ids if isinstance(i, str)]))
+
+
+class GraphNode(models.Model):
+    """A function in a graph: deleting the graph drops its nodes; a function in a graph can't be deleted."""
+
+    graph = models.ForeignKey(Graph, on_delete=models.CASCADE, related_name="nodes")
+    function = models.ForeignKey(Function, on_delete=models.PROTECT, related_name="graph_nodes")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["graph", "function"], name="%(app_label)s_%(class)s_once_per_graph"),
+        ]
+
+    def __str__(self) -> str:
+        return f"graph {self.graph.graph_uri}"

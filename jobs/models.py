@@ -14,6 +14,8 @@ class Job(RecordModel):
 
     lookup_field = "job_id"
     identity_fields = ("job_id", "job_name", "job_policy_rule_uri", "job_executor_id")
+    references = {"policy": "job_policy_rule_uri", "executor": "job_executor_id"}
+    internal_fields = ("policy", "executor")
     ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
     # The description's job query names the submission's keys: {"policy_rule_uri": …, "inputs.ip": …}.
     query_aliases = {"policy_rule_uri": "job_policy_rule_uri", "inputs": "job_inputs", "name": "job_name",
@@ -35,11 +37,20 @@ class Job(RecordModel):
     timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The records the two keys above name, kept by save() (RecordModel.references): a policy version or
+    # executor with jobs can't be deleted (PROTECT → 409 naming the jobs).
+    policy = models.ForeignKey("policies.PolicyRule", null=True, blank=True, editable=False,
+                               on_delete=models.PROTECT, related_name="jobs")
+    executor = models.ForeignKey("executors.PolicyExecutor", null=True, blank=True, editable=False,
+                                 on_delete=models.PROTECT, related_name="jobs")
 
     class Meta:
         ordering = ["-created_at"]
 
     def clean(self):
+        errors = self.reference_errors()
         for field in ("node_selector", "resources", "job_parameters", "job_settings"):
             if not isinstance(getattr(self, field), dict):
-                raise ValidationError({field: ["must be a JSON object"]})
+                errors[field] = ["must be a JSON object"]
+        if errors:
+            raise ValidationError(errors)

@@ -5,3 +5,6 @@ from django.apps import AppConfig
 class PoliciesConfig(AppConfig):
     name = "policies"
     verbose_name = "Policies"
+
+    def ready(self):
+        from policies import signals  # noqa: F401  (asset files, package checks of the lifecycle)

@@ -3,8 +3,10 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from policygrid.fetch import fetch_bytes
 
 from governance.models import GovernedModel
+from policies.storage import fetch_options, read_asset_bytes, review_files
 from records.models import RecordModel
 from records.validators import (
     validate_name,
@@ -39,7 +41,12 @@ class PolicyRule(GovernedModel, RecordModel):
 
     lookup_field = "policy_rule_uri"
     identity_fields = ("policy_rule_uri", "name", "version", "release_tag")
-    derived_on_clean = ("code_digest",)
+    # Filled by registration (policies.registration pins the package's digest): an update that leaves it
+    # empty has it pinned again, which is no change to a frozen field.
+    pinned_fields = ("code_digest",)
+    # The (code, code_digest) whose package was checked: stored versions were, at registration.
+    checked_package: tuple[str, str] | None = None
+    internal_fields = ("code_asset",)
     frozen_fields = (
         "code", "code_digest", "code_type", "type", "policy_input_schema", "policy_output_schema",
         "policy_settings_schema", "policy_parameters_schema", "policy_settings", "policy_parameters",
@@ -68,6 +75,9 @@ class PolicyRule(GovernedModel, RecordModel):
     description = models.TextField(blank=True, default="")
     functionality_data = models.JSONField(default=empty_dict, blank=True)
     resource_estimates = models.JSONField(default=empty_dict, blank=True)
+    # The uploaded asset ``code`` points at, kept by save(): an asset a policy uses can't be deleted.
+    code_asset = models.ForeignKey("Asset", null=True, blank=True, editable=False, on_delete=models.PROTECT,
+                                   related_name="policies")
 
     class Meta:
         ordering = ["name", "version", "release_tag"]
@@ -103,12 +113,6 @@ class PolicyRule(GovernedModel, RecordModel):
         if errors:
             raise ValidationError(errors)
         check_policy_schemas(self)
-        if (self.code, self.code_digest) != getattr(self, "_checked_package", None):
-            from policies.packages import inspect_package
-
-            # Registration fetches the package once and pins its digest (api.md §4.1).
-            self.code_digest = inspect_package(self.code, self.code_digest)
-            self._checked_package = (self.code, self.code_digest)
 
     @classmethod
     def from_db(cls, db, field_names, values):
@@ -117,31 +121,23 @@ class PolicyRule(GovernedModel, RecordModel):
         # Read __dict__, not the attributes: a deferred field (.only(), refresh_from_db(fields=…)) would
         # otherwise be loaded here, which calls from_db again.
         loaded = instance.__dict__
-        instance._checked_package = (loaded.get("code"), loaded.get("code_digest"))
+        instance.checked_package = (loaded.get("code"), loaded.get("code_digest"))
         return instance
 
-    def delete_blockers(self) -> list[str]:
-        return _policy_users(self.policy_rule_uri)
+    def package_files(self) -> dict[str, bytes]:
+        if not self.code_digest:
+            return {}
+        # An uploaded asset is read from storage (code_asset, kept by save()), any other package fetched.
+        asset = self.code_asset
+        return review_files(self.code, self.code_digest,
+                            lambda: read_asset_bytes(asset) if asset is not None else fetch_bytes(self.code, fetch_options()))
 
-    def flag_dependents_retired(self) -> None:
-        """Flag the functions running this version, and the graphs made of them, once it is retired."""
-        from django.apps import apps
-
-        from records.query import filter_by_document
-
-        Function = apps.get_model("functions", "Function")
-        Graph = apps.get_model("graphs", "Graph")
-        function_ids = []
-        for function in Function.objects.filter(function_policy_rule_uri=self.policy_rule_uri):
-            function.policy_retired = True
-            function.save(update_fields=["policy_retired", "updated_at"])
-            function_ids.append(function.function_id)
-        if function_ids:
-            graphs = filter_by_document(Graph.objects.all(), {"graph_function_ids": {"$in": function_ids}})
-            for graph in graphs:
-                graph.uses_retired_policy = True
-                graph.save(update_fields=["uses_retired_policy", "updated_at"])
-
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "code" in update_fields:
+            self.code_asset_id = (Asset.objects.filter(public_url=self.code).values_list("pk", flat=True).first()
+                                  if self.code else None)
+        super().save(*args, **kwargs)
 
 
 class Asset(RecordModel):
@@ -186,10 +182,6 @@ class Asset(RecordModel):
         if errors:
             raise ValidationError(errors)
 
-    def delete_blockers(self) -> list[str]:
-        users = PolicyRule.objects.filter(code=self.public_url).values_list("policy_rule_uri", flat=True)[:20]
-        return [f"policy {uri}" for uri in users] if self.public_url else []
-
 
 def check_policy_schemas(policy: "PolicyRule") -> None:
     """Schemas well-formed, stored settings/parameters valid: the SDK's one validator (runtime.md §3)."""
@@ -207,29 +199,3 @@ def _matches(pattern: str, value: str) -> bool:
     import re
 
     return re.match(pattern, value) is not None
-
-
-def _policy_users(uri: str) -> list[str]:
-    """Unfinished functions, graphs and jobs that use policy ``uri``.
-
-    Looked up by model label so that ``policies`` imports no app that depends on it (architecture.md).
-    """
-    from django.apps import apps
-
-    users: list[str] = []
-    Function = apps.get_model("functions", "Function")
-    users += [f"function {f}" for f in Function.objects.filter(function_policy_rule_uri=uri)
-              .values_list("function_id", flat=True)[:20]]
-    Job = apps.get_model("jobs", "Job")
-    users += [f"job {j}" for j in Job.objects.filter(job_policy_rule_uri=uri, job_status__in=Job.ACTIVE_STATUSES)
-              .values_list("job_id", flat=True)[:20]]
-    Graph = apps.get_model("graphs", "Graph")
-    fn_ids = list(Function.objects.filter(function_policy_rule_uri=uri).values_list("function_id", flat=True))
-    if fn_ids:
-        from records.query import filter_by_document
-
-        graphs = filter_by_document(Graph.objects.all(), {"graph_function_ids": {"$in": fn_ids}})
-        users += [f"graph {g}" for g in graphs.values_list("graph_uri", flat=True)[:20]]
-    return users
-
-

@@ -1,18 +1,14 @@
-"""Side effects on policies and assets: storing uploaded packages, reading them back."""
+"""Side effects on policies and assets: storing uploaded packages; the demo's release."""
 import hashlib
 import json
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 
 from audit.services import audit_object
 from policies.models import Asset
-
-
-def asset_storage():
-    return storages["assets"]
+from policies.storage import asset_storage
 
 
 def parse_asset_metadata(raw: str | None) -> dict:
@@ -74,19 +70,6 @@ def store_asset(*, actor, upload, metadata: dict) -> Asset:
     return asset
 
 
-def read_asset_bytes(asset: Asset) -> bytes:
-    with asset_storage().open(asset.storage_key, "rb") as handle:
-        return handle.read()
-
-
-def delete_asset(asset: Asset) -> None:
-    key = asset.storage_key
-    with transaction.atomic():
-        asset.delete()
-        # The bytes go only once the row is gone for good.
-        transaction.on_commit(lambda: asset_storage().delete(key) if key else None)
-
-
 class AssetConflict(Exception):
     def __init__(self, uri: str):
         super().__init__(f"an asset with asset_uri '{uri}' already exists")
@@ -98,54 +81,7 @@ def _safe_name(name: str) -> str:
     return keep.lstrip(".") or "asset"
 
 
-# --- Governance: package files for review pages and diffs, the demo release ---------------------------------
-
-MAX_REVIEW_FILES = 200
-MAX_REVIEW_FILE_BYTES = 512 * 1024
-
-
-def package_files(policy) -> dict[str, bytes]:
-    """The files of a policy's package (path → bytes), read from the package cache, for review and diffs.
-
-    Files over ``MAX_REVIEW_FILE_BYTES`` are replaced by a note; at most ``MAX_REVIEW_FILES`` are listed.
-    """
-    from policygrid.errors import PolicyGridError
-    from policygrid.package import check_package_dir, verify_digest
-
-    from policies.packages import package_cache, read_package
-
-    if not policy.code_digest:
-        return {}
-    try:
-        root = package_cache().get_or_unpack(
-            policy.code_digest,
-            lambda: _verified(verify_digest, read_package(policy.code), policy),
-            check=check_package_dir,
-        )
-    except (PolicyGridError, ValidationError, OSError) as exc:
-        return {"(package unavailable)": f"the package could not be read: {exc}".encode()}
-    files: dict[str, bytes] = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
-        if len(files) >= MAX_REVIEW_FILES:
-            break
-        name = path.relative_to(root).as_posix()
-        size = path.stat().st_size
-        files[name] = path.read_bytes() if size <= MAX_REVIEW_FILE_BYTES else f"({size} bytes: too large to show)".encode()
-    return files
-
-
-def _verified(verify_digest, data: bytes, policy) -> bytes:
-    verify_digest(data, policy.code_digest, policy.code)
-    return data
-
-
-def _register_package_reader() -> None:
-    from governance.lifecycle import register_package_reader
-
-    register_package_reader("policies.policyrule", package_files)
-
-
-_register_package_reader()
+# --- the demo release ------------------------------------------------------------------------------------
 
 
 def release_for_demo(policy, admin):

@@ -5,6 +5,8 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
+from records.documents import search_document
+
 
 class RecordModel(models.Model):
     """A registry record served by the REST API and searchable with the query language (api.md §2).
@@ -21,6 +23,11 @@ class RecordModel(models.Model):
     identity_fields: ClassVar[tuple[str, ...]] = ()
     # Query-language names of fields, as the earlier system's documented queries spell them.
     query_aliases: ClassVar[dict[str, str]] = {}
+    # Foreign keys the server keeps in step with a key the API shows (FK name → field holding the target's
+    # lookup key): the API reads and writes the key string, the database enforces the reference.
+    references: ClassVar[dict[str, str]] = {}
+    # Fields that are not part of the API's representation (nor of the query language's search document).
+    internal_fields: ClassVar[tuple[str, ...]] = ()
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -37,19 +44,63 @@ class RecordModel(models.Model):
 
     def search_document(self) -> dict:
         """The stored fields as GET renders them: the document the query language searches (api.md §2)."""
-        from records.search import search_document
-
         return search_document(self)
 
     def compute_derived_fields(self) -> None:
         """Fill the fields the server computes (URIs). Override in subclasses."""
 
-    def delete_blockers(self) -> list[str]:
-        """Describe the objects that still use this record; a non-empty list makes DELETE answer 409."""
-        return []
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        # The keys the stored references were resolved from: a save re-resolves only a key that changed.
+        # (__dict__, not the attributes: reading a deferred field here would load it.)
+        loaded = instance.__dict__
+        instance._resolved_keys = {name: loaded.get(key) for name, key in cls.references.items()}
+        return instance
+
+    def resolve_references(self) -> None:
+        """Point each foreign key of ``references`` at the record its key names (None when there is none:
+        ``clean()`` reports that; writers that skip validation keep a dangling key, as before the FKs)."""
+        resolved = self.__dict__.setdefault("_resolved_keys", {})
+        for name, key_field in self.references.items():
+            field = self._meta.get_field(name)
+            key = getattr(self, key_field)
+            if getattr(self, field.attname) is not None and resolved.get(name) == key:
+                continue
+            target = field.related_model
+            setattr(self, field.attname,
+                    target.objects.filter(**{target.lookup_field: key}).values_list("pk", flat=True).first())
+            resolved[name] = key
+
+    def reference_errors(self) -> dict[str, list[str]]:
+        """Keys in ``references`` that name no record, by the API field that holds them (for ``clean()``).
+
+        Only keys being set are checked: a stored record keeps validating when a key it was saved with
+        dangles (rows written before the foreign keys existed, or by writers that skip validation)."""
+        errors: dict[str, list[str]] = {}
+        loaded = self.__dict__.get("_resolved_keys", {}) if not self._state.adding else {}
+        for name, key_field in self.references.items():
+            target = self._meta.get_field(name).related_model
+            key = getattr(self, key_field)
+            if name in loaded and loaded[name] == key:
+                continue
+            if not target.objects.filter(**{target.lookup_field: key}).exists():
+                errors[key_field] = [f"no {target._meta.verbose_name} with {target.lookup_field} '{key}'"]
+        return errors
+
+    def delete_refusal(self, actor) -> str | None:
+        """Why ``actor`` may not delete this record, or None (``records.services.delete_record`` asks)."""
+        return None
+
+    def delete_audit_data(self, actor) -> dict:
+        """Facts about a delete by ``actor`` that its audit entry records."""
+        return {}
 
     def save(self, *args, **kwargs):
         self.compute_derived_fields()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or set(update_fields) & {*self.references, *self.references.values()}:
+            self.resolve_references()
         super().save(*args, **kwargs)
 
     @property

@@ -46,14 +46,10 @@ from django.db.models.lookups import (
     Regex,
 )
 
+from records.documents import BOOL, INDEXED, NUMBER, STRING, USER
 from records.models import KEY_LENGTH, PATH_LENGTH, SearchEntry, ValueKind
 from records.search import (
-    BOOL,
-    INDEXED,
     MAX_POSITIONS,
-    NUMBER,
-    STRING,
-    USER,
     digest,
     field_specs,
     is_position,

@@ -15,24 +15,18 @@ the API renders as strings from another type (datetimes, UUIDs) — is shredded 
 import hashlib
 import json
 import math
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time
-from decimal import Decimal
 
 from django.apps import apps
-from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections, models, router, transaction
 
-from records.models import KEY_LENGTH, PATH_LENGTH, SearchEntry, ValueKind
+from records.documents import INDEXED, USER, document_fields, how_queried, render_value
+from records.models import KEY_LENGTH, PATH_LENGTH, RecordModel, SearchEntry, ValueKind
 
 #: The most array positions (numeric components) one path may use; deeper combinations aren't indexed.
 MAX_POSITIONS = 4
-
-STRING, NUMBER, BOOL, USER, INDEXED = "string", "number", "bool", "user", "indexed"
-
 
 @dataclass(frozen=True)
 class FieldSpec:
@@ -54,74 +48,14 @@ def field_specs(model: type[models.Model]) -> dict[str, FieldSpec]:
     if specs is None:
         specs = {}
         for field in document_fields(model):
-            specs[field.name] = FieldSpec(field.name, _how(field), field.attname if _how(field) == USER else field.name,
+            specs[field.name] = FieldSpec(field.name, how_queried(field), field.attname if how_queried(field) == USER else field.name,
                                           field.null, isinstance(field, models.JSONField))
         _specs[model] = specs
     return specs
 
 
-def _how(field: models.Field) -> str:
-    if isinstance(field, models.ForeignKey):
-        # The API renders the creator as a username; other relations are indexed as rendered.
-        return USER if field.related_model is apps.get_model(settings.AUTH_USER_MODEL) else INDEXED
-    if isinstance(field, models.BooleanField):
-        return BOOL
-    if isinstance(field, (models.IntegerField, models.FloatField)):
-        return NUMBER
-    if isinstance(field, (models.CharField, models.TextField)):
-        return STRING
-    return INDEXED
-
-
-def document_fields(model: type[models.Model]) -> list[models.Field]:
-    """The concrete fields of the GET representation: all of them but an ``id`` that isn't the lookup key."""
-    lookup = getattr(model, "lookup_field", "pk")
-    pk = model._meta.pk
-    return [
-        field for field in model._meta.concrete_fields
-        if field is not pk or lookup in ("pk", pk.name, pk.attname)
-    ]
-
-
 def indexed_field_names(model: type[models.Model]) -> list[str]:
     return [spec.name for spec in field_specs(model).values() if spec.how == INDEXED]
-
-
-# --- the search document ---------------------------------------------------------------------------------
-
-def search_document(instance: models.Model) -> dict:
-    """``instance`` as the API's GET renders its stored fields (datetimes in ISO 8601 with ``Z``…)."""
-    return {field.name: render_value(instance, field) for field in document_fields(type(instance))}
-
-
-def render_value(instance: models.Model, field: models.Field):
-    from rest_framework import serializers
-
-    if isinstance(field, models.ForeignKey):
-        if _how(field) == USER:
-            if getattr(instance, field.attname) is None:
-                return None
-            user = getattr(instance, field.name, None)
-            return user.get_username() if user is not None else None
-        return getattr(instance, field.attname)
-    value = getattr(instance, field.attname)
-    if value is None or isinstance(field, models.JSONField):
-        return value
-    if isinstance(value, datetime):
-        return serializers.DateTimeField().to_representation(value)
-    if isinstance(value, date):
-        return serializers.DateField().to_representation(value)
-    if isinstance(value, time):
-        return serializers.TimeField().to_representation(value)
-    if isinstance(value, Decimal):
-        return serializers.DecimalField(
-            max_digits=field.max_digits, decimal_places=field.decimal_places
-        ).to_representation(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 # --- values as rows ----------------------------------------------------------------------------------------
@@ -285,8 +219,6 @@ def unindex_record(model: type[models.Model], pk, using: str | None = None) -> N
 
 
 def searchable_models() -> list[type[models.Model]]:
-    from records.models import RecordModel
-
     return [m for m in apps.get_models() if issubclass(m, RecordModel) and not m._meta.proxy]
 
 

@@ -10,9 +10,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound
 
 from audit.api.serializers import AuditEntrySerializer
+from governance import diff as version_diff
 from governance import lifecycle
 from governance.choices import LifecycleStatus
 from governance.models import Submission
@@ -65,13 +66,13 @@ class LifecycleViewSetMixin:
                 Prefetch("reviews", to_attr="prefetched_reviews")), to_attr="prefetched_submissions"),
         )
 
-    # --- frozen fields and deletes -----------------------------------------------------------------------
+    # --- frozen fields -----------------------------------------------------------------------------------
     def check_update_allowed(self, instance, new_doc: dict) -> None:
         super().check_update_allowed(instance, new_doc)
         if not instance.is_frozen:
             return
         current = self.get_serializer(instance).data
-        recomputed = set(getattr(instance, "derived_on_clean", ()))
+        recomputed = set(getattr(instance, "pinned_fields", ()))
         changes = {
             name: new_doc[name]
             for name in instance.frozen_fields
@@ -84,15 +85,6 @@ class LifecycleViewSetMixin:
             lifecycle.audit_object(self.request.user, "update.refused", instance,
                                    {"reason": exc.message, "status": instance.status, "fields": sorted(changes)})
             raise ApiError(exc.message, exc.status, errors=exc.errors) from None
-
-    def perform_destroy(self, instance):
-        user = self.request.user
-        if instance.status != LifecycleStatus.DRAFT and not _is_admin(user):
-            message = (f"{lifecycle.label(instance)} is {instance.status}: only drafts can be deleted, "
-                       "except by an admin (forced delete); retire it instead")
-            lifecycle.audit_object(user, "delete.refused", instance, {"reason": message, "status": instance.status})
-            raise PermissionDenied(message)
-        super().perform_destroy(instance)
 
     # --- deprecation flag ------------------------------------------------------------------------------
     def finalize_response(self, request, response, *args, **kwargs):
@@ -200,13 +192,7 @@ class LifecycleViewSetMixin:
             if against is None:
                 raise NotFound(f"no {model._meta.verbose_name} with {model.lookup_field} '{against_key}'")
         else:
-            against = lifecycle.previous_approved(obj)
+            against = version_diff.previous_approved(obj)
             if against is None:
                 raise NotFound(f"{lifecycle.label(obj)} has no previous approved version: pass ?against=<uri>")
-        return ok(lifecycle.diff(obj, against))
-
-
-def _is_admin(user) -> bool:
-    from accounts.choices import Role
-
-    return bool(user and (user.is_superuser or user.groups.filter(name=Role.ADMIN).exists()))
+        return ok(version_diff.diff(obj, against))

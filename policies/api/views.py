@@ -14,6 +14,8 @@ from policies import services
 from policies.api.serializers import AssetSerializer, PolicyRuleSerializer
 from policies.filtersets import AssetFilterSet, PolicyRuleFilterSet
 from policies.models import Asset, PolicyRule
+from policies.registration import register_package
+from policies.storage import asset_storage
 from records.api.errors import Conflict, PayloadTooLarge
 from records.api.viewsets import RecordViewSet
 
@@ -24,6 +26,10 @@ class PolicyRuleViewSet(LifecycleViewSetMixin, RecordViewSet):
     filterset_class = PolicyRuleFilterSet
     ordering_fields = ["name", "version", "release_tag", "created_at", "updated_at", "status"]
 
+    def prepare_save(self, instance) -> None:
+        # Fetch and check the package, pin its digest (api.md §4.1); a refused package answers 400 on `code`.
+        register_package(instance)
+
 
 class AssetViewSet(RecordViewSet):
     queryset = Asset.objects.all()
@@ -32,9 +38,6 @@ class AssetViewSet(RecordViewSet):
     ordering_fields = ["asset_name", "created_at"]
     # Assets are created by uploading a file (POST /upload_asset), not as bare records.
     allow_create = False
-
-    def perform_destroy(self, instance):
-        services.delete_asset(instance)
 
 
 class UploadAssetView(APIView):
@@ -79,7 +82,7 @@ class AssetObjectView(APIView):
         asset = Asset.objects.filter(asset_id=asset_id).first()
         if asset is None:
             raise NotFound(f"no asset with asset_id '{asset_id}'")
-        handle = services.asset_storage().open(asset.storage_key, "rb")
+        handle = asset_storage().open(asset.storage_key, "rb")
         response = FileResponse(handle, as_attachment=True, filename=asset.file_name or "asset")
         response["X-Content-Digest"] = asset.digest
         return response

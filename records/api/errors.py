@@ -4,12 +4,15 @@ import logging
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
 from policygrid.errors import PolicyGridError
 from policygrid.wire import error_envelope
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from records.services import DeleteRefused, RecordInUse, in_use
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,12 @@ def exception_handler(exc, context):
         exc = exceptions.PermissionDenied(str(exc) or "not allowed")
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    elif isinstance(exc, (ProtectedError, RestrictedError)):
+        exc = in_use(None, exc)  # a delete outside records.services: still 409, naming the dependents
+    if isinstance(exc, RecordInUse):
+        exc = Conflict(exc.message)
+    elif isinstance(exc, DeleteRefused):
+        exc = exceptions.PermissionDenied(exc.message)
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge("the request body exceeds the configured limit")
     else:

@@ -38,6 +38,11 @@ class RecordSerializer(serializers.ModelSerializer):
         fields = "__all__"
         validators: list = []
 
+    def get_field_names(self, declared_fields, info):
+        # The relations the server keeps (``internal_fields``) mirror a key the API already shows.
+        internal = set(getattr(self.Meta.model, "internal_fields", ()))
+        return [name for name in super().get_field_names(declared_fields, info) if name not in internal]
+
     def build_field(self, field_name, info, model_class, nested_depth):
         field_class, kwargs = super().build_field(field_name, info, model_class, nested_depth)
         if "validators" in kwargs:
@@ -105,8 +110,5 @@ class RecordSerializer(serializers.ModelSerializer):
             instance.full_clean(validate_unique=False, validate_constraints=False)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(serializers.as_serializer_error(exc)) from None
-        # Values the model's validation computes (a pinned digest) are saved with the record.
-        for name in getattr(model, "derived_on_clean", ()):
-            attrs[name] = getattr(instance, name)
         self._validated_instance = instance
         return attrs

@@ -4,7 +4,7 @@ A resource's viewset declares its queryset, serializer and filterset; everything
 """
 import logging
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -13,9 +13,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from audit.services import audit_object
 from records.api.errors import ApiError, Conflict
 from records.query import QueryError, filter_and_count
+from records.services import delete_record, save_record
 from records.update import resolve_update
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,8 @@ class RecordViewSet(viewsets.ModelViewSet):
     def _sort_fields(self, sort: str | None) -> list[str]:
         if not sort:
             return list(self.queryset.model._meta.ordering or ["pk"])
-        names = {f.name for f in self.queryset.model._meta.concrete_fields}
+        model = self.queryset.model
+        names = {f.name for f in model._meta.concrete_fields} - set(model.internal_fields)
         fields = []
         for item in sort.split(","):
             item = item.strip()
@@ -133,7 +134,7 @@ class RecordViewSet(viewsets.ModelViewSet):
             raise ApiError("records of this kind are created through their own route, not here", 405)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        instance = self.save_or_conflict(serializer, audit_action="create", created_by=request.user)
+        instance = self.save_or_conflict(serializer, action="create", created_by=request.user)
         return ok(self.get_serializer(instance).data, status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
@@ -155,7 +156,7 @@ class RecordViewSet(viewsets.ModelViewSet):
         self.check_update_allowed(instance, new_doc)
         serializer = self.get_serializer(instance, data=new_doc)
         serializer.is_valid(raise_exception=True)
-        instance = self.save_or_conflict(serializer, audit_action="update", before=current)
+        instance = self.save_or_conflict(serializer, action="update", before=current)
         return ok(self.get_serializer(instance).data)
 
     def _fill_defaults(self, doc: dict, writable: set[str]) -> None:
@@ -170,29 +171,23 @@ class RecordViewSet(viewsets.ModelViewSet):
     def check_update_allowed(self, instance, new_doc: dict) -> None:
         """Hook for lifecycle rules (frozen fields of approved versions answer 409)."""
 
-    def save_or_conflict(self, serializer, audit_action: str | None = None, before: dict | None = None, **kwargs):
+    def save_or_conflict(self, serializer, *, action: str, before: dict | None = None, **values):
+        """Save the validated record through the one audited path; a taken unique key answers 409."""
+        instance = serializer.instance if serializer.instance is not None else self.queryset.model()
+        for name, value in {**serializer.validated_data, **values}.items():
+            setattr(instance, name, value)
+        self.prepare_save(instance)
         try:
-            with transaction.atomic():
-                instance = self.perform_save(serializer, **kwargs)
-                if audit_action:
-                    self.audit_change(audit_action, instance, before)
-                return instance
+            return save_record(instance, self.request.user, action=action, before=before, render=self.render)
         except IntegrityError as exc:
             raise Conflict(self.conflict_message(serializer, exc)) from None
 
-    def audit_change(self, audit_action: str, instance, before: dict | None) -> None:
-        """One audit entry per change (governance.md §3), in the change's own transaction."""
-        after = dict(self.get_serializer(instance).data)
-        if before is None:
-            data = {"after": after}
-        else:
-            changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k) and k != "updated_at")
-            data = {"changed": changed, "before": {k: before.get(k) for k in changed},
-                    "after": {k: after.get(k) for k in changed}}
-        audit_object(self.request.user, audit_action, instance, data)
+    def prepare_save(self, instance) -> None:
+        """Hook: work a resource does on a validated record before it is saved (a policy's registration)."""
 
-    def perform_save(self, serializer, **kwargs):
-        return serializer.save(**kwargs)
+    def render(self, instance) -> dict:
+        """The record as the API shows it: what its audit entries record."""
+        return self.get_serializer(instance).data
 
     def conflict_message(self, serializer, exc) -> str:
         model = self.queryset.model
@@ -205,20 +200,8 @@ class RecordViewSet(viewsets.ModelViewSet):
         return f"a {model._meta.verbose_name} with {model.lookup_field} '{key}' already exists"
 
     def destroy(self, request, *args, **kwargs):
-        instance = self.get_object()
-        blockers = instance.delete_blockers()
-        if blockers:
-            raise Conflict(f"{instance.key} is still in use by: {', '.join(blockers)}")
-        data = self.get_serializer(instance).data
-        key = instance.key
-        with transaction.atomic():
-            self.perform_destroy(instance)
-            audit_object(self.request.user, "delete", instance, {"before": dict(data)}, target_key=key)
-        return ok(data)
-
-    def perform_destroy(self, instance):
-        with transaction.atomic():
-            instance.delete()
+        # Refusals (the record's rule: 403; records that use it: 409) are answered by records.api.errors.
+        return ok(delete_record(self.get_object(), request.user, render=self.render))
 
 
 def bad_request(field: str, reason: str) -> ValidationError:

@@ -105,11 +105,13 @@ def test_description_remote_mode_example_runs_as_written(live_server, settings, 
                                                           token_for, tmp_path):
     from executors.models import PolicyExecutor
     from policies.models import PolicyRule
+    from policies.registration import register_package
 
     admin = make_user("remote-admin", "admin", superuser=True)
     viewer = make_user("remote-executor", "viewer")
     policy = PolicyRule(**policy_payload(), created_by=admin)
     policy.full_clean()
+    register_package(policy)  # fetch the package and pin its digest, as registration does
     policy.save()
     PolicyRule.objects.filter(pk=policy.pk).update(status="approved")
     service = start_service(tmp_path, live_server.url, portal_token=token_for(viewer), workers=2)

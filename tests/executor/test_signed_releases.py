@@ -13,6 +13,7 @@ def signed_setup(live_server, settings, tmp_path, policy_payload, make_user, tok
     from governance import lifecycle
     from governance.signing import create_signing_key
     from policies.models import PolicyRule
+    from policies.registration import register_package
 
     settings.SIGNING_KEY_DIR = tmp_path / "keys"
     settings.SIGNING_ENABLED = True
@@ -22,6 +23,7 @@ def signed_setup(live_server, settings, tmp_path, policy_payload, make_user, tok
     operator, reader = make_user("sig-operator", "operator"), make_user("sig-executor", "viewer")
     policy = PolicyRule(**policy_payload(), created_by=author)
     policy.full_clean()
+    register_package(policy)  # fetch the package and pin its digest, as registration does
     policy.save()
     lifecycle.submit(policy, author, "ready")
     lifecycle.approve(PolicyRule.objects.get(pk=policy.pk), reviewer, "ok")
@@ -59,10 +61,12 @@ def test_a_signed_release_runs_and_an_edited_record_is_refused(signed_setup):
 
 def test_an_approved_status_without_a_release_is_refused(signed_setup, policy_payload):
     from policies.models import PolicyRule
+    from policies.registration import register_package
 
     client, _policy = signed_setup
     forged = PolicyRule(**policy_payload(version="6.6"))
     forged.full_clean()
+    register_package(forged)  # fetch the package and pin its digest, as registration does
     forged.save()
     PolicyRule.objects.filter(pk=forged.pk).update(status="approved")
     response = client.post("/executor/signed/execute_policy",

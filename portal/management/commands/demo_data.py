@@ -22,9 +22,10 @@ class Command(BaseCommand):
         from policygrid.samples import sample_archive, sample_record
 
         from accounts.services import issue_token
-        from audit.services import audit_object
         from policies.models import Asset, PolicyRule
+        from policies.registration import register_package
         from policies.services import store_asset
+        from records.services import save_record
 
         lines = []
         with transaction.atomic():
@@ -59,9 +60,8 @@ class Command(BaseCommand):
             policy = PolicyRule(**{k: v for k, v in record.items() if k not in ("policy_rule_uri", "code")},
                                 code=asset.public_url, created_by=admin)
             policy.full_clean()
-            with transaction.atomic():
-                policy.save()
-                audit_object(admin, "create", policy, {"source": "demo data"})
+            register_package(policy)
+            save_record(policy, admin, action="create", extra={"source": "demo data"})
             self._approve_if_possible(policy, admin)
         lines.append(f"sample policy:   {uri}")
         text = "\n".join(lines)

@@ -2,35 +2,22 @@
 
 The portal fetches the package once, verifies a client-sent digest, unpacks it safely into the package
 cache and checks the layout and the class contract by parsing the source — it never imports policy code.
+Every writer of a policy calls ``register_package`` before saving (the API's create and update, the
+lifecycle's submit and new-version through ``governance.signals.checking_version``, the admin's form and
+the demo data): the model's ``clean()`` only checks the record itself and does no network I/O.
 """
 import re
-from functools import lru_cache
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from policygrid.cache import PackageCache
 from policygrid.errors import PolicyGridError
-from policygrid.fetch import FetchOptions, fetch_bytes
+from policygrid.fetch import fetch_bytes
 from policygrid.package import check_package_dir, digest_of, verify_digest
 
+from policies.models import Asset, PolicyRule
+from policies.storage import fetch_options, package_cache, read_asset_bytes
+
 ASSET_PATH = re.compile(r"/asset-object/(?P<asset_id>[0-9a-fA-F-]{36})/?$")
-
-
-def fetch_options() -> FetchOptions:
-    return FetchOptions(
-        allow_private=settings.PACKAGE_ALLOW_PRIVATE_NETWORKS,
-        allow_local_paths=settings.PACKAGE_ALLOW_LOCAL_PATHS,
-        trusted_origins=(settings.PUBLIC_BASE_URL,),
-    )
-
-
-@lru_cache(maxsize=4)
-def _cache(root: str) -> PackageCache:
-    return PackageCache(root)
-
-
-def package_cache() -> PackageCache:
-    return _cache(str(settings.PACKAGE_CACHE_DIR))
 
 
 def own_asset_id(code: str) -> str | None:
@@ -44,9 +31,6 @@ def own_asset_id(code: str) -> str | None:
 def read_package(code: str) -> bytes:
     asset_id = own_asset_id(code)
     if asset_id is not None:
-        from policies.models import Asset
-        from policies.services import read_asset_bytes
-
         asset = Asset.objects.filter(asset_id=asset_id).first()
         if asset is None:
             raise ValidationError({"code": [f"no uploaded asset with id {asset_id}"]})
@@ -68,3 +52,12 @@ def inspect_package(code: str, expected_digest: str = "") -> str:
         field = "code_digest" if exc.error_type == "integrity" else "code"
         raise ValidationError({field: [f"the package was refused: {exc.message}"]}) from None
     return digest
+
+
+def register_package(policy: PolicyRule, *, again: bool = False) -> None:
+    """Check ``policy``'s package and pin its digest, unless that package was checked already (a stored
+    version whose code and digest are unchanged); ``again`` checks it anyway (submission)."""
+    if not again and (policy.code, policy.code_digest) == policy.checked_package:
+        return
+    policy.code_digest = inspect_package(policy.code, policy.code_digest)
+    policy.checked_package = (policy.code, policy.code_digest)

@@ -1,0 +1,87 @@
+"""Comparing versions of a governed record: the previous approved version, field and package-file diffs."""
+import difflib
+
+from django.contrib.contenttypes.models import ContentType
+
+from audit.services import _json_safe
+from governance.lifecycle import release_of
+from governance.models import Release
+
+
+def previous_approved(obj):
+    """The version of the same name approved most recently before this one (or before now)."""
+    model = type(obj)
+    name_field = next(n for n in model.identity_fields if n.endswith("name"))
+    ids = model.objects.filter(**{name_field: getattr(obj, name_field)}).exclude(pk=obj.pk).values_list("pk", flat=True)
+    releases = Release.objects.filter(content_type=ContentType.objects.get_for_model(model), object_id__in=list(ids))
+    own = release_of(obj)
+    if own is not None:
+        releases = releases.filter(approved_at__lt=own.approved_at)
+    latest = releases.order_by("-approved_at", "-pk").first()
+    return model.objects.filter(pk=latest.object_id).first() if latest else None
+
+
+DIFF_SKIP = {"id", "created_at", "updated_at"}
+
+
+def _field_value(obj, name):
+    value = getattr(obj, f"{name}_id") if obj._meta.get_field(name).is_relation else getattr(obj, name)
+    return _json_safe(value)
+
+
+def diff(obj, against, *, with_files: bool = True) -> dict:
+    """Field-by-field differences from ``against`` to ``obj``, and the package files' differences."""
+    fields = {}
+    unchanged = []
+    internal = set(getattr(obj, "internal_fields", ()))
+    for field in type(obj)._meta.concrete_fields:
+        if field.name in DIFF_SKIP or field.name in internal:
+            continue
+        old, new = _field_value(against, field.name), _field_value(obj, field.name)
+        if old != new:
+            fields[field.name] = {"from": old, "to": new}
+        else:
+            unchanged.append(field.name)
+    result = {"from": against.key, "to": obj.key, "fields": fields, "unchanged_fields": unchanged}
+    if with_files:
+        result["files"] = diff_files(against.package_files(), obj.package_files(), against.key, obj.key)
+    return result
+
+
+def _text(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def diff_files(old: dict[str, bytes], new: dict[str, bytes], old_label: str = "a", new_label: str = "b") -> dict:
+    added = sorted(set(new) - set(old))
+    removed = sorted(set(old) - set(new))
+    changed, unchanged = [], []
+    for path in sorted(set(old) & set(new)):
+        if old[path] == new[path]:
+            unchanged.append(path)
+            continue
+        a, b = _text(old[path]), _text(new[path])
+        if a is None or b is None:
+            changed.append({"path": path, "binary": True, "diff": ""})
+            continue
+        text = "".join(
+            difflib.unified_diff(
+                a.splitlines(keepends=True), b.splitlines(keepends=True),
+                fromfile=f"{old_label}/{path}", tofile=f"{new_label}/{path}",
+            )
+        )
+        changed.append({"path": path, "binary": False, "diff": text})
+    for path in added:
+        content = _text(new[path])
+        lines = (content or "").splitlines(keepends=True)
+        changed.append({"path": path, "binary": content is None, "added": True,
+                        "diff": "".join(difflib.unified_diff([], lines, fromfile="/dev/null", tofile=f"{new_label}/{path}"))})
+    for path in removed:
+        content = _text(old[path])
+        lines = (content or "").splitlines(keepends=True)
+        changed.append({"path": path, "binary": content is None, "removed": True,
+                        "diff": "".join(difflib.unified_diff(lines, [], fromfile=f"{old_label}/{path}", tofile="/dev/null"))})
+    return {"added": added, "removed": removed, "changed": changed, "unchanged": unchanged}
