@@ -2,27 +2,26 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.executor.conftest import free_port
+from tests.fileserver import LoopbackServer, QuietHandler
 
 TOKEN = "proxy-test-secret"
 ERROR_STATUS = {"input_invalid": 400, "policy_error": 500, "output_invalid": 500, "resource_limit": 500,
                 "integrity": 500, "timeout": 504}
 
 
-class ScriptedExecutor:
+class ScriptedExecutor(LoopbackServer):
     """Answers by ``input_data["case"]``; records every request it received."""
 
     def __init__(self):
         self.received = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.received.append((self.headers.get("Authorization"), body))
@@ -39,35 +38,22 @@ class ScriptedExecutor:
                     time.sleep(1.5)
                     return self.reply(200, {"success": True, "data": {}})
                 if case == "nonsense":
-                    data = b"<html>proxy error</html>"
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                    return None
+                    return self.reply(200, b"<html>proxy error</html>")
                 return self.reply(404, {"success": False, "error_type": "not_found", "message": "no such policy"})
 
-            def reply(self, status, body):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+            def reply(self, status, body, content_type=None):
+                if isinstance(body, bytes):
+                    return super().reply(status, body, content_type)
+                return super().reply(status, json.dumps(body).encode(), "application/json")
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
 
 
 @pytest.fixture(scope="module")
 def scripted():
     executor = ScriptedExecutor()
     yield executor
-    executor.server.shutdown()
+    executor.close()
 
 
 @pytest.fixture
