@@ -76,11 +76,13 @@ class PolicyExecutor(RecordModel):
     def delete_blockers(self) -> list[str]:
         from django.apps import apps
 
+        from jobs.choices import JobStatus
+
         Function = apps.get_model("functions", "Function")
         Job = apps.get_model("jobs", "Job")
         users = [f"function {f}" for f in Function.objects.filter(function_executor_id=self.executor_id)
                  .values_list("function_id", flat=True)[:20]]
         users += [f"job {j}" for j in Job.objects.filter(job_executor_id=self.executor_id,
-                                                         job_status__in=Job.ACTIVE_STATUSES)
+                                                         job_status__in=JobStatus.ACTIVE)
                   .values_list("job_id", flat=True)[:20]]
         return users

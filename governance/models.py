@@ -163,7 +163,7 @@ class GovernedModel(models.Model):
 
     @property
     def is_executable(self) -> bool:
-        return self.status in LifecycleStatus.executable()
+        return self.status in LifecycleStatus.EXECUTABLE
 
     @property
     def is_frozen(self) -> bool:

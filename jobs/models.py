@@ -14,7 +14,6 @@ class Job(RecordModel):
 
     lookup_field = "job_id"
     identity_fields = ("job_id", "job_name", "job_policy_rule_uri", "job_executor_id")
-    ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
     # The description's job query names the submission's keys: {"policy_rule_uri": …, "inputs.ip": …}.
     query_aliases = {"policy_rule_uri": "job_policy_rule_uri", "inputs": "job_inputs", "name": "job_name",
                      "executor_id": "job_executor_id", "status": "job_status"}

@@ -216,12 +216,14 @@ def _policy_users(uri: str) -> list[str]:
     """
     from django.apps import apps
 
+    from jobs.choices import JobStatus  # a leaf module: jobs' models stay looked up by label
+
     users: list[str] = []
     Function = apps.get_model("functions", "Function")
     users += [f"function {f}" for f in Function.objects.filter(function_policy_rule_uri=uri)
               .values_list("function_id", flat=True)[:20]]
     Job = apps.get_model("jobs", "Job")
-    users += [f"job {j}" for j in Job.objects.filter(job_policy_rule_uri=uri, job_status__in=Job.ACTIVE_STATUSES)
+    users += [f"job {j}" for j in Job.objects.filter(job_policy_rule_uri=uri, job_status__in=JobStatus.ACTIVE)
               .values_list("job_id", flat=True)[:20]]
     Graph = apps.get_model("graphs", "Graph")
     fn_ids = list(Function.objects.filter(function_policy_rule_uri=uri).values_list("function_id", flat=True))
