@@ -90,7 +90,7 @@ def bench_service(args, tmp: Path):
     import requests
     from policygrid.samples import sample_archive, sample_record
 
-    from tests.executor.conftest import FakePortal, start_service, stop_service
+    from tests.executors.conftest import FakePortal, start_service, stop_service
     from tests.fileserver import FileServer
 
     server = FileServer()
@@ -105,7 +105,7 @@ def bench_service(args, tmp: Path):
         # The cold first call of a package: record fetch, download, digest check, unpack, first import.
         from policygrid.samples import sample_path
 
-        from tests.executor.conftest import policy_zip
+        from tests.executors.conftest import policy_zip
 
         fresh = (sample_path("ip_allowlist") / "code" / "function.py").read_text() + f"\n# cold {time.time()}\n"
         cold_uri = portal.publish("cold", data=policy_zip(fresh), version="1.0", tag="cold", **record)
@@ -169,7 +169,7 @@ def bench_portal(args, tmp: Path):
     """A temporary embedded portal (SQLite, gunicorn) with a local executor, driven on its route."""
     import requests
 
-    from tests.executor.conftest import free_port
+    from tests.executors.conftest import free_port
 
     state = tmp / "portal-state"
     state.mkdir()

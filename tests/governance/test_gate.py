@@ -57,7 +57,7 @@ def test_the_type2_route_is_there():
 @pytest.mark.parametrize("state", STATES)
 def test_the_type2_route_applies_the_gate(state, policy_in, clients):
     from executors.models import PolicyExecutor
-    from tests.executor.conftest import free_port
+    from tests.executors.conftest import free_port
 
     # Nothing listens on the executor's port: a call past the gate fails with 502, one stopped by it with 409.
     PolicyExecutor.objects.create(executor_id="gate-test", executor_host_uri=f"http://127.0.0.1:{free_port()}")

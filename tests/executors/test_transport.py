@@ -7,7 +7,7 @@ import time
 import pytest
 
 from executors import transport
-from tests.executor.conftest import free_port
+from tests.executors.conftest import free_port
 from tests.fileserver import LoopbackServer, QuietHandler
 
 

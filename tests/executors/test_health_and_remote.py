@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.executor.conftest import free_port, start_service, stop_service
+from tests.executors.conftest import free_port, start_service, stop_service
 from tests.fileserver import LoopbackServer, QuietHandler
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.executor.conftest import free_port
+from tests.executors.conftest import free_port
 from tests.fileserver import LoopbackServer, QuietHandler
 
 TOKEN = "proxy-test-secret"
