@@ -162,9 +162,5 @@ class GovernedModel(models.Model):
         abstract = True
 
     @property
-    def is_executable(self) -> bool:
-        return self.status in LifecycleStatus.EXECUTABLE
-
-    @property
     def is_frozen(self) -> bool:
         return self.status != LifecycleStatus.DRAFT

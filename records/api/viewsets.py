@@ -10,7 +10,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from audit.services import audit_object
@@ -219,7 +218,3 @@ class RecordViewSet(viewsets.ModelViewSet):
     def perform_destroy(self, instance):
         with transaction.atomic():
             instance.delete()
-
-
-def bad_request(field: str, reason: str) -> ValidationError:
-    return ValidationError({field: [reason]})

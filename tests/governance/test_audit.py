@@ -23,11 +23,6 @@ def chain(users):
     return list(AuditEntry.objects.order_by("seq"))
 
 
-def run_verify() -> str:
-    call_command("verify_audit")
-    return "ok"
-
-
 def verify_fails_naming(entry_or_text) -> str:
     with pytest.raises(CommandError) as caught:
         call_command("verify_audit")
