@@ -35,12 +35,6 @@ class RecordModel(models.Model):
     def json_field_names(cls) -> frozenset[str]:
         return frozenset(f.name for f in cls._meta.concrete_fields if isinstance(f, models.JSONField))
 
-    def search_document(self) -> dict:
-        """The stored fields as GET renders them: the document the query language searches (api.md §2)."""
-        from records.search import search_document
-
-        return search_document(self)
-
     def compute_derived_fields(self) -> None:
         """Fill the fields the server computes (URIs). Override in subclasses."""
 

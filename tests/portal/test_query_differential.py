@@ -31,6 +31,7 @@ from mongomock.filtering import filter_applies, iter_key_candidates
 from sentinels import NOTHING
 
 from records.query import filter_and_count
+from records.search import search_document
 
 pytestmark = pytest.mark.django_db
 
@@ -378,7 +379,7 @@ class Compiler:
 
     @staticmethod
     def representations(resource, model, key, records):
-        return {getattr(r, key): r.search_document() for r in records}
+        return {getattr(r, key): search_document(r) for r in records}
 
     @staticmethod
     def matches(resource, model, key, flt):
