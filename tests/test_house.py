@@ -27,7 +27,6 @@ KNOWN = {
     ("size", "governance/lifecycle.py"): "the foreign-key work reshapes governance/lifecycle.py",
     ("size", "sdk/src/policygrid/executor/pool.py"): "the SDK work owns sdk/",
     ("size", "tests/api/test_resources.py"): "to be split by resource (not done in the hygiene branch)",
-    ("size", "tests/portal/test_query_differential.py"): "to be split (not done in the hygiene branch)",
 }
 
 
