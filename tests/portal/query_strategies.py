@@ -17,7 +17,7 @@ def weighted(*choices):
 
 # Mostly a few values, so that generated filters often hit; rarely the edge cases (long strings compare
 # through a 100-character key plus the full text; newlines exercise the regex flags).
-COMMON_NUMBERS = [-2, 2, 3, 2.5, 10]  # never 0 or 1 (see the module docstring)
+COMMON_NUMBERS = [-2, 2, 3, 2.5, 10]  # never 0 or 1 (see test_query_differential.py's docstring)
 RARE_NUMBERS = [3.0, -2.5, 9.5, 1e3]
 COMMON_STRINGS = ["a", "ab", "A", "10.0", "9.0", "net"]
 RARE_STRINGS = ["", "Ab", "b", "network", "a\nb", "b\n", "x y", "z" * 100, "z" * 120, "z" * 120 + "a"]
