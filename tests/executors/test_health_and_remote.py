@@ -40,7 +40,7 @@ def test_probe_sets_status_and_records_transitions(executor_service, settings):
 
     assert services.probe_executors() == {"live": "healthy", "stopped": "unreachable", "slow": "degraded"}
     live.refresh_from_db()
-    assert live.last_seen and live.latency_ms is not None and live.health_data["workers"] == 4
+    assert live.last_seen and live.latency_ms >= 0 and live.health_data["workers"] == 4
     assert live.health_data["protections"]
     stopped = PolicyExecutor.objects.get(executor_id="stopped")
     assert stopped.last_seen is None and "ConnectFailed" in stopped.health_data["probe"]["reason"]

@@ -209,6 +209,6 @@ def test_health_route_reports_the_last_probe(setup, api, clients, anon):
     assert response.status_code == 200
     data = response.json()["data"]
     # The scripted executor has no /health route: it answers, but with trouble.
-    assert data["executor_status"] == "degraded" and data["last_seen"] and data["latency_ms"] is not None
+    assert data["executor_status"] == "degraded" and data["last_seen"] and data["latency_ms"] >= 0
     assert anon.get("/executor/scripted/health").status_code == 401
     assert api.get("/executor/nope/health").status_code == 404
