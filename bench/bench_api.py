@@ -145,7 +145,7 @@ def run(command: list[str]) -> None:
 
 def set_parallel_query(server: str, name: str, enabled: bool) -> None:
     """Short API queries shouldn't pay for parallel workers: the planner's row estimates on the search index
-    are a few times too low for selective ranges, and it then prefers a Gather over a 3 ms ordered scan."""
+    are a few times too low for selective ranges, and it then prefers a Gather over a cheap ordered scan."""
     value = "DEFAULT" if enabled else "0"
     with admin_connection(server) as conn:
         conn.execute(f'ALTER DATABASE "{name}" SET max_parallel_workers_per_gather = {value}')

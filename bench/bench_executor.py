@@ -90,34 +90,11 @@ def bench_service(args, tmp: Path):
     import requests
     from policygrid.samples import sample_archive, sample_record
 
-    from tests.executor.conftest import FakePortal, start_service, stop_service
+    from tests.executors.conftest import FakePortal, start_service, stop_service
+    from tests.fileserver import FileServer
 
-    files = {}
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            data = files.get(self.path.lstrip("/"))
-            self.send_response(200 if data is not None else 404)
-            self.send_header("Content-Length", str(len(data or b"")))
-            self.end_headers()
-            self.wfile.write(data or b"")
-
-        def log_message(self, *a):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-
-    class Files:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-
-        def serve(self, name, data):
-            files[name] = data
-            return f"{self.base}/{name}"
-
-    portal = FakePortal(Files())
+    server = FileServer()
+    portal = FakePortal(server)
     record = {k: v for k, v in sample_record("ip_allowlist").items() if k not in ("name", "version", "release_tag", "code")}
     uri = portal.publish("ip_allowlist", data=sample_archive("ip_allowlist"), version="1.0", tag="beta", **record)
     service = start_service(tmp, portal.base, workers=args.workers,
@@ -128,7 +105,7 @@ def bench_service(args, tmp: Path):
         # The cold first call of a package: record fetch, download, digest check, unpack, first import.
         from policygrid.samples import sample_path
 
-        from tests.executor.conftest import policy_zip
+        from tests.executors.conftest import policy_zip
 
         fresh = (sample_path("ip_allowlist") / "code" / "function.py").read_text() + f"\n# cold {time.time()}\n"
         cold_uri = portal.publish("cold", data=policy_zip(fresh), version="1.0", tag="cold", **record)
@@ -149,7 +126,7 @@ def bench_service(args, tmp: Path):
         return results
     finally:
         stop_service(service)
-        server.shutdown()
+        server.close()
 
 
 def bench_isolation():
@@ -192,7 +169,7 @@ def bench_portal(args, tmp: Path):
     """A temporary embedded portal (SQLite, gunicorn) with a local executor, driven on its route."""
     import requests
 
-    from tests.executor.conftest import free_port
+    from tests.executors.conftest import free_port
 
     state = tmp / "portal-state"
     state.mkdir()

@@ -14,9 +14,7 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,24 +39,10 @@ from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from policygrid.samples import sample_archive, sample_record  # noqa: E402
 
+from tests.fileserver import FileServer  # noqa: E402
+
 VERSIONS = 60
 AUDIT_ENTRIES = 100_000
-
-
-def serve(data: bytes) -> str:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}/ip_allowlist.zip"
 
 
 def ms(values: list[float]) -> str:
@@ -80,7 +64,7 @@ def bench_approve() -> None:
     reviewer = User.objects.create_user("bench-reviewer")
     reviewer.groups.add(Group.objects.get(name="reviewer"))
     create_signing_key()
-    url = serve(sample_archive("ip_allowlist"))
+    url = FileServer().serve("ip_allowlist.zip", sample_archive("ip_allowlist"))
     record = {k: v for k, v in sample_record("ip_allowlist").items() if k != "policy_rule_uri"}
 
     def version(i: int) -> PolicyRule:

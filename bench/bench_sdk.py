@@ -11,9 +11,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import policygrid.loader as loader_module
@@ -25,6 +23,9 @@ from policygrid.loader import load_rule_class
 from policygrid.package import digest_of, zip_code_folder
 from policygrid.rule_runner import PolicyRunner
 from policygrid.samples import sample_path, sample_record
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.fileserver import FileServer  # noqa: E402 - the repository root is on sys.path from here
 
 URI = "ip_allowlist:1.0-beta"
 INPUT = {"ip": "192.168.0.109"}
@@ -58,22 +59,6 @@ def ten_kb_package() -> bytes:
     return data
 
 
-def serve(data: bytes) -> tuple[ThreadingHTTPServer, str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's naming
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/pkg.zip"
-
-
 def main() -> int:
     record = sample_record("ip_allowlist")
     record["policy_rule_uri"] = URI
@@ -91,7 +76,8 @@ def main() -> int:
 
     data = ten_kb_package()
     record["code_digest"] = digest_of(data)
-    server, url = serve(data)
+    server = FileServer()
+    url = server.serve("pkg.zip", data)
     record["code"] = url
     options = FetchOptions(allow_private=True)
     evaluator_off = LocalPolicyEvaluator(URI, record=record, validate=False, fetch_options=options,
@@ -127,7 +113,7 @@ def main() -> int:
         LocalPolicyEvaluator(URI, record=record, fetch_options=options, cache_dir=cache_dir)
         warm_reimport.append((time.perf_counter() - start) * 1000)
         shutil.rmtree(cache_dir)
-    server.shutdown()
+    server.close()
 
     ratio = evaluator_off_cost / direct
     added = evaluator_on_cost - direct

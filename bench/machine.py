@@ -1,7 +1,7 @@
 """How fast this machine is right now: printed beside every benchmark's figures.
 
-Shared cloud cores vary from hour to hour (the same build gave 332 and 498 calls/s on one day), so a figure
-means little without the speed of the machine that produced it. ``calibration()`` times a fixed piece of
+Shared cloud cores vary from hour to hour (the same build's throughput can differ by half within a day), so a
+figure means little without the speed of the machine that produced it. ``calibration()`` times a fixed piece of
 pure-Python work; on a quiet current x86 core it takes about 1 ms, and a figure measured while it takes 2.5 ms
 was measured on a machine running at 40 % of that speed.
 """

@@ -1,4 +1,6 @@
 """States of a governed version and of its reviews, releases and signing keys."""
+from typing import ClassVar
+
 from django.db import models
 
 
@@ -8,6 +10,9 @@ class LifecycleStatus(models.TextChoices):
     draft ──submit──▶ in_review ──approve──▶ approved ──deprecate──▶ deprecated ──retire──▶ retired
       ▲                  │                       └──────────────retire─────────────────────▲
       └─────reject───────┘
+
+    ``EXECUTABLE``: versions that run for anyone allowed to execute (governance.gate); drafts and versions
+    in review run only as dry runs. ``TERMINAL``: a retired version never changes or runs again.
     """
 
     DRAFT = "draft", "Draft"
@@ -16,6 +21,10 @@ class LifecycleStatus(models.TextChoices):
     DEPRECATED = "deprecated", "Deprecated"
     RETIRED = "retired", "Retired"
 
-    @classmethod
-    def executable(cls) -> frozenset[str]:
-        return frozenset({cls.APPROVED, cls.DEPRECATED})
+    EXECUTABLE: ClassVar[frozenset[str]]
+    TERMINAL: ClassVar[frozenset[str]]
+
+
+# Groups are set after the class: inside an enum's body every assignment would become a member.
+LifecycleStatus.EXECUTABLE = frozenset({LifecycleStatus.APPROVED, LifecycleStatus.DEPRECATED})
+LifecycleStatus.TERMINAL = frozenset({LifecycleStatus.RETIRED})

@@ -17,7 +17,7 @@ def assert_executable(obj, user, *, dry_run: bool = False) -> None:
     * ``POLICYGRID_RELAX_EXECUTION_GATE`` (development only) lets every non-retired version run.
     """
     status = obj.status
-    if status in LifecycleStatus.executable():
+    if status in LifecycleStatus.EXECUTABLE:
         return
     label = f"{obj._meta.verbose_name} {obj.key}"
     if status == LifecycleStatus.RETIRED:

@@ -163,10 +163,6 @@ class GovernedModel(models.Model):
         abstract = True
 
     @property
-    def is_executable(self) -> bool:
-        return self.status in LifecycleStatus.executable()
-
-    @property
     def is_frozen(self) -> bool:
         return self.status != LifecycleStatus.DRAFT
 

@@ -159,7 +159,7 @@ def version_detail(request, kind: str, key: str):
         "can_decide": obj.status == LifecycleStatus.IN_REVIEW and can_review and not is_submitter,
         "is_submitter": is_submitter and obj.status == LifecycleStatus.IN_REVIEW,
         "can_deprecate": obj.status == LifecycleStatus.APPROVED and can_review,
-        "can_retire": obj.status in (LifecycleStatus.APPROVED, LifecycleStatus.DEPRECATED) and can_review,
+        "can_retire": obj.status in LifecycleStatus.EXECUTABLE and can_review,
         "signing_enabled": settings.SIGNING_ENABLED,
     }
     return render(request, "portal/version_detail.html", context)

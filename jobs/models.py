@@ -16,7 +16,6 @@ class Job(RecordModel):
     identity_fields = ("job_id", "job_name", "job_policy_rule_uri", "job_executor_id")
     references = {"policy": "job_policy_rule_uri", "executor": "job_executor_id"}
     internal_fields = ("policy", "executor")
-    ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
     # The description's job query names the submission's keys: {"policy_rule_uri": …, "inputs.ip": …}.
     query_aliases = {"policy_rule_uri": "job_policy_rule_uri", "inputs": "job_inputs", "name": "job_name",
                      "executor_id": "job_executor_id", "status": "job_status"}

@@ -26,12 +26,6 @@ def empty_list():
     return []
 
 
-def _must_be(value, kind, what):
-    if not isinstance(value, kind):
-        names = {dict: "a JSON object", list: "a JSON array", str: "a string"}
-        raise ValidationError(f"must be {names.get(kind, kind.__name__)}, not {type(value).__name__}")
-
-
 class PolicyRule(GovernedModel, RecordModel):
     """One version of a policy: ``{name}:{version}-{release_tag}``.
 

@@ -5,8 +5,6 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
-from records.documents import search_document
-
 
 class RecordModel(models.Model):
     """A registry record served by the REST API and searchable with the query language (api.md §2).
@@ -41,10 +39,6 @@ class RecordModel(models.Model):
     @classmethod
     def json_field_names(cls) -> frozenset[str]:
         return frozenset(f.name for f in cls._meta.concrete_fields if isinstance(f, models.JSONField))
-
-    def search_document(self) -> dict:
-        """The stored fields as GET renders them: the document the query language searches (api.md §2)."""
-        return search_document(self)
 
     def compute_derived_fields(self) -> None:
         """Fill the fields the server computes (URIs). Override in subclasses."""

@@ -81,41 +81,11 @@ def api(clients):
 
 @pytest.fixture(scope="session")
 def file_server():
-    """A loopback HTTP server in a thread; ``serve(name, data)`` returns the URL of the bytes."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    """A loopback HTTP server in a thread (tests/fileserver.py); ``serve(name, data)`` returns the URL of the bytes."""
+    from tests.fileserver import FileServer
 
-    files: dict[str, bytes] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's naming
-            data = files.get(self.path.lstrip("/"))
-            if data is None:
-                self.send_response(404)
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Content-Type", "application/octet-stream")
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-
-    class FileServer:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-
-        def serve(self, name: str, data: bytes) -> str:
-            files[name] = data
-            return f"{self.base}/{name}"
-
-    yield FileServer()
-    server.shutdown()
+    with FileServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from records.api.errors import ApiError, Conflict
@@ -203,6 +202,3 @@ class RecordViewSet(viewsets.ModelViewSet):
         # Refusals (the record's rule: 403; records that use it: 409) are answered by records.api.errors.
         return ok(delete_record(self.get_object(), request.user, render=self.render))
 
-
-def bad_request(field: str, reason: str) -> ValidationError:
-    return ValidationError({field: [reason]})

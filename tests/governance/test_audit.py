@@ -1,7 +1,6 @@
 """The audit trail (governance.md §3): append-only, hash-chained, verified by `manage.py verify_audit`,
 which names the first altered, removed or inserted entry; no route or admin page edits or deletes it."""
 import json
-import threading
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,11 +21,6 @@ def chain(users):
     for i in range(10):
         write_audit(users["admin"], "test.action", "tests.thing", f"thing-{i}", {"i": i, "note": "é ✓"})
     return list(AuditEntry.objects.order_by("seq"))
-
-
-def run_verify() -> str:
-    call_command("verify_audit")
-    return "ok"
 
 
 def verify_fails_naming(entry_or_text) -> str:
@@ -168,31 +162,81 @@ def test_requests_carry_their_request_id_into_the_entry(clients, policy_payload)
     assert entry.request_id == "req-12345"
 
 
+WRITER = """
+import sys
+import django
+
+django.setup()
+from audit.services import write_audit
+
+n = sys.argv[1]
+print("ready", flush=True)
+sys.stdin.readline()  # every writer starts appending at the same moment
+for i in range(15):
+    write_audit(None, "test.concurrent", "tests.thing", f"w{n}-{i}")
+"""
+
+CHECK = """
+import json
+import django
+
+django.setup()
+from audit.models import AuditEntry
+from audit.services import verify_chain
+
+print(json.dumps({"count": AuditEntry.objects.filter(action="test.concurrent").count(),
+                  "problem": str(verify_chain()[1] or "")}))
+"""
+
+
+def database_url_for_writers(tmp_path) -> str:
+    """A DATABASE_URL that other processes can open and that holds the test database's tables and rows.
+
+    PostgreSQL's test database is that; SQLite's is in memory, private to this process, so it is copied to a
+    file (the sqlite3 backup API), which the writers then share as the portal's processes share theirs.
+    """
+    settings_dict = connection.settings_dict
+    if connection.vendor == "sqlite":
+        import sqlite3
+
+        path = tmp_path / "audit.sqlite3"
+        connection.ensure_connection()
+        target = sqlite3.connect(path)
+        connection.connection.backup(target)
+        target.close()
+        return f"sqlite:///{path}"
+    assert connection.vendor == "postgresql", connection.vendor
+    user = settings_dict["USER"] + (f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else "")
+    return f"postgres://{user}@{settings_dict['HOST'] or '127.0.0.1'}:{settings_dict['PORT'] or 5432}/" \
+           f"{settings_dict['NAME']}"
+
+
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_writers_keep_one_chain(users):
-    if connection.vendor == "sqlite" and connection.settings_dict["NAME"].startswith(("file:memorydb", ":memory:")):
-        pytest.skip("the in-memory SQLite test database is not shared between threads")
-    from django.db import connections
+def test_concurrent_writers_keep_one_chain(users, tmp_path):
+    """Four processes append at once (as web, worker and beat do); the chain stays one, on either database."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    errors = []
-
-    def writer(n):
-        try:
-            for i in range(15):
-                write_audit(None, "test.concurrent", "tests.thing", f"w{n}-{i}")
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
-    assert AuditEntry.objects.filter(action="test.concurrent").count() == 60
-    assert verify_chain()[1] is None
+    env = {**os.environ, "DATABASE_URL": database_url_for_writers(tmp_path),
+           "DJANGO_SETTINGS_MODULE": "portal.settings"}
+    root = Path(__file__).resolve().parents[2]
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(n)], cwd=root, env=env, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for n in range(4)]
+    for writer in writers:
+        assert writer.stdout.readline().strip() == "ready", writer.communicate()[1]
+    for writer in writers:
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+    for writer in writers:
+        _, stderr = writer.communicate(timeout=120)
+        assert writer.returncode == 0, stderr
+    check = subprocess.run([sys.executable, "-c", CHECK], cwd=root, env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert check.returncode == 0, check.stderr
+    assert json.loads(check.stdout.strip().splitlines()[-1]) == {"count": 60, "problem": ""}
 
 
 @pytest.mark.parametrize("data", [

@@ -81,13 +81,16 @@ def test_drafts_are_fully_editable(clients, policy_in):
     assert response.status_code == 200, response.content
 
 
-def test_the_signature_still_verifies_after_a_descriptive_edit(clients, policy_in):
+def test_the_signature_still_verifies_after_a_descriptive_edit(clients, policy_in, signing_key):
     from governance.signing import verify_object
 
     policy = policy_in("approved")
-    clients["author"].patch(f"/policy/{policy.policy_rule_uri}", {"$set": {"description": "x"}}, format="json")
+    response = clients["author"].patch(f"/policy/{policy.policy_rule_uri}", {"$set": {"description": "x"}},
+                                       format="json")
+    assert response.status_code == 200, response.content
     policy.refresh_from_db()
-    assert verify_object(policy)
+    assert policy.description == "x"
+    assert verify_object(policy) == signing_key.key_id
 
 
 def test_create_update_delete_each_write_one_entry_with_before_and_after(clients, policy_payload):

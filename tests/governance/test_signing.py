@@ -154,11 +154,11 @@ def test_create_signing_key_command_retires_the_previous_key(signing_key, capsys
     assert SigningKey.objects.filter(status="active").count() == 1
 
 
-def test_the_portal_side_check_notices_a_field_changed_in_the_database(policy_in):
+def test_the_portal_side_check_notices_a_field_changed_in_the_database(policy_in, signing_key):
     from governance.signing import verify_object
 
     policy = policy_in("approved")
-    assert verify_object(policy)
+    assert verify_object(policy) == signing_key.key_id
     PolicyRule.objects.filter(pk=policy.pk).update(policy_parameters={"local_allowlist": ["0.0.0.0/0"]})
     policy.refresh_from_db()
     with pytest.raises(IntegrityError):

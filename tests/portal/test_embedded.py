@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.executor.conftest import free_port
+from tests.executors.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_THREADS = 2

@@ -195,8 +195,8 @@ def default_web_workers() -> int:
     """``POLICYGRID_WEB_WORKERS``, else two processes per CPU (2 to 8).
 
     Each process runs Python under its own GIL: with fewer processes than busy threads, the CPUs idle while
-    threads wait for a GIL (on 2 CPUs, 2 workers left 13–19 % of the CPU idle under load; 4 workers 4–8 %, and
-    served 15–30 % more execute_policy calls a second, bench/bench_executor.py).
+    threads wait for a GIL, and a second process per CPU serves more execute_policy calls a second
+    (bench/bench_executor.py measures it).
     """
     configured = os.environ.get("POLICYGRID_WEB_WORKERS")
     if configured:

@@ -13,7 +13,7 @@ import requests
 from policygrid.signing import canonical_json, policy_statement
 from policygrid.wire import execute_with_upload
 
-from tests.executor.conftest import free_port, policy_zip, start_service, stop_service
+from tests.executors.conftest import free_port, policy_zip, start_service, stop_service
 
 STATEFUL = """
     class AIOSv1PolicyRule:

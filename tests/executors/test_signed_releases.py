@@ -2,7 +2,7 @@
 import pytest
 from django.utils import timezone
 
-from tests.executor.conftest import start_service, stop_service
+from tests.executors.conftest import start_service, stop_service
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

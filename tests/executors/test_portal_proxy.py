@@ -2,20 +2,19 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.executor.conftest import free_port
+from tests.executors.conftest import free_port
+from tests.fileserver import LoopbackServer, QuietHandler
 
 TOKEN = "proxy-test-secret"
 ERROR_STATUS = {"input_invalid": 400, "policy_error": 500, "output_invalid": 500, "resource_limit": 500,
                 "integrity": 500, "timeout": 504}
 
 
-class ScriptedExecutor:
+class ScriptedExecutor(LoopbackServer):
     """Answers by ``input_data["case"]``; records every request it received."""
 
     def __init__(self):
@@ -23,7 +22,7 @@ class ScriptedExecutor:
         self.packages = {}  # code_digest → the bytes uploaded with PUT /packages/<digest>
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_PUT(self):  # noqa: N802
                 data = self.rfile.read(int(self.headers["Content-Length"]))
                 digest = self.path.rsplit("/", 1)[-1]
@@ -54,35 +53,22 @@ class ScriptedExecutor:
                     time.sleep(1.5)
                     return self.reply(200, {"success": True, "data": {}})
                 if case == "nonsense":
-                    data = b"<html>proxy error</html>"
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                    return None
+                    return self.reply(200, b"<html>proxy error</html>")
                 return self.reply(404, {"success": False, "error_type": "not_found", "message": "no such policy"})
 
-            def reply(self, status, body):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+            def reply(self, status, body, content_type=None):
+                if isinstance(body, bytes):
+                    return super().reply(status, body, content_type)
+                return super().reply(status, json.dumps(body).encode(), "application/json")
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
 
 
 @pytest.fixture(scope="module")
 def scripted():
     executor = ScriptedExecutor()
     yield executor
-    executor.server.shutdown()
+    executor.close()
 
 
 @pytest.fixture
@@ -263,6 +249,6 @@ def test_health_route_reports_the_last_probe(setup, api, clients, anon):
     assert response.status_code == 200
     data = response.json()["data"]
     # The scripted executor has no /health route: it answers, but with trouble.
-    assert data["executor_status"] == "degraded" and data["last_seen"] and data["latency_ms"] is not None
+    assert data["executor_status"] == "degraded" and data["last_seen"] and data["latency_ms"] >= 0
     assert anon.get("/executor/scripted/health").status_code == 401
     assert api.get("/executor/nope/health").status_code == 404

@@ -188,3 +188,4 @@ def processes_with(marker: str) -> list[int]:
             except OSError:
                 continue
     return found
+

@@ -3,22 +3,22 @@ import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from executors import transport
-from tests.executor.conftest import free_port
+from tests.executors.conftest import free_port
+from tests.fileserver import LoopbackServer, QuietHandler
 
 
-class Recorder:
+class Recorder(LoopbackServer):
     """An HTTP/1.1 keep-alive server that records requests and counts connections."""
 
     def __init__(self):
         self.requests, self.connections = [], 0
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def setup(self):
@@ -35,28 +35,18 @@ class Recorder:
                     self.wfile.flush()
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                data = json.dumps({"path": self.path, "echo": body.decode()}).encode()
-                self.send_response(201)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(201, json.dumps({"path": self.path, "echo": body.decode()}).encode())
 
             do_GET = do_POST  # noqa: N815
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
 
 
 @pytest.fixture
 def server():
     recorder = Recorder()
     yield recorder
-    recorder.server.shutdown()
-    recorder.server.server_close()
+    recorder.close()
 
 
 def call(url, method="POST", body=b'{"a": 1}', connect_timeout=2.0, read_timeout=5.0, **headers):
@@ -134,5 +124,4 @@ def test_only_http_urls_and_no_proxy_from_the_environment(server, monkeypatch):
         assert call(server.url + "/direct").status == 201
         assert proxy.requests == [] and server.requests[-1][1] == "/direct"
     finally:
-        proxy.server.shutdown()
-        proxy.server.server_close()
+        proxy.close()

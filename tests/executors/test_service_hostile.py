@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from policygrid.samples import sample_archive, sample_record
 
-from tests.executor.conftest import SECRET_CANARIES, processes_with, worker_processes
+from tests.executors.conftest import SECRET_CANARIES, processes_with, worker_processes
 
 pytestmark = pytest.mark.slow
 
