@@ -1,10 +1,13 @@
 """House rules the integrator checks before a merge; prints every breach, one a line, and exits 1 if any.
 
-    .venv/bin/python scripts/check_house.py [--only cycles|size|internals]
+    .venv/bin/python scripts/check_house.py [--only cycles|size|directions|internals]
 
 * ``cycles``: no import cycle among the project's modules. Every import counts, those inside functions too
   (a deferred import hides a cycle from Python, not from the design). Migrations are left out.
 * ``size``: no module over 400 lines, except migrations and ``records/query.py`` (the query compiler).
+* ``directions``: the apps import each other (or look up each other's models by label) one way only:
+  ``graphs → functions → executors → policies``, ``jobs → executors → policies``; the framework apps
+  (records, audit, accounts, governance) import no resource app.
 * ``internals``: nothing imported from ``django.db.backends.*`` (backend internals: go through
   ``django.db.connection``), and no private name (a module or name starting with ``_``) imported from django,
   rest_framework, gunicorn, kombu or celery.
@@ -210,7 +213,42 @@ def internals_breaches(modules: dict[str, Path]) -> list[Breach]:
     return breaches
 
 
-RULES = {"cycles": cycle_breaches, "size": size_breaches, "internals": internals_breaches}
+# --- directions -----------------------------------------------------------------------------------------------
+RESOURCE_APPS = {"policies", "executors", "jobs", "functions", "graphs"}
+ALLOWED = {
+    "policies": set(),
+    "executors": {"policies"},
+    "jobs": {"executors", "policies"},
+    "functions": {"executors", "policies"},
+    "graphs": {"functions", "executors", "policies"},
+    **{app: set() for app in ("records", "audit", "accounts", "governance")},
+}
+
+
+def model_reaches(path: Path) -> Iterator[tuple[str, int]]:
+    """Apps whose models ``path`` looks up by label: ``apps.get_model("jobs", "Job")`` or ``("jobs.Job")``."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get_model"
+                and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            yield node.args[0].value.split(".")[0], node.lineno
+
+
+def direction_breaches(modules: dict[str, Path]) -> list[Breach]:
+    breaches = []
+    for name, path in sorted(modules.items()):
+        app = name.split(".")[0]
+        if app not in ALLOWED:
+            continue
+        reaches = [(imp.target.split(".")[0], imp.line) for imp in imports_of(name, path)]
+        for other, line in [*reaches, *model_reaches(path)]:
+            if other != app and other in RESOURCE_APPS and other not in ALLOWED[app]:
+                breaches.append(Breach("directions", f"{rel(path)} {other}",
+                                       f"{rel(path)}:{line}: {app} reaches {other}, against the apps' direction"))
+    return breaches
+
+
+RULES = {"cycles": cycle_breaches, "size": size_breaches, "directions": direction_breaches,
+         "internals": internals_breaches}
 
 
 def breaches(only: str | None = None) -> list[Breach]:

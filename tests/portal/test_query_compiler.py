@@ -6,9 +6,10 @@ from django.test.utils import CaptureQueriesContext
 
 from functions.models import Function
 from policies.models import PolicyRule
+from records.documents import search_document
 from records.models import SearchEntry
 from records.query import QueryError, filter_by_document
-from records.search import reindex, search_document
+from records.search import reindex
 
 pytestmark = pytest.mark.django_db
 
