@@ -44,7 +44,7 @@ class PolicyRule(GovernedModel, RecordModel):
     frozen_fields = (
         "code", "code_digest", "code_type", "type", "policy_input_schema", "policy_output_schema",
         "policy_settings_schema", "policy_parameters_schema", "policy_settings", "policy_parameters",
-        "management_commands_schema",
+        "management_commands_schema", "policy_network",
     )
 
     policy_rule_uri = models.CharField(max_length=255, unique=True, editable=False)
@@ -66,6 +66,9 @@ class PolicyRule(GovernedModel, RecordModel):
     policy_settings = models.JSONField(default=empty_dict, blank=True)
     policy_parameters = models.JSONField(default=empty_dict, blank=True)
     management_commands_schema = models.JSONField(default=empty_list, blank=True)
+    # Outbound network the policy's code may use: {} (none, the default) or {"outbound_ports": [443, ...]}
+    # (TCP connect to those ports only). A behaviour field: reviewed, signed and frozen with the code.
+    policy_network = models.JSONField(default=empty_dict, blank=True)
     description = models.TextField(blank=True, default="")
     functionality_data = models.JSONField(default=empty_dict, blank=True)
     resource_estimates = models.JSONField(default=empty_dict, blank=True)
@@ -102,6 +105,9 @@ class PolicyRule(GovernedModel, RecordModel):
                 )
         if not isinstance(self.management_commands_schema, list):
             errors.setdefault("management_commands_schema", []).append("must be a JSON array")
+        network_problem = _network_problem(self.policy_network)
+        if network_problem:
+            errors.setdefault("policy_network", []).append(network_problem)
         if self.code_digest and not _matches(DIGEST_PATTERN, self.code_digest):
             errors.setdefault("code_digest", []).append("must be 'sha256:' followed by 64 lowercase hex digits")
         if errors:
@@ -193,3 +199,18 @@ def _matches(pattern: str, value: str) -> bool:
     import re
 
     return re.match(pattern, value) is not None
+
+
+def _network_problem(network) -> str | None:
+    """Why ``policy_network`` is not {} or {"outbound_ports": [TCP ports]}, or None."""
+    if not isinstance(network, dict):
+        return 'must be a JSON object: {} (no network) or {"outbound_ports": [443]}'
+    unknown = sorted(set(network) - {"outbound_ports"})
+    if unknown:
+        return f"unknown key {unknown[0]!r}: the only key is outbound_ports"
+    ports = network.get("outbound_ports", [])
+    if not isinstance(ports, list) or not all(
+            isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535 for port in ports):
+        return "outbound_ports must be a list of TCP ports (integers from 1 to 65535)"
+    return None
+

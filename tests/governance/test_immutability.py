@@ -20,6 +20,7 @@ NEW_VALUES = {
     "policy_settings": {},
     "policy_parameters": {},
     "management_commands_schema": [{"action": "reset"}],
+    "policy_network": {"outbound_ports": [443]},
 }
 
 

@@ -133,3 +133,25 @@ def test_updating_code_refetches_and_repins(api, policy_payload, file_server):
     bad = api.patch("/policy/ip_allowlist:1.0-beta", {"$set": {"code": policy_payload()["code"]}}, format="json")
     assert bad.status_code == 400
     assert PolicyRule.objects.get().code == url
+
+
+def test_no_outbound_network_unless_the_version_declares_its_ports(api, policy_payload):
+    created = api.post("/policy", policy_payload(), format="json").json()["data"]
+    assert created["policy_network"] == {}
+    declared = api.post("/policy", policy_payload(version="2.0", policy_network={"outbound_ports": [443, 8443]}),
+                        format="json")
+    assert declared.status_code == 201, declared.json()
+    assert declared.json()["data"]["policy_network"] == {"outbound_ports": [443, 8443]}
+
+
+@pytest.mark.parametrize("network,reason", [
+    ([443], "must be a JSON object"),
+    ({"outbound": True}, "unknown key 'outbound'"),
+    ({"outbound_ports": [0]}, "list of TCP ports"),
+    ({"outbound_ports": ["443"]}, "list of TCP ports"),
+    ({"outbound_ports": [True]}, "list of TCP ports"),
+])
+def test_a_malformed_network_declaration_is_400_naming_it(api, policy_payload, network, reason):
+    response = api.post("/policy", policy_payload(policy_network=network), format="json")
+    assert response.status_code == 400
+    assert any(reason in message for message in response.json()["errors"]["policy_network"])

@@ -34,7 +34,10 @@ POLICY_SIGNED_FIELDS = (
     "policy_settings",
     "policy_parameters",
     "management_commands_schema",
+    "policy_network",
 )
+# Signed fields a record of an earlier portal may lack, and the value they stand for then (no network).
+SIGNED_FIELD_DEFAULTS = {"policy_network": {}}
 VERIFY_ENV = "POLICYGRID_VERIFY_SIGNATURES"
 
 
@@ -56,7 +59,8 @@ def release_statement(kind: str, uri: str, code_digest: str, fields: Mapping[str
 
 def policy_statement(record: Mapping[str, Any]) -> dict[str, Any]:
     """The release statement of a policy record as `GET /policy/<uri>` returns it."""
-    missing = [name for name in ("policy_rule_uri", *POLICY_SIGNED_FIELDS) if name not in record]
+    missing = [name for name in ("policy_rule_uri", *POLICY_SIGNED_FIELDS)
+               if name not in record and name not in SIGNED_FIELD_DEFAULTS]
     if missing:
         raise IntegrityError(
             f"the policy record lacks signed fields: {', '.join(missing)}",
@@ -66,7 +70,7 @@ def policy_statement(record: Mapping[str, Any]) -> dict[str, Any]:
         "policy",
         record["policy_rule_uri"],
         record.get("code_digest") or "",
-        {name: record[name] for name in POLICY_SIGNED_FIELDS},
+        {name: record.get(name, SIGNED_FIELD_DEFAULTS.get(name)) for name in POLICY_SIGNED_FIELDS},
     )
 
 
