@@ -31,6 +31,7 @@ from executors.transport import (
 )
 from governance.gate import assert_executable
 from policies.models import PolicyRule
+from records.cache import cached_record
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,13 @@ def validate_execute_body(body: Any) -> dict[str, Any]:
 
 # The columns the gate, the forward and the audit entry read; schemas and settings stay with the executor.
 EXECUTION_POLICY_FIELDS = ("id", "status", "policy_rule_uri", "created_by_id", "code_digest", "updated_at")
+# What execute_policy reads of the executor: not health_data (the last /health answer) nor the metadata.
+EXECUTION_EXECUTOR_FIELDS = ("id", "executor_id", "executor_host_uri", "executor_status")
+
+
+def executor_for_execution(executor_id: str) -> PolicyExecutor | None:
+    """The executor of ``POST /executor/<id>/execute_policy``, its few columns from the record cache."""
+    return cached_record(PolicyExecutor, executor_id, EXECUTION_EXECUTOR_FIELDS)
 
 
 def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Any:
@@ -124,7 +132,7 @@ def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Any:
             "executing a policy needs the permission 'policies.execute_policyrule' (operator or admin); "
             "its author and reviewers may send \"dry_run\": true"
         )
-    policy = PolicyRule.objects.filter(policy_rule_uri=data["policy_rule_uri"]).only(*EXECUTION_POLICY_FIELDS).first()
+    policy = cached_record(PolicyRule, data["policy_rule_uri"], EXECUTION_POLICY_FIELDS)
     if policy is None:
         raise NotFound(f"no policy with policy_rule_uri '{data['policy_rule_uri']}'",
                        errors={"policy_rule_uri": ["no such policy"]})

@@ -167,7 +167,11 @@ def test_policy_that_may_not_run_is_409(setup, api, clients, users):
     assert response.status_code == 409 and response.json()["error_type"] == "not_executable"
     # Its author may dry-run it; another author may not.
     assert call(clients["author"], body_for(dry_run=True)).status_code == 200
-    PolicyRule.objects.filter(policy_rule_uri="ip_allowlist:1.0-beta").update(status="retired")
+    # Retired through save(), as every writer does: QuerySet.update() sends no signal to invalidate the record
+    # cache's entry (records/cache.py), which the calls above filled.
+    policy = PolicyRule.objects.get(policy_rule_uri="ip_allowlist:1.0-beta")
+    policy.status = "retired"
+    policy.save(update_fields=["status", "updated_at"])
     assert call(api, body_for(dry_run=True)).status_code == 409
 
 
@@ -226,3 +230,87 @@ def test_health_route_reports_the_last_probe(setup, api, clients, anon):
     assert data["executor_status"] == "degraded" and data["last_seen"] and data["latency_ms"] is not None
     assert anon.get("/executor/scripted/health").status_code == 401
     assert api.get("/executor/nope/health").status_code == 404
+
+
+# --- the record cache of the hot route (records/cache.py) ------------------------------------------------
+
+
+def test_a_warm_call_reads_neither_the_executor_nor_the_policy_from_the_database(setup, clients):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    operator = clients["operator"]
+    assert call(operator, body_for()).status_code == 200  # fills the cache (and the token's last_used_at)
+    with CaptureQueriesContext(connection) as queries:
+        response = call(operator, body_for())
+    assert response.status_code == 200, response.json()
+    sql = [query["sql"] for query in queries.captured_queries]
+    # The token with its user; the user's permissions; the audit entry (chain head locked, entry, head moved),
+    # inside the test's transaction, hence the savepoint and its release.
+    assert len(sql) == 7, "\n".join(sql)
+    assert not any("executors_policyexecutor" in q or "policies_policyrule" in q for q in sql), "\n".join(sql)
+
+
+def test_a_saved_change_is_seen_by_the_next_call(setup, api, clients, scripted):
+    from policies.models import PolicyRule
+
+    assert call(api, body_for()).status_code == 200  # both records cached
+    # The executor moves (PATCH: save()): the next call goes to its new address.
+    moved = ScriptedExecutor()
+    try:
+        response = api.patch("/executor/scripted", {"$set": {"executor_host_uri": moved.url}}, format="json")
+        assert response.status_code == 200, response.json()
+        before = len(scripted.received)
+        assert call(api, body_for()).status_code == 200
+        assert len(moved.received) == 1 and len(scripted.received) == before
+    finally:
+        moved.server.shutdown()
+        moved.server.server_close()
+    # The policy is retired (the lifecycle's save()): the next call may not run it.
+    policy = PolicyRule.objects.get(policy_rule_uri="ip_allowlist:1.0-beta")
+    policy.status = "retired"
+    policy.save(update_fields=["status", "updated_at"])
+    response = call(api, body_for())
+    assert response.status_code == 409 and response.json()["error_type"] == "not_executable"
+    # Deleted: 404, not the cached columns.
+    assert api.delete("/executor/scripted").status_code == 200
+    assert call(api, body_for()).status_code == 404
+
+
+def test_a_change_written_by_another_process_is_seen_by_the_next_call(setup, api, settings, tmp_path):
+    """Two processes share the cache (a file cache here, as ./run.sh's): the writer's invalidation reaches
+    the reader. The other process invalidates exactly as its post_save receiver does after its save()."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    from executors.models import PolicyExecutor
+
+    state = tmp_path / "state"
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                                   "LOCATION": str(state / "django-cache")}}  # what settings.py derives from it
+    assert call(api, body_for()).status_code == 200  # cached in this process
+    moved = ScriptedExecutor()
+    try:
+        # The database is shared by every process; the change is the other process's, so no signal here.
+        PolicyExecutor.objects.filter(executor_id="scripted").update(executor_host_uri=moved.url)
+        assert call(api, body_for()).status_code == 200 and moved.received == []  # still cached: not seen yet
+        writer = textwrap.dedent(f"""
+            import django
+            django.setup()
+            from executors.models import PolicyExecutor
+            from records.cache import forget_record
+            forget_record(PolicyExecutor, PolicyExecutor(executor_id="scripted", executor_host_uri={moved.url!r}))
+        """)
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", "POLICYGRID_STATE_DIR": str(state)}
+        env.pop("POLICYGRID_CACHE_URL", None)
+        done = subprocess.run([sys.executable, "-c", writer], env=env, cwd=Path(__file__).resolve().parents[2],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert call(api, body_for()).status_code == 200
+        assert len(moved.received) == 1
+    finally:
+        moved.server.shutdown()
+        moved.server.server_close()
