@@ -277,20 +277,36 @@ def test_a_saved_change_is_seen_by_the_next_call(setup, api, clients, scripted):
     assert call(api, body_for()).status_code == 404
 
 
-def test_a_change_written_by_another_process_is_seen_by_the_next_call(setup, api, settings, tmp_path):
-    """Two processes share the cache (a file cache here, as ./run.sh's): the writer's invalidation reaches
+@pytest.mark.parametrize("backend", ["file", "redis"])
+def test_a_change_written_by_another_process_is_seen_by_the_next_call(setup, api, settings, tmp_path, backend):
+    """Two processes share the cache (settings.py's file cache, or Redis): the writer's invalidation reaches
     the reader. The other process invalidates exactly as its post_save receiver does after its save()."""
     import os
     import subprocess
     import sys
     import textwrap
+    import uuid
     from pathlib import Path
 
     from executors.models import PolicyExecutor
 
-    state = tmp_path / "state"
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-                                   "LOCATION": str(state / "django-cache")}}  # what settings.py derives from it
+    if backend == "redis":
+        import redis
+
+        url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        except redis.RedisError:
+            pytest.skip(f"SKIPPED LOUDLY: no Redis at {url}, the shared Redis cache is not tested")
+        prefix = f"test-{uuid.uuid4().hex}"
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
+                                       "KEY_PREFIX": prefix}}
+        env = {"POLICYGRID_CACHE_URL": url, "POLICYGRID_CACHE_PREFIX": prefix}
+    else:
+        folder = tmp_path / "shared-cache"
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                                       "LOCATION": str(folder)}}
+        env = {"POLICYGRID_CACHE_URL": f"file://{folder}"}
     assert call(api, body_for()).status_code == 200  # cached in this process
     moved = ScriptedExecutor()
     try:
@@ -304,8 +320,8 @@ def test_a_change_written_by_another_process_is_seen_by_the_next_call(setup, api
             from records.cache import forget_record
             forget_record(PolicyExecutor, PolicyExecutor(executor_id="scripted", executor_host_uri={moved.url!r}))
         """)
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", "POLICYGRID_STATE_DIR": str(state)}
-        env.pop("POLICYGRID_CACHE_URL", None)
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("POLICYGRID_", "DATABASE_URL"))},
+               **env, "DJANGO_SETTINGS_MODULE": "portal.settings", "POLICYGRID_STATE_DIR": str(tmp_path / "other")}
         done = subprocess.run([sys.executable, "-c", writer], env=env, cwd=Path(__file__).resolve().parents[2],
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
@@ -314,3 +330,7 @@ def test_a_change_written_by_another_process_is_seen_by_the_next_call(setup, api
     finally:
         moved.server.shutdown()
         moved.server.server_close()
+        if backend == "redis":  # this test's keys only: the database may be another test's broker
+            client = redis.Redis.from_url(url)
+            for key in client.scan_iter(f"{prefix}:*"):
+                client.delete(key)
