@@ -12,13 +12,19 @@ while that stamp is still current. A write committed after a reader's query repl
 reader took it, so the reader's entry is never served; a write committed before the query is in the values.
 Writers that bypass ``save()`` (``QuerySet.update``, ``bulk_create``, raw SQL) send no signal: they must call
 ``forget_record`` (or ``forget_key``) themselves, as they call ``records.search.reindex``; otherwise their
-change is seen once the entry expires (``RECORD_CACHE_SECONDS``).
+change is seen once the entry expires (``RECORD_CACHE_SECONDS``). A record's key never changes: its
+lookup field is one of its identity fields, which neither the API nor the admin lets change.
+
+``cached_value`` is the same protocol for other values: ``accounts.authentication.RoleBackend`` keeps each
+user's permissions under one stamp that every change of roles or memberships replaces.
 """
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
@@ -46,33 +52,44 @@ def cached_record(model, key: str, fields: tuple[str, ...]):
     # Model.from_db takes the loaded values in the order of the model's concrete fields.
     fields = tuple(f.attname for f in model._meta.concrete_fields if f.attname in fields)
     stamp_key, entry_key = _keys(model, key)
+    # Absent records are not cached (None): their creation needs no invalidation to be seen.
+    values = cached_value(stamp_key, entry_key, fields, lambda: (
+        model._default_manager.filter(**{model.lookup_field: key}).values_list(*fields).first()))
+    if values is None:
+        return None
+    return model.from_db(router.db_for_read(model), fields, values)
+
+
+def cached_value(stamp_key: str, entry_key: str, shape: Any, load: Callable[[], Any]) -> Any:
+    """``load()``, from the cache while the stamp under ``stamp_key`` is the one its entry was filed under (the
+    protocol above; ``restamp(stamp_key)`` invalidates). ``shape`` names what ``load`` returns (the fields): an
+    entry of another shape, left by an earlier version of the code, is not served. ``None`` is not cached."""
     cache = _cache()
     found = cache.get_many([stamp_key, entry_key])
     stamp, entry = found.get(stamp_key), found.get(entry_key)
-    if stamp is not None and entry is not None and entry[0] == stamp and entry[1] == fields:
-        values = entry[2]
-    else:
-        if stamp is None:
-            # Before the query: a writer's stamp set between our miss and our add either makes the add fail
-            # (nothing is cached) or is overwritten by a stamp taken before the query (still correct).
-            stamp = secrets.token_hex(12)
-            if not cache.add(stamp_key, stamp, timeout=None):
-                stamp = None
-        values = model._default_manager.filter(**{model.lookup_field: key}).values_list(*fields).first()
-        if values is None:
-            return None  # absent records are not cached: their creation needs no invalidation to be seen
-        if stamp is not None:
-            cache.set(entry_key, (stamp, fields, values), timeout=settings.RECORD_CACHE_SECONDS)
-    using = router.db_for_read(model)
-    return model.from_db(using, fields, values)
+    if stamp is not None and entry is not None and entry[0] == stamp and entry[1] == shape:
+        return entry[2]
+    if stamp is None:
+        # Before the query: a writer's stamp set between our miss and our add either makes the add fail
+        # (nothing is cached) or is overwritten by a stamp taken before the query (still correct).
+        stamp = secrets.token_hex(12)
+        if not cache.add(stamp_key, stamp, timeout=None):
+            stamp = None
+    value = load()
+    if value is not None and stamp is not None:
+        cache.set(entry_key, (stamp, shape, value), timeout=settings.RECORD_CACHE_SECONDS)
+    return value
 
 
 def forget_key(model, key: str, using: str | None = None) -> None:
-    """Invalidate the cached entry of ``model``'s record ``key`` in every process: now, and after the commit."""
-    stamp_key, _ = _keys(model, key)
-    restamp = partial(_restamp, stamp_key)
-    restamp()
-    transaction.on_commit(restamp, using=using or router.db_for_write(model))
+    """Invalidate the cached entry of ``model``'s record ``key`` in every process."""
+    restamp(_keys(model, key)[0], using or router.db_for_write(model))
+
+
+def restamp(stamp_key: str, using: str | None = None) -> None:
+    """Invalidate every entry filed under ``stamp_key``'s stamp, in every process: now, and after the commit."""
+    _restamp(stamp_key)
+    transaction.on_commit(partial(_restamp, stamp_key), using=using)
 
 
 def _restamp(stamp_key: str) -> None:
