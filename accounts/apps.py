@@ -12,6 +12,7 @@ class AccountsConfig(AppConfig):
         # Models added by later migrations join their roles without a migration of their own, and a
         # flushed database (tests) gets its roles back.
         post_migrate.connect(_sync_roles_after_migrate)
+        from accounts import signals  # noqa: F401  (invalidates the cached permissions)
 
 
 def _sync_roles_after_migrate(sender, **kwargs):

@@ -8,7 +8,10 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from accounts.models import ApiToken, hash_token
+from records.cache import cached_value
 
+# The stamp of every user's cached permissions (RoleBackend): replaced by any change of them.
+PERMISSIONS_STAMP = "accounts:permissions:stamp"
 # Recording every use would turn each read into a write; a minute's precision is enough for "last used".
 LAST_USED_PRECISION = timedelta(minutes=1)
 
@@ -40,7 +43,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
 
 class RoleBackend(ModelBackend):
-    """Django's ModelBackend, reading a user's permissions (their roles' and their own) in one query, not two.
+    """Django's ModelBackend, reading a user's permissions (their roles' and their own) in one query, not two,
+    kept in Django's cache between requests.
 
     Every API request of a non-superuser checks one permission; ModelBackend answers from two queries (the
     user's own permissions, then their groups'), each compiled anew, a measurable share of a fast request.
@@ -53,10 +57,18 @@ class RoleBackend(ModelBackend):
         if user_obj.is_superuser:
             return super().get_all_permissions(user_obj, obj)
         if not hasattr(user_obj, "_perm_cache"):
-            own = Permission.objects.filter(user=user_obj)
-            roles = Permission.objects.filter(group__user=user_obj)
-            pairs = own.values_list("content_type__app_label", "codename").order_by().union(
-                roles.values_list("content_type__app_label", "codename").order_by()
-            )
-            user_obj._perm_cache = {f"{app_label}.{codename}" for app_label, codename in pairs}
+            # Across requests too, from Django's cache (records.cache): every change of roles, memberships or a
+            # user's own permissions replaces PERMISSIONS_STAMP (accounts.signals), and with it every entry.
+            names = cached_value(PERMISSIONS_STAMP, f"accounts:permissions:{user_obj.pk}", "app_label.codename",
+                                 lambda: frozenset(self._read_permissions(user_obj)))
+            user_obj._perm_cache = set(names)
         return user_obj._perm_cache
+
+    @staticmethod
+    def _read_permissions(user_obj) -> set[str]:
+        own = Permission.objects.filter(user=user_obj)
+        roles = Permission.objects.filter(group__user=user_obj)
+        pairs = own.values_list("content_type__app_label", "codename").order_by().union(
+            roles.values_list("content_type__app_label", "codename").order_by()
+        )
+        return {f"{app_label}.{codename}" for app_label, codename in pairs}

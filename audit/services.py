@@ -6,15 +6,17 @@ when there is a request, or is passed explicitly by tasks that carry it along.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
 from audit.middleware import current_request_id
@@ -119,7 +121,7 @@ def write_audit(
         request_id = current_request_id() or ""
     data = _json_safe(data or {})
     target_key = str(target_key)[:512]
-    with transaction.atomic():
+    with _writers_turn(), transaction.atomic():
         head = _locked_head()
         timestamp = timezone.now()
         prev_hash = head.last_hash or GENESIS_HASH
@@ -129,6 +131,21 @@ def write_audit(
         entry = AuditEntry.objects.create(seq=head.last_seq + 1, entry_hash=entry_hash_of(**content), **content)
         AuditChainHead.objects.filter(pk=1).update(last_seq=entry.seq, last_hash=entry.entry_hash)
     return entry
+
+
+# SQLite lets one writer in at a time; the others wait in its busy handler, which polls with sleeps of up to
+# 100 ms, so that under concurrent appends the lock often lies free while every waiter sleeps. The threads of a
+# process therefore take turns on a lock of their own, which hands over at once; only one of them at a time
+# meets the other processes at SQLite's lock. Not inside a caller's transaction: on SQLite that one may already
+# hold the database's write lock, and waiting for a thread that waits for it would stall both.
+_sqlite_appenders = threading.Lock()
+
+
+def _writers_turn():
+    connection = connections[router.db_for_write(AuditEntry)]
+    if connection.vendor == "sqlite" and not connection.in_atomic_block:
+        return _sqlite_appenders
+    return contextlib.nullcontext()
 
 
 _ENTRY_COLUMNS = ("seq", "timestamp", "actor_id", "actor_username", "action", "target_type", "target_key",

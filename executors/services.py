@@ -40,6 +40,7 @@ from governance.lifecycle import release_of
 from policies.models import PolicyRule
 from policies.registration import read_package as read_package_bytes
 from records.api.errors import Conflict
+from records.cache import cached_record
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,17 @@ def validate_execute_body(body: Any) -> ExecuteRequest:
     return parse_execute_request(body, max_timeout=settings.EXECUTOR_MAX_CALL_TIMEOUT, allowed_fields=PUBLIC_FIELDS)
 
 
+# The columns the gate, the audit entry and the call read: the record's behaviour fields go with the call.
+EXECUTION_POLICY_FIELDS = ("id", "status", "created_by_id", "updated_at", *RECORD_FIELDS)
+# What execute_policy reads of the executor: not health_data (the last /health answer) nor the metadata.
+EXECUTION_EXECUTOR_FIELDS = ("id", "executor_id", "executor_host_uri", "executor_status")
+
+
+def executor_for_execution(executor_id: str) -> PolicyExecutor | None:
+    """The executor of ``POST /executor/<id>/execute_policy``, its few columns from the record cache."""
+    return cached_record(PolicyExecutor, executor_id, EXECUTION_EXECUTOR_FIELDS)
+
+
 def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Any:
     """Run a policy on ``executor`` (Type 2) for ``actor``; returns the policy's output or raises its error.
 
@@ -76,7 +88,7 @@ def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Any:
             "executing a policy needs the permission 'policies.execute_policyrule' (operator or admin); "
             "its author and reviewers may send \"dry_run\": true"
         )
-    policy = PolicyRule.objects.filter(policy_rule_uri=call.policy_rule_uri).first()
+    policy = cached_record(PolicyRule, call.policy_rule_uri, EXECUTION_POLICY_FIELDS)
     if policy is None:
         raise NotFound(f"no policy with policy_rule_uri '{call.policy_rule_uri}'",
                        errors={"policy_rule_uri": ["no such policy"]})

@@ -1,18 +1,16 @@
-"""The portal's HTTP client for executor services: one libcurl handle per thread, through pycurl.
+"""The portal's HTTP client for executor services: one urllib3 ``PoolManager`` per process.
 
-Every Type 2 call crosses this client, so its cost is on the hot path of ``POST /executor/<id>/execute_policy``.
-urllib3 (and ``http.client`` under it) spent 250–350 µs of CPU per call on this project's 2-core machines —
-header parsing through the ``email`` package, two ``sendall`` calls for head and body, pool bookkeeping —
-about a tenth of a warm request; libcurl does the same exchange in 90–110 µs, and sends a small request in
-one write, so the executor wakes once per call instead of twice.
+Every Type 2 call and every health probe crosses this client. The pool keeps connections alive between calls
+(urllib3 checks that an idle connection is still open before it reuses one) and is shared by the process's
+threads (urllib3's pools are thread-safe: a connection serves one request at a time). A process made by
+``fork`` builds its own pool instead of sharing its parent's sockets.
 
-Each thread keeps its own handle, and with it its own keep-alive connections (libcurl's connection cache checks
-a connection before it reuses it). A handle is never shared across threads or inherited across ``fork``.
-Nothing is read from the environment: no proxy, no ``.netrc``, no redirects followed.
+Nothing is read from the environment: ``PoolManager`` never looks at proxy variables or ``.netrc`` (that is
+``requests``), redirects are not followed, only http(s) URLs are accepted. Failures are told apart by urllib3's
+own exception classes, never by their messages.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import ssl
@@ -20,7 +18,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import pycurl
+import urllib3
+from urllib3 import exceptions as urllib3_errors
 
 
 class TransportError(Exception):
@@ -51,8 +50,8 @@ class Reply:
             return None
 
 
-# Where libcurl finds CA certificates for https executors: the system's OpenSSL store (as urllib3 used),
-# else certifi's bundle; SSL_CERT_FILE wins, as it does for Python's ssl module.
+# CA certificates for https executors: SSL_CERT_FILE wins (as for Python's ssl module), then the system's
+# OpenSSL store, else certifi's bundle.
 _CA_FILE = os.environ.get("SSL_CERT_FILE") or ssl.get_default_verify_paths().cafile
 if not _CA_FILE or not os.path.exists(_CA_FILE):
     try:
@@ -62,61 +61,51 @@ if not _CA_FILE or not os.path.exists(_CA_FILE):
     except ImportError:  # pragma: no cover - certifi comes with requests
         _CA_FILE = None
 
-_CONNECT_FAILURES = {pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST, pycurl.E_COULDNT_RESOLVE_PROXY,
-                     pycurl.E_SSL_CONNECT_ERROR, pycurl.E_PEER_FAILED_VERIFICATION}
-_local = threading.local()
+# Connections kept per executor (host, port): as many as the process has threads calling at once, usually.
+POOL_CONNECTIONS = 16
+
+_lock = threading.Lock()
+_pool: urllib3.PoolManager | None = None
+_pool_pid: int | None = None
 
 
-def _handle() -> pycurl.Curl:
+def _pool_manager() -> urllib3.PoolManager:
+    global _pool, _pool_pid
     pid = os.getpid()
-    handle = getattr(_local, "handle", None)
-    if handle is None or _local.pid != pid:
-        handle = pycurl.Curl()
-        _local.handle, _local.pid = handle, pid
-    return handle
+    if _pool is None or _pool_pid != pid:
+        with _lock:
+            if _pool is None or _pool_pid != pid:
+                # No retries: a POST is not repeated behind the caller's back, and failures come out as
+                # urllib3's own exceptions rather than wrapped in MaxRetryError.
+                _pool = urllib3.PoolManager(num_pools=64, maxsize=POOL_CONNECTIONS, block=False, retries=False,
+                                            ca_certs=_CA_FILE, cert_reqs="CERT_REQUIRED")
+                _pool_pid = pid
+    return _pool
 
 
 def request(method: str, url: str, *, headers: dict[str, str], connect_timeout: float, read_timeout: float,
             body: bytes | None = None) -> Reply:
     """Send one request and read the whole answer; raises a ``TransportError`` when none comes back.
 
-    ``read_timeout`` bounds the whole exchange, connecting included (the executor answers a call in one piece,
-    so the time to its first byte is the time to its last); ``connect_timeout`` bounds the connection alone.
+    ``read_timeout`` bounds the exchange, connecting included (urllib3's ``total``; the executor answers a
+    call in one piece, so the time to its first byte is the time to its last); ``connect_timeout`` bounds the
+    connection alone.
     """
     if not url.startswith(("http://", "https://")):
         raise ConnectFailed(f"not an http(s) URL: {url[:100]}")
-    handle = _handle()
-    handle.reset()  # options only: the connection cache stays
-    buffer = io.BytesIO()
-    handle.setopt(pycurl.URL, url)
-    handle.setopt(pycurl.NOSIGNAL, 1)  # timeouts without SIGALRM: required with threads
-    handle.setopt(pycurl.PROXY, "")  # never a proxy from the environment
-    handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
-    handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
-    handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(connect_timeout * 1000)))
-    handle.setopt(pycurl.TIMEOUT_MS, max(1, int(read_timeout * 1000)))
-    if _CA_FILE:
-        handle.setopt(pycurl.CAINFO, _CA_FILE)
-    # "Expect:" turns off libcurl's 100-continue round trip for larger bodies.
-    handle.setopt(pycurl.HTTPHEADER, [f"{name}: {value}" for name, value in headers.items()] + ["Expect:"])
-    if method in ("POST", "PUT"):
-        handle.setopt(pycurl.POSTFIELDS, body or b"")
-    if method not in ("GET", "POST"):
-        handle.setopt(pycurl.CUSTOMREQUEST, method)
-    handle.setopt(pycurl.WRITEDATA, buffer)
+    timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout, total=read_timeout)
     try:
-        handle.perform()
-    except pycurl.error as exc:
-        code, message = exc.args[0], str(exc.args[1] if len(exc.args) > 1 else exc)
-        if code == pycurl.E_OPERATION_TIMEDOUT:
-            # libcurl names the phase its state machine was in: "Resolving timed out" or "Connection timed
-            # out" before a connection was ready, "Operation timed out" after (a reused connection included:
-            # its CONNECT_TIME is 0 as well, so the timings can't tell). tests/executor/test_transport.py
-            # holds libcurl to these words.
-            if message.startswith("Operation timed out"):
-                raise ReadTimeoutError(message) from None
-            raise ConnectTimeoutError(message) from None
-        if code in _CONNECT_FAILURES:
-            raise ConnectFailed(message) from None
-        raise TransportError(message) from None
-    return Reply(handle.getinfo(pycurl.RESPONSE_CODE), buffer.getvalue())
+        response = _pool_manager().request(method, url, body=body, headers=headers, timeout=timeout,
+                                           redirect=False, retries=False, preload_content=True)
+    except (urllib3_errors.NewConnectionError, urllib3_errors.SSLError, urllib3_errors.LocationValueError) as exc:
+        # Refusal, no route, a name that doesn't resolve (NameResolutionError), a failed TLS handshake. First:
+        # urllib3 derives NewConnectionError from ConnectTimeoutError.
+        raise ConnectFailed(str(exc)) from None
+    except urllib3_errors.ConnectTimeoutError as exc:
+        raise ConnectTimeoutError(str(exc)) from None
+    except urllib3_errors.ReadTimeoutError as exc:
+        raise ReadTimeoutError(str(exc)) from None
+    except (urllib3_errors.ProtocolError, urllib3_errors.HTTPError) as exc:
+        # ProtocolError: the connection broke or was closed before a complete answer.
+        raise TransportError(str(exc)) from None
+    return Reply(response.status, response.data)

@@ -149,6 +149,33 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Cache: a few columns of records read on hot routes, by key (records/cache.py) --------------------
+# The process that saves or deletes a record invalidates its entry, so every process serving the database must
+# share the cache: Django's local-memory cache (one per process) would let the others serve a stale record.
+# * SQLite (the embedded default): Django's file cache in the state folder, shared by every process of the
+#   machine, as the database file is.
+# * Another database: no cache unless POLICYGRID_CACHE_URL names one that all the deployment's processes share:
+#   redis:// (Django's Redis cache; several machines) or file:///a/folder (Django's file cache; one machine).
+#   Without it every call reads the records from the database: slower, never stale.
+# Entries also expire after POLICYGRID_RECORD_CACHE_SECONDS: the bound for writers that bypass save().
+CACHE_URL = env_str("POLICYGRID_CACHE_URL", "")
+if CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                          "KEY_PREFIX": env_str("POLICYGRID_CACHE_PREFIX", "policygrid")}}
+elif CACHE_URL.startswith("file:///"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": CACHE_URL[len("file://"):], "OPTIONS": {"MAX_ENTRIES": 10000}}}
+elif CACHE_URL:
+    raise ImproperlyConfigured(f"POLICYGRID_CACHE_URL must be a redis://, rediss://, unix:// or file:/// URL, "
+                               f"not {CACHE_URL!r}")
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(STATE_DIR / "django-cache"), "OPTIONS": {"MAX_ENTRIES": 10000}}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+RECORD_CACHE = "default"
+RECORD_CACHE_SECONDS = env_int("POLICYGRID_RECORD_CACHE_SECONDS", 60)
+
 # ModelBackend's answers in one query instead of two per request (accounts.authentication.RoleBackend).
 AUTHENTICATION_BACKENDS = ["accounts.authentication.RoleBackend"]
 

@@ -13,6 +13,14 @@ def _loopback_packages(settings, tmp_path_factory):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.PACKAGE_CACHE_DIR = tmp_path_factory.getbasetemp() / "package-cache"
 
+
+@pytest.fixture(autouse=True)
+def _own_cache(settings, tmp_path):
+    """Each test has its own cache, as it has its own database: a record cached by one test (records/cache.py)
+    is never served to another, nor to a portal running from the same state folder."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                                   "LOCATION": str(tmp_path / "django-cache")}}
+
 ROLES = ("viewer", "author", "reviewer", "operator", "admin")
 
 

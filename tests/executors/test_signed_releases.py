@@ -1,5 +1,6 @@
 """The executor service verifies signed releases before loading (governance.md §5), through the portal."""
 import pytest
+from django.core.cache import caches
 from django.utils import timezone
 
 from tests.executors.conftest import start_service, stop_service
@@ -54,6 +55,15 @@ def test_a_signed_release_runs_and_an_edited_record_is_refused(signed_setup):
     # Someone with database access widens the stored parameters of the approved version behind the API's back.
     PolicyRule.objects.filter(pk=policy.pk).update(
         policy_parameters={"local_allowlist": ["127.0.0.1", "10.6.6.6"]}, updated_at=timezone.now())
+    # QuerySet.update() sends no signal: until the portal's cached columns of the record expire
+    # (RECORD_CACHE_SECONDS, records/cache.py) it still sends the signed version's stamp. The edit never runs
+    # meanwhile: the executor runs its verified copy (10.6.6.6 denied), or refetches and refuses the edit.
+    meanwhile = client.post("/executor/signed/execute_policy",
+                            {"policy_rule_uri": "ip_allowlist:1.0-beta", "input_data": {"ip": "10.6.6.6"}},
+                            format="json")
+    assert (meanwhile.status_code == 200 and meanwhile.json()["data"]["allowed"] is False) or (
+        meanwhile.status_code == 500 and meanwhile.json()["error_type"] == "integrity"), meanwhile.content
+    caches["default"].clear()  # the entry's expiry
     refused = execute(client)
     assert refused.status_code == 500, refused.content
     assert refused.json()["error_type"] == "integrity"

@@ -64,3 +64,22 @@ def test_nobody_outside_gets_permissions(cases):
 
 def test_is_the_configured_backend(settings):
     assert settings.AUTHENTICATION_BACKENDS == ["accounts.authentication.RoleBackend"]
+
+
+def test_kept_between_requests_and_forgotten_at_once_when_they_change(cases):
+    from django.contrib.auth.models import Group
+
+    both = next(u for u in cases if u.username == "both")
+    assert fresh(both).has_perm("policies.execute_policyrule")  # read once, then kept in Django's cache
+    user = fresh(both)  # a new request's user: no permission cache of its own
+    with CaptureQueriesContext(connection) as queries:
+        assert user.has_perm("policies.execute_policyrule") and user.has_perm("jobs.delete_job")
+    assert len(queries) == 0
+    both.groups.remove(Group.objects.get(name="operator"))  # a role taken away
+    assert not fresh(both).has_perm("policies.execute_policyrule")
+    Group.objects.get(name="author").permissions.remove(Permission.objects.get(codename="add_policyrule"))
+    assert not fresh(both).has_perm("policies.add_policyrule")  # a role's permission taken away
+    both.user_permissions.remove(Permission.objects.get(codename="delete_job"))  # an own permission
+    assert not fresh(both).has_perm("jobs.delete_job")
+    both.groups.add(Group.objects.get(name="operator"))  # and given back
+    assert fresh(both).has_perm("policies.execute_policyrule")
