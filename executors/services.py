@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 from policygrid.errors import NotFound, PolicyGridError, Timeout, Unavailable
@@ -131,10 +132,25 @@ def execution_body(policy: PolicyRule, call: ExecuteRequest) -> dict[str, Any]:
     for name in ("parameters", "settings", "timeout_seconds"):
         if getattr(call, name) is not None:
             body[name] = getattr(call, name)
-    release = release_of(policy)
-    body["release"] = ({"key_id": release.key_id, "signature": release.signature}
-                       if release is not None and release.signature and release.retired_at is None else None)
+    body["release"] = release_signature(policy)
     return body
+
+
+def release_signature(policy: PolicyRule) -> dict[str, str] | None:
+    """``{"key_id", "signature"}`` of the version's standing release, or None; cached like the record.
+
+    A release is made, and retired, by a lifecycle transition, which saves the version and so changes its
+    ``updated_at``: the key names the version as it is now, and a changed version is a new key.
+    """
+    key = f"release:{policy.pk}:{policy.updated_at.timestamp():.6f}"
+    cache = caches[settings.RECORD_CACHE]
+    found = cache.get(key)
+    if found is None:
+        release = release_of(policy)
+        standing = release is not None and release.signature and release.retired_at is None
+        found = {"key_id": release.key_id, "signature": release.signature} if standing else {}
+        cache.set(key, found, settings.RECORD_CACHE_SECONDS)
+    return found or None
 
 
 def _forward(executor: PolicyExecutor, policy: PolicyRule, call: ExecuteRequest) -> Any:

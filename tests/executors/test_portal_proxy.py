@@ -291,8 +291,7 @@ def test_a_saved_change_is_seen_by_the_next_call(setup, api, clients, scripted):
         assert call(api, body_for()).status_code == 200
         assert len(moved.received) == 1 and len(scripted.received) == before
     finally:
-        moved.server.shutdown()
-        moved.server.server_close()
+        moved.close()
     # The policy is retired (the lifecycle's save()): the next call may not run it.
     policy = PolicyRule.objects.get(policy_rule_uri="ip_allowlist:1.0-beta")
     policy.status = "retired"
@@ -355,8 +354,7 @@ def test_a_change_written_by_another_process_is_seen_by_the_next_call(setup, api
         assert call(api, body_for()).status_code == 200
         assert len(moved.received) == 1
     finally:
-        moved.server.shutdown()
-        moved.server.server_close()
+        moved.close()
         if backend == "redis":  # this test's keys only: the database may be another test's broker
             client = redis.Redis.from_url(url)
             for key in client.scan_iter(f"{prefix}:*"):
