@@ -7,8 +7,10 @@ when there is a request, or is passed explicitly by tasks that carry it along.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -134,18 +136,37 @@ def write_audit(
 
 
 # SQLite lets one writer in at a time; the others wait in its busy handler, which polls with sleeps of up to
-# 100 ms, so that under concurrent appends the lock often lies free while every waiter sleeps. The threads of a
-# process therefore take turns on a lock of their own, which hands over at once; only one of them at a time
-# meets the other processes at SQLite's lock. Not inside a caller's transaction: on SQLite that one may already
-# hold the database's write lock, and waiting for a thread that waits for it would stall both.
+# 100 ms, so that under concurrent appends the lock often lies free while every waiter sleeps. Appenders
+# therefore take turns on locks that hand over at once: the threads of a process on a thread lock, the
+# processes sharing the database file on an advisory file lock beside it (fcntl.flock; the kernel wakes the
+# next waiter). Not inside a caller's transaction: on SQLite that one may already hold the database's write
+# lock, and waiting for a writer that waits for it would stall both.
 _sqlite_appenders = threading.Lock()
+_lock_files: dict[tuple[int, str], int] = {}
+
+
+@contextlib.contextmanager
+def _sqlite_turn(database: str):
+    with _sqlite_appenders:
+        key = (os.getpid(), database)  # a child process opens its own: flock belongs to the open file
+        fd = _lock_files.get(key)
+        if fd is None:
+            fd = _lock_files[key] = os.open(f"{database}.audit-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _writers_turn():
     connection = connections[router.db_for_write(AuditEntry)]
-    if connection.vendor == "sqlite" and not connection.in_atomic_block:
-        return _sqlite_appenders
-    return contextlib.nullcontext()
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        return contextlib.nullcontext()
+    database = str(connection.settings_dict["NAME"])
+    if connection.is_in_memory_db() or not os.path.isabs(database):
+        return _sqlite_appenders  # one process's own database: its threads are all the writers
+    return _sqlite_turn(database)
 
 
 _ENTRY_COLUMNS = ("seq", "timestamp", "actor_id", "actor_username", "action", "target_type", "target_key",
