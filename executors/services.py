@@ -38,6 +38,7 @@ from executors.transport import (
 )
 from governance.gate import assert_executable
 from governance.lifecycle import release_of
+from governance.signing import sign_grant
 from policies.models import PolicyRule
 from policies.registration import read_package as read_package_bytes
 from records.api.errors import Conflict
@@ -133,6 +134,8 @@ def execution_body(policy: PolicyRule, call: ExecuteRequest) -> dict[str, Any]:
         if getattr(call, name) is not None:
             body[name] = getattr(call, name)
     body["release"] = release_signature(policy)
+    body["grant"] = (sign_grant(policy.policy_rule_uri, policy.code_digest, dry_run=call.dry_run)
+                     if settings.SIGNING_ENABLED else None)
     return body
 
 

@@ -16,10 +16,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
+from django.core.cache import caches
 from django.db import transaction
 from django.utils import timezone
 from policygrid.errors import IntegrityError
-from policygrid.signing import canonical_json, release_statement, verify_statement
+from policygrid.signing import canonical_json, grant_statement, release_statement, verify_statement
 
 from audit.services import write_audit
 from governance.models import KeyStatus, SigningKey
@@ -79,6 +80,7 @@ def create_signing_key(actor=None) -> SigningKey:
                 key_id=key_id, public_key=base64.b64encode(public_raw).decode(), status=KeyStatus.ACTIVE
             )
             write_audit(actor, "signing_key.create", "portal.signingkey", key_id, {"retired": retired})
+            _forget_active_key()
     except Exception:
         path.unlink(missing_ok=True)
         raise
@@ -102,6 +104,7 @@ def revoke_signing_key(key_id: str, actor=None) -> SigningKey:
         key.status = KeyStatus.REVOKED
         key.revoked_at = timezone.now()
         key.save(update_fields=["status", "revoked_at"])
+        _forget_active_key()
         write_audit(actor, "signing_key.revoke", "portal.signingkey", key_id, {"previous_status": previous})
         transaction.on_commit(lambda: _key_path(key_id).unlink(missing_ok=True))
     with _cache_lock:
@@ -132,6 +135,14 @@ def _load_private_key(key_id: str) -> Ed25519PrivateKey:
     return private_key
 
 
+ACTIVE_KEY_CACHE_KEY = "signing:active-key-id"
+
+
+def _forget_active_key() -> None:
+    # create/rotate/revoke are the only writers of keys: each forgets the cached id once it has committed.
+    transaction.on_commit(lambda: caches[settings.RECORD_CACHE].delete(ACTIVE_KEY_CACHE_KEY))
+
+
 def active_key(actor=None) -> SigningKey:
     """The key that signs new approvals; the first approval of a fresh deployment creates one."""
     key = SigningKey.objects.filter(status=KeyStatus.ACTIVE).first()
@@ -155,6 +166,20 @@ def sign_statement(statement: dict, actor=None) -> tuple[str, str]:
     key = active_key(actor)
     signature = _load_private_key(key.key_id).sign(canonical_json(statement))
     return key.key_id, base64.b64encode(signature).decode()
+
+
+def sign_grant(uri: str, code_digest: str, *, dry_run: bool) -> dict:
+    """A short-lived execution grant for one call (``policygrid.signing.grant_statement``), signed with the
+    active key: the executor runs a version only with the portal's grant for exactly that call."""
+    statement = grant_statement(uri=uri, code_digest=code_digest, dry_run=dry_run,
+                                expires_at=int(timezone.now().timestamp()) + settings.EXECUTION_GRANT_SECONDS)
+    cache = caches[settings.RECORD_CACHE]
+    key_id = cache.get(ACTIVE_KEY_CACHE_KEY)
+    if key_id is None or not _key_path(key_id).exists():
+        key_id = active_key().key_id
+        cache.set(ACTIVE_KEY_CACHE_KEY, key_id, settings.RECORD_CACHE_SECONDS)
+    signature = _load_private_key(key_id).sign(canonical_json(statement))
+    return {"statement": statement, "key_id": key_id, "signature": base64.b64encode(signature).decode()}
 
 
 def published_keys() -> list[dict]:

@@ -286,6 +286,9 @@ RELAX_EXECUTION_GATE = env_bool("POLICYGRID_RELAX_EXECUTION_GATE", False)
 APPROVALS_REQUIRED = env_int("POLICYGRID_APPROVALS_REQUIRED", 1)
 # Sign a release statement with Ed25519 when a version becomes approved (§5).
 SIGNING_ENABLED = env_bool("POLICYGRID_SIGNING", True)
+# How long the portal's signed grant of one execution stays valid (seconds): it covers the call's delivery,
+# including one package upload, not its run.
+EXECUTION_GRANT_SECONDS = env_int("POLICYGRID_EXECUTION_GRANT_SECONDS", 60)
 # The key store: private keys (mode 0600) live here and never leave it.
 SIGNING_KEY_DIR = Path(env_str("POLICYGRID_KEY_STORE", str(STATE_DIR / "keys")))
 # Record execution inputs in the audit trail (§3: not the input unless the deployment asks).

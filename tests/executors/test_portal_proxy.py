@@ -108,6 +108,13 @@ def test_success_forwards_the_call_with_the_secret_and_the_record(setup, clients
     assert sent["record"]["code_digest"] == policy.code_digest
     assert sent["record"]["policy_input_schema"] == policy.policy_input_schema
     assert sent["release"] is None  # approved behind the lifecycle's back: no signed release to send
+    # ... and the portal's signed grant of exactly this call, which the executor checks before loading.
+    from policygrid.signing import check_grant
+
+    from governance.signing import published_keys
+
+    statement = check_grant(sent["grant"], sent["record"], False, published_keys(), time.time())
+    assert statement["uri"] == policy.policy_rule_uri and statement["expires_at"] <= time.time() + 61
 
 
 def test_a_package_the_executor_lacks_is_uploaded_by_digest_then_the_call_repeated(setup, api, scripted):

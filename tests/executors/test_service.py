@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from policygrid.signing import canonical_json, policy_statement
+from policygrid.signing import canonical_json, grant_statement, policy_statement
 from policygrid.wire import execute_with_upload
 
 from tests.executors.conftest import free_port, policy_zip, start_service, stop_service
@@ -121,7 +121,16 @@ class Signer:
                 "status": "active"}
 
     def release(self, record: dict) -> dict:
-        signature = self.key.sign(canonical_json(policy_statement(record)))
+        return self.sign(policy_statement(record))
+
+    def grant(self, record: dict, *, dry_run: bool = False, expires_in: int = 60, **changes) -> dict:
+        statement = grant_statement(uri=record["policy_rule_uri"], code_digest=record["code_digest"],
+                                    dry_run=dry_run, expires_at=int(time.time()) + expires_in)
+        statement.update(changes)
+        return {"statement": statement, **self.sign(statement)}
+
+    def sign(self, statement: dict) -> dict:
+        signature = self.key.sign(canonical_json(statement))
         return {"key_id": self.key_id, "signature": base64.b64encode(signature).decode()}
 
 
@@ -140,9 +149,12 @@ def make_record(name: str, data: bytes, **fields) -> dict:
     return record
 
 
-def call(service, record, release=None, input_data=None, **extra):
+def call(service, record, release=None, input_data=None, granter=None, **extra):
+    """``granter`` stands for the portal: it signs the call's execution grant (none without it)."""
     body = {"policy_rule_uri": record["policy_rule_uri"], "input_data": input_data or {}, "record": record,
             "release": release, **extra}
+    if granter is not None and "grant" not in extra:
+        body["grant"] = granter.grant(record, dry_run=extra.get("dry_run", False))
     response = service.session.post(f"{service.url}/execute_policy", json=body, timeout=30)
     return response.status_code, response.json()
 
@@ -191,11 +203,11 @@ def test_a_signed_record_runs_with_no_portal_once_its_package_is_uploaded(keyed)
     data = echo_zip("signed")
     record = make_record("signed", data, policy_parameters={"v": 1})
     release = keyed.signer.release(record)
-    code, body = call(service, record, release)
+    code, body = call(service, record, release, granter=keyed.signer)
     assert code == 409 and body["error_type"] == "package_required" and body["code_digest"] == record["code_digest"]
     assert put(service, record["code_digest"], data) == (201, {"success": True, "data": {
         "code_digest": record["code_digest"], "created": True}})
-    code, body = call(service, record, release, {"k": 1})
+    code, body = call(service, record, release, {"k": 1}, granter=keyed.signer)
     assert code == 200 and body["data"] == {"settings": {}, "parameters": {"v": 1}, "input": {"k": 1}}
     assert cache_stats(service)["portal_fetches"] == 0
     # The portal is really unreachable: a call that names only the URI can't be resolved.
@@ -210,12 +222,12 @@ def test_a_record_is_prepared_once_per_content(keyed):
     assert put(service, record["code_digest"], data)[0] == 201
     before = cache_stats(service)
     for _ in range(3):
-        assert call(service, record, keyed.signer.release(record))[1]["data"]["parameters"] == {"v": 1}
+        assert call(service, record, keyed.signer.release(record), granter=keyed.signer)[1]["data"]["parameters"] == {"v": 1}
     after = cache_stats(service)
     assert (after["records_prepared"], after["record_hits"]) == (before["records_prepared"] + 1,
                                                                  before["record_hits"] + 2)
     changed = {**record, "policy_parameters": {"v": 2}}
-    assert call(service, changed, keyed.signer.release(changed))[1]["data"]["parameters"] == {"v": 2}
+    assert call(service, changed, keyed.signer.release(changed), granter=keyed.signer)[1]["data"]["parameters"] == {"v": 2}
     assert cache_stats(service)["records_prepared"] == before["records_prepared"] + 2
 
 
@@ -223,7 +235,7 @@ def test_a_tampered_record_is_an_integrity_failure(keyed):
     data = echo_zip("tampered")
     record = make_record("tampered", data, policy_parameters={"limit": 1})
     release = keyed.signer.release(record)
-    code, body = call(keyed.service, {**record, "policy_parameters": {"limit": 1000}}, release)
+    code, body = call(keyed.service, {**record, "policy_parameters": {"limit": 1000}}, release, granter=keyed.signer)
     assert code == 500 and body["error_type"] == "integrity" and "altered" in body["message"]
 
 
@@ -234,14 +246,14 @@ def test_an_unknown_key_is_refused_then_learnt_in_the_background(keyed):
     assert put(service, record["code_digest"], data)[0] == 201
     newcomer = Signer("k-2")
     loads = cache_stats(service)["keys"]["loads"]
-    code, body = call(service, record, newcomer.release(record))
+    code, body = call(service, record, newcomer.release(record), granter=keyed.signer)
     assert code == 500 and body["error_type"] == "integrity" and "k-2" in body["message"]
     deadline = time.monotonic() + 5
     while cache_stats(service)["keys"]["loads"] == loads:  # the refresh an unknown key id asks for
         assert time.monotonic() < deadline, "no refresh after an unknown key id"
         time.sleep(0.1)
     keyed.keys_file.write_text(json.dumps([keyed.signer.entry(), newcomer.entry()]))
-    while (code := call(service, record, newcomer.release(record))[0]) != 200:
+    while (code := call(service, record, newcomer.release(record), granter=keyed.signer)[0]) != 200:
         assert code == 500 and time.monotonic() < deadline + 5
         time.sleep(0.2)
 
@@ -251,10 +263,37 @@ def test_an_unsigned_record_runs_only_as_a_dry_run_while_verification_is_on(keye
     data = echo_zip("draft")
     record = make_record("draft", data)
     assert put(service, record["code_digest"], data)[0] == 201
-    code, body = call(service, record)
+    code, body = call(service, record, granter=keyed.signer)
     assert code == 500 and body["error_type"] == "integrity" and "release" in body["errors"]
-    code, body = call(service, record, dry_run=True)
+    code, body = call(service, record, dry_run=True, granter=keyed.signer)
     assert code == 200, body
+
+
+def test_a_call_runs_only_with_the_portals_grant_for_exactly_that_call(keyed):
+    """A stolen executor credential alone runs nothing: every call needs the portal's signed, short-lived grant
+    naming this version, this package and whether it is a dry run."""
+    service = keyed.service
+    data = echo_zip("granted")
+    record = make_record("granted", data)
+    assert put(service, record["code_digest"], data)[0] == 201
+    release = keyed.signer.release(record)
+    refusals = {
+        "grant": call(service, record, release),
+        "grant.expires_at": call(service, record, release, grant=keyed.signer.grant(record, expires_in=-5)),
+        "grant.dry_run": call(service, record, release, grant=keyed.signer.grant(record, dry_run=True)),
+        "grant.uri": call(service, record, release, grant=keyed.signer.grant(record, uri="other:1-x")),
+        "grant.code_digest": call(service, record, release,
+                                  grant=keyed.signer.grant(record, code_digest="sha256:" + "0" * 64)),
+        "signature": call(service, record, release,
+                          grant={**keyed.signer.grant(record), "signature": keyed.signer.release(record)["signature"]}),
+        "signature.key_id": call(service, record, release, grant=Signer("stranger").grant(record)),
+    }
+    for field, (code, body) in refusals.items():
+        assert code == 500 and body["error_type"] == "integrity" and field in body["errors"], (field, body)
+    # A draft (no release) with a grant that is not for a dry run stays refused, as a dry run it runs.
+    assert call(service, record, None, dry_run=True, grant=keyed.signer.grant(record))[0] == 500
+    assert call(service, record, None, dry_run=True, granter=keyed.signer)[0] == 200
+    assert call(service, record, release, granter=keyed.signer)[0] == 200
 
 
 def test_package_uploads_are_checked(keyed):
@@ -273,7 +312,7 @@ def test_package_uploads_are_checked(keyed):
         statuses = sorted(code for code, _ in pool.map(lambda _: put(service, digest, data), range(6)))
     assert statuses == [200] * 5 + [201]
     record = make_record("uploads", data)
-    assert call(service, record, keyed.signer.release(record))[0] == 200
+    assert call(service, record, keyed.signer.release(record), granter=keyed.signer)[0] == 200
 
 
 def test_execute_with_upload_with_verification_off(executor_service):
@@ -301,13 +340,13 @@ def test_keys_are_read_from_the_portal_and_a_service_without_keys_says_so(tmp_pa
     service = start_service(tmp_path / "with-portal", fake_portal.base, workers=1, extra_env=verifying)
     try:
         assert put(service, record["code_digest"], data)[0] == 201
-        assert call(service, record, signer.release(record))[0] == 200
+        assert call(service, record, signer.release(record), granter=signer)[0] == 200
         assert cache_stats(service)["keys"]["count"] == 1
     finally:
         stop_service(service)
     service = start_service(tmp_path / "alone", "", workers=1, extra_env=verifying)
     try:
-        code, body = call(service, record, signer.release(record))
+        code, body = call(service, record, signer.release(record), granter=signer)
         assert code == 500 and body["error_type"] == "integrity" and "no signing keys" in body["message"]
     finally:
         stop_service(service)

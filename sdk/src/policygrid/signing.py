@@ -74,6 +74,40 @@ def policy_statement(record: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
+GRANT_KIND = "execution_grant"
+
+
+def grant_statement(*, uri: str, code_digest: str, dry_run: bool, expires_at: int) -> dict[str, Any]:
+    """What the portal signs to authorise one call of a version on an executor (a short-lived grant)."""
+    return {"statement_version": STATEMENT_VERSION, "kind": GRANT_KIND, "uri": uri, "code_digest": code_digest,
+            "dry_run": bool(dry_run), "expires_at": int(expires_at)}
+
+
+def check_grant(grant: Mapping[str, Any] | None, record: Mapping[str, Any], dry_run: bool, keys: Any,
+                now: float) -> dict[str, Any]:
+    """Verify an execution grant (``{"statement", "key_id", "signature"}``) for this call; return its statement.
+
+    The grant must be signed by a known, unrevoked key, name this record's URI and package digest, say whether
+    the call is a dry run exactly as the call does, and not have expired. Raises IntegrityError naming the fault.
+    """
+    uri = record.get("policy_rule_uri", "?")
+    if not isinstance(grant, Mapping) or not isinstance(grant.get("statement"), Mapping):
+        raise IntegrityError(f"the call of {uri} carries no execution grant: only the portal authorises calls",
+                             errors={"grant": ["required"]})
+    statement = dict(grant["statement"])
+    verify_statement(statement, grant, keys)
+    expected = {"kind": GRANT_KIND, "uri": uri, "code_digest": record.get("code_digest") or "",
+                "dry_run": bool(dry_run)}
+    for name, value in expected.items():
+        if statement.get(name) != value:
+            raise IntegrityError(f"the execution grant is for {name} {statement.get(name)!r}, not {value!r}",
+                                 errors={f"grant.{name}": ["does not match the call"]})
+    expires_at = statement.get("expires_at")
+    if not isinstance(expires_at, int) or isinstance(expires_at, bool) or expires_at < now:
+        raise IntegrityError(f"the execution grant for {uri} has expired", errors={"grant.expires_at": ["expired"]})
+    return statement
+
+
 def _b64decode(text: str, what: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)

@@ -30,7 +30,7 @@ from .signing import POLICY_SIGNED_FIELDS
 
 # The fields a caller of the portal's route may send; the executor takes these and the executor-only ones.
 PUBLIC_FIELDS = ("policy_rule_uri", "input_data", "parameters", "settings", "timeout_seconds", "dry_run")
-EXECUTOR_FIELDS = (*PUBLIC_FIELDS, "policy_stamp", "record", "release")
+EXECUTOR_FIELDS = (*PUBLIC_FIELDS, "policy_stamp", "record", "release", "grant")
 # What the executor needs of a policy record to run it without asking the portal: the signed statement's fields.
 RECORD_FIELDS = ("policy_rule_uri", *POLICY_SIGNED_FIELDS)
 DIGEST_PATTERN = "^sha256:[0-9a-f]{64}$"
@@ -65,6 +65,13 @@ EXECUTE_REQUEST_SCHEMA: dict[str, Any] = {
             "properties": {"key_id": {"type": "string", "minLength": 1},
                            "signature": {"type": "string", "minLength": 1}},
         },
+        "grant": {
+            "type": ["object", "null"],
+            "description": "executor only: the portal's signed, short-lived authorisation of this call",
+            "required": ["statement", "key_id", "signature"],
+            "properties": {"statement": {"type": "object"}, "key_id": {"type": "string", "minLength": 1},
+                           "signature": {"type": "string", "minLength": 1}},
+        },
     },
 }
 
@@ -78,6 +85,7 @@ _REASONS = {
     "policy_stamp": "must be a string",
     "record": "must be the policy's record: an object with policy_rule_uri and code_digest (sha256:<64 hex>)",
     "release": 'must be null or {"key_id": "…", "signature": "…"}',
+    "grant": 'must be null or {"statement": {…}, "key_id": "…", "signature": "…"}',
 }
 # Failures of the policy itself, passed on as the executor reported them (api.md §1 table).
 POLICY_FAILURES = {"input_invalid": 400, "policy_error": 500, "output_invalid": 500, "resource_limit": 500,
@@ -95,6 +103,7 @@ class ExecuteRequest:
     policy_stamp: str | None = None
     record: dict[str, Any] | None = None
     release: dict[str, str] | None = None
+    grant: dict[str, Any] | None = None
 
 
 def execute_request_schema(*, max_timeout: float | None = None, fields=EXECUTOR_FIELDS) -> dict[str, Any]:

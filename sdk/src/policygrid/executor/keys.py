@@ -91,15 +91,15 @@ class SigningKeys:
     def verify(self, record: dict[str, Any], release: dict[str, str]) -> str:
         """Verify ``release`` over the record's statement; return the key id, or raise IntegrityError."""
         if not self.keys:
-            self._refresh_soon()  # the source may answer now (a portal that was down at start-up)
+            self.refresh_soon()  # the source may answer now (a portal that was down at start-up)
             why = f" (last attempt: {self.last_error})" if self.last_error else ""
             raise IntegrityError(f"this executor verifies release signatures but has no signing keys: source "
                                  f"{self.source}{why}", errors={"release": ["no signing keys to verify with"]})
         if release["key_id"] not in self.keys:
-            self._refresh_soon()  # a key created since the last refresh: read the keys again, in the background
+            self.refresh_soon()  # a key created since the last refresh: read the keys again, in the background
         return verify_statement(policy_statement(record), release, self.keys)
 
-    def _refresh_soon(self) -> None:
+    def refresh_soon(self) -> None:
         if self._wanted is not None:
             self._wanted.set()
 

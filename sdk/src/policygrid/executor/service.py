@@ -11,14 +11,18 @@ The portal's protocol never makes the service call back into the portal while th
 1. ``POST /execute_policy`` with ``record`` (``policygrid.wire.RECORD_FIELDS`` of the policy) and ``release``
    (``{"key_id", "signature"}``, or null). A release is verified against the signing keys the service holds
    (an unknown key id or a bad signature: ``integrity``, 500, and the keys are read again in the background).
-   A null release is accepted only while signature verification is off, or for ``"dry_run": true``.
+   A null release is accepted only while signature verification is off, or for ``"dry_run": true``. With
+   verification on, every such call also carries ``grant``: the portal's signed, short-lived authorisation of
+   exactly this call (``policygrid.signing.grant_statement``: URI, package digest, dry run, expiry), checked
+   against the same keys, so a stolen executor credential alone runs nothing.
 2. If the service doesn't hold the package of ``record.code_digest`` it answers at once 409
    ``{"success": false, "error_type": "package_required", "message", "code_digest"}``. The caller uploads it
    with ``PUT /packages/<code_digest>`` (the archive's bytes, ``application/octet-stream``; 201 created, 200
    already held, 400 wrong digest, 413 too large) and repeats the call (``policygrid.wire.execute_with_upload``).
 
 A body without ``record`` is resolved through the service's own portal client (``GET /policy/<uri>``, cached
-by ``policy_stamp``), for direct clients of the executor.
+by ``policy_stamp``), for direct clients of the executor; with verification on, only an approved or
+deprecated version runs that way.
 """
 
 from __future__ import annotations
@@ -181,7 +185,7 @@ class ExecutorService:
             body = parse_execute_request(raw, max_timeout=self.config.max_timeout_seconds)
             timeout = body.timeout_seconds or self.config.timeout_seconds
             if body.record is not None:
-                resolved = await self.store.resolve_record(body.record, body.release, body.dry_run)
+                resolved = await self.store.resolve_record(body.record, body.release, body.dry_run, body.grant)
             else:
                 resolved = await self.store.resolve(body.policy_rule_uri, body.policy_stamp)
             request = {"rk": resolved.record_key, "pkg": str(resolved.package_dir),

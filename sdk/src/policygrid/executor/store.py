@@ -28,12 +28,15 @@ from typing import Any
 
 from ..cache import PackageCache, digest_hex
 from ..client import PortalClient
-from ..errors import InputInvalid, IntegrityError, PackageRequired, Unavailable
+from ..errors import InputInvalid, IntegrityError, NotExecutable, PackageRequired, Unavailable
 from ..fetch import FetchOptions
 from ..package import check_package_dir, digest_of, load_record_package
 from ..requirements import ensure_requirements
-from ..signing import canonical_json
+from ..signing import canonical_json, check_grant
 from .keys import SigningKeys
+
+# The lifecycle states in which a version may run (the portal's gate says the same for calls it forwards).
+EXECUTABLE_STATUSES = ("approved", "deprecated")
 
 # Records held by content, and remembered signature checks, before the oldest are dropped.
 MAX_RECORDS = 512
@@ -86,9 +89,10 @@ class PolicyStore:
 
     # --- records sent with the call -----------------------------------------------------------------------
 
-    async def resolve_record(self, record: dict[str, Any], release: dict[str, str] | None, dry_run: bool) -> Resolved:
+    async def resolve_record(self, record: dict[str, Any], release: dict[str, str] | None, dry_run: bool,
+                             grant: dict[str, Any] | None = None) -> Resolved:
         content = hashlib.sha256(canonical_json(record)).hexdigest()
-        self._authorise(record, release, dry_run, content)
+        self._authorise(record, release, dry_run, content, grant)
         entry = self.by_content.get(content)
         if entry is not None:
             self.content_hits += 1
@@ -108,13 +112,18 @@ class PolicyStore:
             self.by_content.popitem(last=False)
         return entry
 
-    def _authorise(self, record: dict[str, Any], release: dict[str, str] | None, dry_run: bool, content: str) -> None:
-        """May this record run? Signed: its release verifies. Unsigned: verification is off, or it is a dry run."""
+    def _authorise(self, record: dict[str, Any], release: dict[str, str] | None, dry_run: bool, content: str,
+                   grant: dict[str, Any] | None) -> None:
+        """May this record run? With verification on: the portal's execution grant for exactly this call, and,
+        unless the grant is for a dry run (drafts have no release), the record's release signature."""
         if not self.verify_signatures:
             return
+        self._check_grant(grant, record, dry_run)
         if release is None:
             if not dry_run:
-                self._authorise_unsigned(record)
+                raise IntegrityError(f"{record['policy_rule_uri']} was sent without a release signature: an "
+                                     "unsigned record runs only as a dry run while this executor verifies signatures",
+                                     errors={"release": ["required unless dry_run is true"]})
             return
         remembered = (content, release["key_id"], release["signature"], self.keys.generation)
         if remembered in self._verified:
@@ -124,14 +133,12 @@ class PolicyStore:
             self._verified.clear()
         self._verified.add(remembered)
 
-    def _authorise_unsigned(self, record: dict[str, Any]) -> None:
-        """An unsigned record that is not a dry run, with verification on: refused.
-
-        The one place a signed execution grant (a later change) will be checked instead.
-        """
-        raise IntegrityError(f"{record['policy_rule_uri']} was sent without a release signature: an unsigned "
-                             "record runs only as a dry run while this executor verifies signatures",
-                             errors={"release": ["required unless dry_run is true"]})
+    def _check_grant(self, grant: dict[str, Any] | None, record: dict[str, Any], dry_run: bool) -> None:
+        if not self.keys.keys:
+            self.keys.verify(record, {"key_id": "", "signature": ""})  # raises, naming where keys were sought
+        if isinstance(grant, dict) and grant.get("key_id") not in self.keys.keys:
+            self.keys.refresh_soon()
+        check_grant(grant, record, dry_run, self.keys.keys, time.time())
 
     async def put_package(self, digest: str, data: bytes) -> tuple[str, bool]:
         """Unpack an uploaded package through the one cache: (its digest, whether it was new)."""
@@ -183,6 +190,10 @@ class PolicyStore:
     def _load(self, uri: str) -> Resolved:
         self.fetches += 1
         record = self.client.get_policy(uri)
+        if self.verify_signatures and record.get("status") not in EXECUTABLE_STATUSES:
+            # A direct client brings no grant: the portal's own record says whether the version may run.
+            raise NotExecutable(f"{uri} is {record.get('status')!r}: a direct call runs only approved or "
+                                "deprecated versions (drafts run as dry runs through the portal)")
         # Signed releases are verified here when verification is on, with the service's keys when it has some.
         package = load_record_package(record, options=self.fetch_options, cache=self.cache, client=self.client,
                                       verify=self.verify_signatures, keys=self.keys.keys or None)
