@@ -225,7 +225,7 @@ def verify_chain(exported: list[dict] | None = None, keys=None) -> tuple[int, Ch
     and ``exported``'s, against ``keys`` or the published keys); return the number of entries checked and the
     first problem (or ``None``). A rewrite that recomputed every later hash passes the walk, not the checkpoints.
     """
-    count, problem = _walk()
+    count, problem = walk_chain()
     if problem is not None:
         return count, problem
     _checked, found = checkpoints.problems(exported, keys)
@@ -236,8 +236,8 @@ def verify_chain(exported: list[dict] | None = None, keys=None) -> tuple[int, Ch
     return count, ChainProblem(kind, seq, entry_id, message)
 
 
-def _walk() -> tuple[int, ChainProblem | None]:
-    """The chain walk: the number of entries read and the first break (or ``None``).
+def walk_chain() -> tuple[int, ChainProblem | None]:
+    """The chain walk alone (no checkpoints): the number of entries read and the first break (or ``None``).
 
     * an entry whose content no longer hashes to its ``entry_hash`` was **altered**;
     * an entry whose ``prev_hash`` skips the entry before it, while the entry after it links to the one
