@@ -22,7 +22,7 @@ from policygrid.errors import IntegrityError
 from policygrid.signing import normalise_keys, verify_statement
 
 from audit.models import AuditCheckpoint, AuditEntry, utc_text
-from governance.keystore import published_keys, sign, usable_active_key
+from governance.keystore import KeyStoreError, published_keys, sign, usable_active_key
 
 logger = logging.getLogger(__name__)
 FIELDS = ("seq", "entry_hash", "at", "key_id", "signature")
@@ -56,7 +56,12 @@ def sign_head(seq: int, entry_hash: str) -> AuditCheckpoint | None:
         return None
     at = timezone.now()
     record = {"seq": seq, "entry_hash": entry_hash, "at": utc_text(at)}
-    signature = sign(statement(record), key)
+    try:
+        signature = sign(statement(record), key)
+    except (KeyStoreError, ValueError):
+        # An unreadable key must not stop the trail itself: the next checkpoint (or the beat's) covers this one.
+        logger.exception("audit checkpoint #%s skipped: key %s can't sign", seq, key.key_id)
+        return None
     checkpoint = AuditCheckpoint.objects.create(seq=seq, entry_hash=entry_hash, at=at, key_id=key.key_id,
                                                 signature=signature)
     line = {**record, "key_id": key.key_id, "signature": signature}

@@ -23,7 +23,24 @@ class AuditEntryQuerySet(models.QuerySet):
         raise PermissionError(f"{self.model._meta.verbose_name_plural} are append-only: they can't be deleted")
 
 
-class AuditEntry(models.Model):
+class AppendOnly(models.Model):
+    """A row that, once written, is never updated or deleted through Django (entries, checkpoints)."""
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError(f"{self._meta.verbose_name_plural} are append-only: they can't be updated")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError(f"{self._meta.verbose_name_plural} are append-only: they can't be deleted")
+
+
+class AuditEntry(AppendOnly):
     """One change, action, token event or execution, written only by ``audit.services.write_audit``.
 
     ``entry_hash`` is the SHA-256 of the entry's canonical content (``audit.services.canonical_content``),
@@ -59,8 +76,6 @@ class AuditEntry(models.Model):
     prev_hash = models.CharField(max_length=64, editable=False)
     entry_hash = models.CharField(max_length=64, editable=False, unique=True)
 
-    objects = AuditEntryQuerySet.as_manager()
-
     class Meta:
         ordering = ["seq"]
         verbose_name = "audit entry"
@@ -69,14 +84,6 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.target_type} {self.target_key}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionError("audit entries are append-only: they can't be updated")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("audit entries are append-only: they can't be deleted")
 
 
 class AuditChainHead(models.Model):
@@ -94,7 +101,7 @@ class AuditChainHead(models.Model):
         verbose_name = "audit chain head"
 
 
-class AuditCheckpoint(models.Model):
+class AuditCheckpoint(AppendOnly):
     """A signed statement that the chain's entry ``seq`` had the hash ``entry_hash`` at ``at``.
 
     The chain alone proves nothing to someone who can rewrite the table: every hash can be recomputed. A
@@ -109,19 +116,9 @@ class AuditCheckpoint(models.Model):
     key_id = models.CharField(max_length=64, editable=False)
     signature = models.CharField(max_length=200, editable=False)
 
-    objects = AuditEntryQuerySet.as_manager()
-
     class Meta:
         ordering = ["seq"]
         verbose_name = "audit checkpoint"
 
     def __str__(self) -> str:
         return f"checkpoint #{self.seq} ({self.key_id})"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionError("audit checkpoints are append-only: they can't be updated")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("audit checkpoints are append-only: they can't be deleted")

@@ -18,8 +18,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit.middleware import current_request_id
 from audit import checkpoints
+from audit.middleware import current_request_id
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEntry, utc_text
 
 GENESIS_HASH = "0" * 64

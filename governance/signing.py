@@ -12,7 +12,16 @@ from policygrid.errors import IntegrityError
 from policygrid.signing import release_statement, verify_statement
 
 from audit.services import write_audit
-from governance.keystore import KeyStoreError, forget, key_dir, key_path, new_key, published_keys, sign, usable_active_key
+from governance.keystore import (
+    KeyStoreError,
+    forget,
+    key_dir,
+    key_path,
+    new_key,
+    published_keys,
+    sign,
+    usable_active_key,
+)
 from governance.models import KeyStatus, SigningKey
 
 __all__ = ["KeyStoreError", "key_dir", "published_keys"]  # the key store's names the commands import from here
