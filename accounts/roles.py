@@ -29,7 +29,7 @@ def _crud(models: tuple[str, ...], actions: tuple[str, ...]) -> set[str]:
 
 def role_permissions() -> dict[str, set[str]]:
     """Role → permission names (``app_label.codename``). Admin gets every permission instead."""
-    viewer = _crud(READ_MODELS, ("view",)) | {"audit.view_auditentry"}
+    viewer = _crud(READ_MODELS, ("view",)) | {"audit.view_auditentry", "audit.view_auditcheckpoint"}
     return {
         Role.VIEWER: viewer,
         Role.AUTHOR: viewer | _crud(AUTHORED_MODELS, ("add", "change", "delete")),

@@ -1,22 +1,46 @@
 """The append-only, hash-chained audit trail (governance.md §3)."""
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.db import models
 
 
+def utc_text(ts: datetime) -> str:
+    """How hashed and signed content writes a time: UTC, microseconds, ``Z``."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 class AuditEntryQuerySet(models.QuerySet):
-    """Bulk writes would bypass the model's refusals, so the queryset refuses them too."""
+    """Bulk writes would bypass the models' refusals (entries, checkpoints), so the queryset refuses them too."""
 
     def update(self, **kwargs):
-        raise PermissionError("audit entries are append-only: they can't be updated")
+        raise PermissionError(f"{self.model._meta.verbose_name_plural} are append-only: they can't be updated")
 
     def delete(self):
-        raise PermissionError("audit entries are append-only: they can't be deleted")
+        raise PermissionError(f"{self.model._meta.verbose_name_plural} are append-only: they can't be deleted")
 
     def _raw_delete(self, using=None):
-        raise PermissionError("audit entries are append-only: they can't be deleted")
+        raise PermissionError(f"{self.model._meta.verbose_name_plural} are append-only: they can't be deleted")
 
 
-class AuditEntry(models.Model):
+class AppendOnly(models.Model):
+    """A row that, once written, is never updated or deleted through Django (entries, checkpoints)."""
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError(f"{self._meta.verbose_name_plural} are append-only: they can't be updated")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError(f"{self._meta.verbose_name_plural} are append-only: they can't be deleted")
+
+
+class AuditEntry(AppendOnly):
     """One change, action, token event or execution, written only by ``audit.services.write_audit``.
 
     ``entry_hash`` is the SHA-256 of the entry's canonical content (``audit.services.canonical_content``),
@@ -52,8 +76,6 @@ class AuditEntry(models.Model):
     prev_hash = models.CharField(max_length=64, editable=False)
     entry_hash = models.CharField(max_length=64, editable=False, unique=True)
 
-    objects = AuditEntryQuerySet.as_manager()
-
     class Meta:
         ordering = ["seq"]
         verbose_name = "audit entry"
@@ -62,14 +84,6 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.target_type} {self.target_key}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionError("audit entries are append-only: they can't be updated")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("audit entries are append-only: they can't be deleted")
 
 
 class AuditChainHead(models.Model):
@@ -85,3 +99,26 @@ class AuditChainHead(models.Model):
 
     class Meta:
         verbose_name = "audit chain head"
+
+
+class AuditCheckpoint(AppendOnly):
+    """A signed statement that the chain's entry ``seq`` had the hash ``entry_hash`` at ``at``.
+
+    The chain alone proves nothing to someone who can rewrite the table: every hash can be recomputed. A
+    checkpoint is signed with the key store's active key (whose private half is not in the database), and
+    each is also appended to a file outside the database (``settings.AUDIT_CHECKPOINT_FILE``); a rewrite of
+    history before a checkpoint then fails ``verify_audit`` (``audit.checkpoints``). Append-only, like entries.
+    """
+
+    seq = models.BigIntegerField(unique=True, editable=False)
+    entry_hash = models.CharField(max_length=64, editable=False)
+    at = models.DateTimeField(editable=False)
+    key_id = models.CharField(max_length=64, editable=False)
+    signature = models.CharField(max_length=200, editable=False)
+
+    class Meta:
+        ordering = ["seq"]
+        verbose_name = "audit checkpoint"
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.seq} ({self.key_id})"

@@ -14,15 +14,17 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
+from audit import checkpoints
 from audit.middleware import current_request_id
-from audit.models import AuditChainHead, AuditEntry
+from audit.models import AuditChainHead, AuditCheckpoint, AuditEntry, utc_text
 
 GENESIS_HASH = "0" * 64
 
@@ -63,10 +65,6 @@ def _plain_json(value: Any, depth: int) -> bool:
     return False
 
 
-def _timestamp_text(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def canonical_content(
     *,
     timestamp: datetime,
@@ -82,7 +80,7 @@ def canonical_content(
     """The bytes an entry's hash covers: sorted-key compact JSON of every column but ``seq`` and the hash."""
     return json.dumps(
         {
-            "timestamp": _timestamp_text(timestamp),
+            "timestamp": utc_text(timestamp),
             "actor_id": actor_id,
             "actor_username": actor_username,
             "action": action,
@@ -132,6 +130,9 @@ def write_audit(
                        prev_hash=prev_hash)
         entry = AuditEntry.objects.create(seq=head.last_seq + 1, entry_hash=entry_hash_of(**content), **content)
         AuditChainHead.objects.filter(pk=1).update(last_seq=entry.seq, last_hash=entry.entry_hash)
+        every = settings.AUDIT_CHECKPOINT_EVERY
+        if every > 0 and entry.seq % every == 0:
+            checkpoints.sign_head(entry.seq, entry.entry_hash)  # under the head's lock: no entry slips past it
     return entry
 
 
@@ -167,6 +168,20 @@ def _writers_turn():
     if connection.is_in_memory_db() or not os.path.isabs(database):
         return _sqlite_appenders  # one process's own database: its threads are all the writers
     return _sqlite_turn(database)
+
+
+def checkpoint_head() -> AuditCheckpoint | None:
+    """Sign the chain head now (the beat task, ``manage.py audit_checkpoint``); returns its checkpoint, which
+    may be an earlier one when nothing was appended since, or None (empty log, no signing key).
+
+    No audit entry records it: the entry would move the head past what was just signed, and the checkpoint
+    row (and its line in the export file) is the record."""
+    with transaction.atomic():
+        head = _locked_head()
+        if not head.last_seq:
+            return None
+        return AuditCheckpoint.objects.filter(seq=head.last_seq).first() or checkpoints.sign_head(
+            head.last_seq, head.last_hash)
 
 
 _ENTRY_COLUMNS = ("seq", "timestamp", "actor_id", "actor_username", "action", "target_type", "target_key",
@@ -213,7 +228,7 @@ def audit_object(
 class ChainProblem:
     """The first break found in the chain: what happened and to which entry."""
 
-    kind: str  # "altered", "removed", "inserted", "broken"
+    kind: str  # "altered", "removed", "inserted", "broken"; against checkpoints "rewritten", "checkpoint"
     seq: int | None
     entry_id: int | None
     message: str
@@ -243,8 +258,24 @@ def _content_hash(row: tuple) -> str:
     )
 
 
-def verify_chain() -> tuple[int, ChainProblem | None]:
-    """Walk the whole chain; return the number of entries checked and the first problem (or ``None``).
+def verify_chain(exported: list[dict] | None = None, keys=None) -> tuple[int, ChainProblem | None]:
+    """Walk the whole chain, then check the signed checkpoints (``audit.checkpoints.problems``: the database's
+    and ``exported``'s, against ``keys`` or the published keys); return the number of entries checked and the
+    first problem (or ``None``). A rewrite that recomputed every later hash passes the walk, not the checkpoints.
+    """
+    count, problem = walk_chain()
+    if problem is not None:
+        return count, problem
+    _checked, found = checkpoints.problems(exported, keys)
+    if found is None:
+        return count, None
+    kind, seq, message = found
+    entry_id = AuditEntry.objects.filter(seq=seq).values_list("id", flat=True).first()
+    return count, ChainProblem(kind, seq, entry_id, message)
+
+
+def walk_chain() -> tuple[int, ChainProblem | None]:
+    """The chain walk alone (no checkpoints): the number of entries read and the first break (or ``None``).
 
     * an entry whose content no longer hashes to its ``entry_hash`` was **altered**;
     * an entry whose ``prev_hash`` skips the entry before it, while the entry after it links to the one

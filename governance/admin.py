@@ -62,6 +62,12 @@ class GovernedAdminMixin:
             fields += tuple(name for name in obj.frozen_fields if name not in fields)
         return fields
 
+    def has_change_permission(self, request, obj=None):
+        # The API's ownership rule holds here too: staff who aren't admins edit only their own versions.
+        if obj is not None and obj.edit_refusal(request.user) is not None:
+            return False
+        return super().has_change_permission(request, obj)
+
     @admin.display(description="History (audit trail)")
     def audit_history(self, obj):
         if obj is None or obj.pk is None:

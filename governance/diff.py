@@ -4,6 +4,7 @@ import difflib
 from django.contrib.contenttypes.models import ContentType
 
 from audit.services import _json_safe
+from governance.contributors import contributors
 from governance.lifecycle import release_of
 from governance.models import Release
 
@@ -42,7 +43,8 @@ def diff(obj, against, *, with_files: bool = True) -> dict:
             fields[field.name] = {"from": old, "to": new}
         else:
             unchanged.append(field.name)
-    result = {"from": against.key, "to": obj.key, "fields": fields, "unchanged_fields": unchanged}
+    result = {"from": against.key, "to": obj.key, "fields": fields, "unchanged_fields": unchanged,
+              "contributors": contributors(obj)}
     if with_files:
         result["files"] = diff_files(against.package_files(), obj.package_files(), against.key, obj.key)
     return result

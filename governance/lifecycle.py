@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from audit.services import audit_object, model_label
 from governance.choices import LifecycleStatus
+from governance.contributors import contribution_of
 from governance.models import Release, Review, Submission, SubmissionOutcome, Verdict
 from governance.signals import checking_version, version_retired
 
@@ -192,8 +193,10 @@ def approve(obj, actor, comment: str = ""):
         submission = open_submission(locked)
         if submission is None:
             raise WrongState(f"{label(locked)} is in_review but has no open submission: reject it and submit again")
-        if submission.submitted_by_id == actor.pk:
-            raise Forbidden(f"{actor.get_username()} submitted {locked.key} and can't approve it: no one, admins included, approves their own submission")
+        did = contribution_of(locked, actor)
+        if did is not None:
+            raise Forbidden(f"{actor.get_username()} {did} {locked.key} and can't approve it: no one, admins "
+                            "included, approves their own submission or a version they created or changed")
         if submission.reviews.filter(verdict=Verdict.APPROVE, reviewer=actor).exists():
             raise WrongState(f"{actor.get_username()} has already approved {locked.key}: each reviewer approves once")
         try:

@@ -109,6 +109,30 @@ class Release(models.Model):
         return f"release of {self.object_key}"
 
 
+class BehaviourChange(models.Model):
+    """Who changed which behaviour fields (``frozen_fields``) of a version: none of them may approve it.
+
+    Written by ``GovernedModel.audited_save``, in the transaction of the audited save (API, admin, pages).
+    """
+
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    object_id = models.PositiveBigIntegerField()
+    target = GenericForeignKey("content_type", "object_id")
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_by_username = models.CharField(max_length=150, blank=True, default="")
+    fields = models.JSONField(default=list, blank=True, help_text="the behaviour fields this change changed")
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["changed_at", "pk"]
+        indexes = [models.Index(fields=["content_type", "object_id"], name="governance_change_target")]
+
+    def __str__(self) -> str:
+        return f"{', '.join(self.fields)} changed by {self.changed_by_username}"
+
+
 class KeyStatus(models.TextChoices):
     """``active`` signs new approvals; ``retired`` only verifies old ones; ``revoked`` verifies nothing."""
 
@@ -158,6 +182,7 @@ class GovernedModel(models.Model):
     # them; declared here so that they are deleted with the version and can be prefetched for listings.
     submissions = GenericRelation("governance.Submission")
     releases = GenericRelation("governance.Release")
+    behaviour_changes = GenericRelation("governance.BehaviourChange")
 
     class Meta:
         abstract = True
@@ -170,13 +195,32 @@ class GovernedModel(models.Model):
         """The files of the version's package (path → bytes), for review pages and diffs; none by default."""
         return {}
 
+    def edit_refusal(self, actor) -> str | None:
+        """Why ``actor`` may not change or delete this version, or None: an author edits only their own
+        versions (else one author could swap the code of another's draft under their name); admins any.
+
+        A version with no owner (made outside the API, or its creator deleted) stays editable by authors: its
+        behaviour changes are recorded all the same (``audited_save``), and their authors can't approve it."""
+        if self.created_by_id is None or self.created_by_id == getattr(actor, "pk", None) or is_admin(actor):
+            return None
+        return (f"{self._meta.verbose_name} {self.key} belongs to {self.created_by.get_username()}: an author "
+                "edits only their own drafts (an admin may edit any)")
+
     def delete_refusal(self, actor) -> str | None:
         # A version past draft may have run or been relied on: only an admin deletes it (a forced delete,
         # the same in the API, the admin and the pages); others retire it.
         if self.is_frozen and not is_admin(actor):
             return (f"{self._meta.verbose_name} {self.key} is {self.status}: only drafts can be deleted, "
                     "except by an admin (forced delete); retire it instead")
-        return None
+        return self.edit_refusal(actor)
+
+    def audited_save(self, actor, data: dict) -> None:
+        changed = sorted(set(data.get("changed", ())) & set(self.frozen_fields))
+        if changed:
+            BehaviourChange.objects.create(
+                target=self, changed_by=actor if getattr(actor, "pk", None) else None,
+                changed_by_username=actor.get_username() if getattr(actor, "pk", None) else "", fields=changed,
+            )
 
     def delete_audit_data(self, actor) -> dict:
         return {"status": self.status, "forced": self.is_frozen}

@@ -23,6 +23,7 @@ from pygments.util import ClassNotFound
 from governance import diff as version_diff
 from governance import lifecycle
 from governance.choices import LifecycleStatus
+from governance.contributors import contribution_of, contributors
 
 # URL kind → model label. The API's own routes are /policy and /graphs; pages say /portal/policy/<uri>/.
 KINDS = {"policy": "policies.policyrule", "graph": "graphs.graph"}
@@ -139,7 +140,8 @@ def version_detail(request, kind: str, key: str):
         for field in obj._meta.concrete_fields
         if field.name not in ("id", "created_by", *obj.internal_fields)
     ]
-    is_submitter = submission is not None and submission.outcome == "open" and submission.submitted_by_id == user.pk
+    people = contributors(obj)
+    own_part = contribution_of(obj, user) if user.is_authenticated else None
     can_review = lifecycle.may_review(user, obj)
     context = {
         "obj": obj,
@@ -156,8 +158,9 @@ def version_detail(request, kind: str, key: str):
         "sources": [{"path": path, "html": _highlight_file(path, data)} for path, data in files.items()],
         "history": list(lifecycle.history(obj).order_by("-seq")[:200]),
         "can_submit": obj.status == LifecycleStatus.DRAFT and lifecycle.may_edit(user, obj),
-        "can_decide": obj.status == LifecycleStatus.IN_REVIEW and can_review and not is_submitter,
-        "is_submitter": is_submitter and obj.status == LifecycleStatus.IN_REVIEW,
+        "contributors": people,
+        "can_decide": obj.status == LifecycleStatus.IN_REVIEW and can_review and own_part is None,
+        "own_part": own_part if obj.status == LifecycleStatus.IN_REVIEW else None,
         "can_deprecate": obj.status == LifecycleStatus.APPROVED and can_review,
         "can_retire": obj.status in LifecycleStatus.EXECUTABLE and can_review,
         "signing_enabled": settings.SIGNING_ENABLED,

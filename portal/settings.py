@@ -293,6 +293,11 @@ EXECUTION_GRANT_SECONDS = env_int("POLICYGRID_EXECUTION_GRANT_SECONDS", 60)
 SIGNING_KEY_DIR = Path(env_str("POLICYGRID_KEY_STORE", str(STATE_DIR / "keys")))
 # Record execution inputs in the audit trail (§3: not the input unless the deployment asks).
 AUDIT_EXECUTION_INPUTS = env_bool("POLICYGRID_AUDIT_INPUTS", False)
+# Signed checkpoints of the audit chain's head (§3): every N entries (0: never) and every M minutes (beat),
+# each stored in the database and appended to a file outside it.
+AUDIT_CHECKPOINT_EVERY = env_int("POLICYGRID_AUDIT_CHECKPOINT_EVERY", 100)
+AUDIT_CHECKPOINT_MINUTES = env_float("POLICYGRID_AUDIT_CHECKPOINT_MINUTES", 10)
+AUDIT_CHECKPOINT_FILE = Path(env_str("POLICYGRID_AUDIT_CHECKPOINT_FILE", str(STATE_DIR / "audit-checkpoints.jsonl")))
 
 # --- Package fetching at registration (runtime.md §1) -------------------------------------------------
 PACKAGE_ALLOW_PRIVATE_NETWORKS = env_bool("POLICYGRID_ALLOW_PRIVATE_NETWORKS", False)
@@ -347,6 +352,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": EXECUTOR_PROBE_INTERVAL,
         # A probe older than one interval is useless: don't let a backlog pile up while workers are down.
         "options": {"expires": EXECUTOR_PROBE_INTERVAL},
+    },
+    "audit-checkpoint": {
+        "task": "audit.checkpoint",
+        "schedule": AUDIT_CHECKPOINT_MINUTES * 60,
+        "options": {"expires": AUDIT_CHECKPOINT_MINUTES * 60},
     },
 }
 

@@ -90,6 +90,10 @@ class RecordModel(models.Model):
         """Facts about a delete by ``actor`` that its audit entry records."""
         return {}
 
+    def audited_save(self, actor, data: dict) -> None:
+        """Hook: called by ``records.services.save_record`` in the save's transaction, after its audit entry
+        (``data``: what the entry records, with ``changed`` for an update)."""
+
     def save(self, *args, **kwargs):
         self.compute_derived_fields()
         update_fields = kwargs.get("update_fields")

@@ -62,7 +62,9 @@ def save_record(instance, actor, *, action: str, before: dict | None = None,
     document). Raises ``IntegrityError`` when a unique key is taken; nothing is saved then."""
     with transaction.atomic():
         instance.save()
-        audit_object(actor, action, instance, {**change_data(before, dict(render(instance))), **(extra or {})})
+        data = {**change_data(before, dict(render(instance))), **(extra or {})}
+        audit_object(actor, action, instance, data)
+        instance.audited_save(actor, data)
     return instance
 
 

@@ -1,9 +1,10 @@
-"""``GET /audit``: the audit trail, read-only, filterable (governance.md §3; viewer role)."""
+"""``GET /audit`` (the trail, filterable) and ``GET /audit/checkpoints`` (its signed checkpoints); read-only,
+viewer role (governance.md §3)."""
 import django_filters
 from rest_framework import viewsets
 
-from audit.api.serializers import AuditEntrySerializer
-from audit.models import AuditEntry
+from audit.api.serializers import AuditCheckpointSerializer, AuditEntrySerializer
+from audit.models import AuditCheckpoint, AuditEntry
 from records.api.viewsets import ok
 
 
@@ -32,6 +33,23 @@ class AuditEntryViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_field = "seq"
     lookup_value_regex = r"[0-9]+"
     http_method_names = ["get", "head", "options"]
+
+    def retrieve(self, request, *args, **kwargs):
+        return ok(self.get_serializer(self.get_object()).data)
+
+
+class AuditCheckpointViewSet(viewsets.ReadOnlyModelViewSet):
+    """The signed checkpoints, newest first, for verifiers outside the portal (``?since_seq=`` skips older)."""
+
+    queryset = AuditCheckpoint.objects.all().order_by("-seq")
+    serializer_class = AuditCheckpointSerializer
+    lookup_field = "seq"
+    lookup_value_regex = r"[0-9]+"
+    http_method_names = ["get", "head", "options"]
+
+    def get_queryset(self):
+        since = self.request.query_params.get("since_seq", "")
+        return self.queryset.filter(seq__gt=int(since)) if since.isdigit() else self.queryset
 
     def retrieve(self, request, *args, **kwargs):
         return ok(self.get_serializer(self.get_object()).data)

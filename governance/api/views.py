@@ -69,6 +69,11 @@ class LifecycleViewSetMixin:
     # --- frozen fields -----------------------------------------------------------------------------------
     def check_update_allowed(self, instance, new_doc: dict) -> None:
         super().check_update_allowed(instance, new_doc)
+        refusal = instance.edit_refusal(self.request.user)
+        if refusal is not None:
+            lifecycle.audit_object(self.request.user, "update.refused", instance,
+                                   {"reason": refusal, "status": instance.status, "http_status": 403})
+            raise ApiError(refusal, 403)
         if not instance.is_frozen:
             return
         current = self.get_serializer(instance).data

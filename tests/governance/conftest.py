@@ -8,6 +8,7 @@ from governance import lifecycle
 @pytest.fixture(autouse=True)
 def _governance_settings(settings, tmp_path):
     settings.SIGNING_KEY_DIR = tmp_path / "keys"
+    settings.AUDIT_CHECKPOINT_FILE = tmp_path / "audit-checkpoints.jsonl"
     settings.SIGNING_ENABLED = True
     settings.APPROVALS_REQUIRED = 1
     settings.RELAX_EXECUTION_GATE = False
