@@ -22,6 +22,7 @@ from policygrid.wire import (
     RECORD_FIELDS,
     ExecuteRequest,
     execute_with_upload,
+    health_summary,
     parse_execute_request,
 )
 
@@ -210,13 +211,15 @@ def probe_health(executor: PolicyExecutor) -> dict[str, Any]:
         return {"status": ExecutorStatus.UNREACHABLE, "latency_ms": None,
                 "reason": f"{type(exc).__name__} reaching {url}: {exc}", "health": {}}
     latency_ms = round((time.monotonic() - started) * 1000, 2)
-    health = response.json()
-    if response.status != 200 or not isinstance(health, dict):
+    # Only the checked fields of a health document are kept: an address that is not an executor service (an
+    # internal URL an operator registered) must not have its answer stored for viewers to read.
+    health = health_summary(response.json()) if response.status == 200 else None
+    if health is None:
         return {"status": ExecutorStatus.DEGRADED, "latency_ms": latency_ms, "health": {},
                 "reason": f"/health answered HTTP {response.status} without a health document"}
     reasons = []
-    if health.get("status") != "ok":
-        reasons.append(f"the service reports status {health.get('status')!r}: {health.get('trouble') or ''}".strip())
+    if health["status"] != "ok":
+        reasons.append(f"the service reports status {health['status']!r}: {'; '.join(health.get('trouble', []))}")
     if latency_ms > settings.EXECUTOR_DEGRADED_LATENCY_MS:
         reasons.append(f"slow: /health took {latency_ms:g} ms (limit {settings.EXECUTOR_DEGRADED_LATENCY_MS:g} ms)")
     status = ExecutorStatus.DEGRADED if reasons else ExecutorStatus.HEALTHY

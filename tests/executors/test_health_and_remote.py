@@ -1,6 +1,7 @@
 """Health probes against a live, a stopped and a slow executor; the description's remote-mode example."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -122,3 +123,38 @@ def test_description_remote_mode_example_runs_as_written(live_server, settings, 
         assert "'allowed': True" in remote.stdout, remote.stderr
     finally:
         stop_service(service)
+
+
+class InternalPage(LoopbackServer):
+    """Stands for an internal service an operator registered as an executor: its /health answer holds data
+    that must never be stored for viewers to read."""
+
+    def __init__(self, body: bytes):
+        class Handler(QuietHandler):
+            def do_GET(self):  # noqa: N802
+                self.reply(200, body)
+
+        super().__init__(Handler)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", [
+    b'{"secret": "s3cr3t-canary", "rows": [1, 2, 3]}',
+    b'{"status": "ok", "workers": 2, "secret": "s3cr3t-canary", "cache": {"root": "s3cr3t-canary"}}',
+    b'{"status": "ok", "version": "s3cr3t-canary' + b"x" * 500 + b'", "trouble": ["a", {"s3cr3t-canary": 1}]}',
+])
+def test_a_probe_keeps_only_the_fields_of_a_health_document(api, body):
+    from executors import services
+    from executors.models import PolicyExecutor
+
+    page = InternalPage(body)
+    try:
+        executor = PolicyExecutor.objects.create(executor_id="inside", executor_host_uri=page.url)
+        services.probe_executor(executor)
+        stored = json.dumps(PolicyExecutor.objects.get(executor_id="inside").health_data)
+        shown = api.get("/executor/inside/health").content.decode()
+    finally:
+        page.close()
+    assert "secret" not in stored and "rows" not in stored and "cache" not in stored
+    assert stored.count("s3cr3t-canary") <= 1 and "x" * 100 not in stored  # a version is kept, cut to 64
+    assert "secret" not in shown and "x" * 100 not in shown

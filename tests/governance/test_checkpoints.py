@@ -95,7 +95,7 @@ def test_a_key_added_to_the_database_is_caught_by_pinned_keys(logged, tmp_path, 
     insider = create_signing_key()
     for checkpoint in AuditCheckpoint.objects.all():
         record = {**checkpoints.as_record(checkpoint), "entry_hash": AuditEntry.objects.get(seq=checkpoint.seq).entry_hash}
-        signature = checkpoints.sign(checkpoints.statement(record), insider)
+        signature = checkpoints.sign(checkpoints.statement(record), insider.key_id)
         sql("UPDATE {checkpoints} SET entry_hash = %s, signature = %s, key_id = %s WHERE id = %s",
             (record["entry_hash"], signature, insider.key_id, checkpoint.pk))
     fails("--keys", str(pinned), naming="not a known signing key")

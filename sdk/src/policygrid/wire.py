@@ -239,3 +239,39 @@ def execute_with_upload(send: Callable[[str, str, bytes], tuple[int, Any]], body
             executor_result(status, answer, executor)  # raises the upload's error
             raise Unavailable(f"executor {executor} answered the package upload with HTTP {status}") from None
     return executor_result(*send("POST", "/execute_policy", request), executor)
+
+
+# --- the health document ------------------------------------------------------------------------------------
+
+_HEALTH_COUNTERS = ("workers", "busy", "queued", "calls", "failures")
+
+
+def health_summary(body: Any) -> dict[str, Any] | None:
+    """The fields of a valid ``GET /health`` answer of an executor service, checked and bounded; None if it is
+    not one. A prober stores this, never the raw answer: whatever else an address answers is not kept."""
+    if not isinstance(body, dict) or body.get("status") not in ("ok", "degraded"):
+        return None
+    summary: dict[str, Any] = {"status": body["status"]}
+    if isinstance(body.get("version"), str):
+        summary["version"] = body["version"][:64]
+    for name in _HEALTH_COUNTERS:
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53:
+            summary[name] = value
+    uptime = body.get("uptime_seconds")
+    if isinstance(uptime, int | float) and not isinstance(uptime, bool) and math.isfinite(uptime) and uptime >= 0:
+        summary["uptime_seconds"] = uptime
+    trouble = body.get("trouble")
+    if isinstance(trouble, list):
+        summary["trouble"] = [item[:200] for item in trouble[:10] if isinstance(item, str)]
+    protections = body.get("protections")
+    if isinstance(protections, dict):
+        summary["protections"] = {name[:64]: note[:300] for name, note in list(protections.items())[:40]
+                                  if isinstance(name, str) and isinstance(note, str)}
+    limits = body.get("limits")
+    if isinstance(limits, dict):
+        summary["limits"] = {name[:64]: value for name, value in list(limits.items())[:10]
+                             if isinstance(name, str) and isinstance(value, int | float) and not isinstance(value, bool)
+                             and math.isfinite(value)}
+    return summary
+
