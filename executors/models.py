@@ -18,6 +18,7 @@ class PolicyExecutor(RecordModel):
 
     lookup_field = "executor_id"
     identity_fields = ("executor_id",)
+    internal_fields = ("credential",)
 
     executor_id = models.CharField(max_length=63, unique=True, validators=[validate_dns_label])
     executor_host_uri = models.CharField(max_length=2048, blank=True, default="")
@@ -35,6 +36,9 @@ class PolicyExecutor(RecordModel):
     last_seen = models.DateTimeField(null=True, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)
     health_data = models.JSONField(default=dict, blank=True, help_text="the service's last /health answer")
+    # This executor's own secret, sent (as a bearer token) with calls and probes to this executor only. Issued
+    # at registration or rotation and shown once; never in the API's answers, the search index or the admin.
+    credential = models.CharField(max_length=100, blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["executor_id"]

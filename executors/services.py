@@ -7,6 +7,7 @@ in runtime.md §5 and ``docs/executor.md``.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -48,12 +49,27 @@ from records.cache import cached_record
 logger = logging.getLogger(__name__)
 
 
-def _http(method: str, url: str, *, connect_timeout: float, read_timeout: float, body: bytes | None = None,
-          content_type: str = "application/json") -> Reply:
-    """One request to an executor (``executors.transport``); raises its ``TransportError`` subclasses."""
+def new_credential() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def issue_credential(executor: PolicyExecutor, actor) -> str:
+    """Give ``executor`` a new credential (registration, rotation); returns it, to be shown once."""
+    executor.credential = new_credential()
+    executor.save(update_fields=["credential", "updated_at"])
+    audit_object(actor, "executor.credential_issue", executor, {})
+    return executor.credential
+
+
+def _http(executor: PolicyExecutor, method: str, url: str, *, connect_timeout: float, read_timeout: float,
+          body: bytes | None = None, content_type: str = "application/json") -> Reply:
+    """One request to ``executor`` with its own credential (``executors.transport``); raises its
+    ``TransportError`` subclasses. An executor registered before credentials existed gets the deployment's
+    POLICYGRID_EXECUTOR_TOKEN, if one is set."""
     headers = {"Content-Type": content_type}
-    if settings.EXECUTOR_TOKEN:
-        headers["Authorization"] = f"Bearer {settings.EXECUTOR_TOKEN}"
+    token = executor.credential or settings.EXECUTOR_TOKEN
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     return request(method, url, headers=headers, connect_timeout=connect_timeout, read_timeout=read_timeout,
                    body=body)
 
@@ -69,7 +85,7 @@ def validate_execute_body(body: Any) -> ExecuteRequest:
 # The columns the gate, the audit entry and the call read: the record's behaviour fields go with the call.
 EXECUTION_POLICY_FIELDS = ("id", "status", "created_by_id", "updated_at", *RECORD_FIELDS)
 # What execute_policy reads of the executor: not health_data (the last /health answer) nor the metadata.
-EXECUTION_EXECUTOR_FIELDS = ("id", "executor_id", "executor_host_uri", "executor_status")
+EXECUTION_EXECUTOR_FIELDS = ("id", "executor_id", "executor_host_uri", "executor_status", "credential")
 
 
 def executor_for_execution(executor_id: str) -> PolicyExecutor | None:
@@ -168,7 +184,7 @@ def _forward(executor: PolicyExecutor, policy: PolicyRule, call: ExecuteRequest)
         url = base + path
         content_type = "application/octet-stream" if method == "PUT" else "application/json"
         try:
-            response = _http(method, url, body=data, content_type=content_type, connect_timeout=connect_timeout,
+            response = _http(executor, method, url, body=data, content_type=content_type, connect_timeout=connect_timeout,
                              read_timeout=read_timeout)
         except ConnectFailed as exc:  # refused, no route, no such host, TLS handshake
             raise Unavailable(f"cannot reach executor {executor.executor_id} at {url}: {exc}") from exc
@@ -205,7 +221,7 @@ def probe_health(executor: PolicyExecutor) -> dict[str, Any]:
     url = executor.executor_host_uri.rstrip("/") + "/health"
     started = time.monotonic()
     try:
-        response = _http("GET", url, connect_timeout=settings.EXECUTOR_PROBE_CONNECT_TIMEOUT,
+        response = _http(executor, "GET", url, connect_timeout=settings.EXECUTOR_PROBE_CONNECT_TIMEOUT,
                          read_timeout=settings.EXECUTOR_PROBE_TIMEOUT)
     except TransportError as exc:
         return {"status": ExecutorStatus.UNREACHABLE, "latency_ms": None,

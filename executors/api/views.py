@@ -25,7 +25,8 @@ class PolicyExecutorViewSet(RecordViewSet):
     filterset_class = PolicyExecutorFilterSet
     ordering_fields = ["executor_id", "created_at", "executor_status", "last_seen"]
     # Who may execute depends on the policy too (dry runs by its author/reviewers): the service decides.
-    action_permissions = {"execute_policy": "authenticated", "health": "executors.view_policyexecutor"}
+    action_permissions = {"execute_policy": "authenticated", "health": "executors.view_policyexecutor",
+                          "rotate_credential": "executors.change_policyexecutor"}
     read_actions = (*RecordViewSet.read_actions, "health")
 
     @extend_schema(
@@ -48,6 +49,26 @@ class PolicyExecutorViewSet(RecordViewSet):
             raise Http404(f"no {PolicyExecutor._meta.verbose_name} with executor_id '{executor_id}'")
         self.check_object_permissions(request, executor)
         return ok(services.execute_policy(request.user, executor, request.data))
+
+    def prepare_save(self, instance) -> None:
+        if instance._state.adding and not instance.credential:
+            instance.credential = services.new_credential()  # shown once, in the answer to the registration
+
+    def create(self, request, *args, **kwargs):
+        response = super().create(request, *args, **kwargs)
+        executor = PolicyExecutor.objects.only("credential").get(executor_id=response.data["data"]["executor_id"])
+        response.data["data"]["executor_token"] = executor.credential
+        return response
+
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT},
+                   description="Issue a new credential for this executor and show it once; the previous one stops "
+                               "working at the portal at once (set the new one on the service as "
+                               "POLICYGRID_EXECUTOR_TOKEN).")
+    @action(detail=True, methods=["post"], url_path="rotate-credential")
+    def rotate_credential(self, request, executor_id=None):
+        executor = self.get_object()
+        return ok({"executor_id": executor.executor_id,
+                   "executor_token": services.issue_credential(executor, request.user)})
 
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT},
                    description="The last health probe: executor_status, last_seen, latency_ms, capacity and load.")

@@ -9,7 +9,6 @@ import pytest
 from tests.executors.conftest import free_port
 from tests.fileserver import LoopbackServer, QuietHandler
 
-TOKEN = "proxy-test-secret"
 ERROR_STATUS = {"input_invalid": 400, "policy_error": 500, "output_invalid": 500, "resource_limit": 500,
                 "integrity": 500, "timeout": 504}
 
@@ -19,6 +18,7 @@ class ScriptedExecutor(LoopbackServer):
 
     def __init__(self):
         self.received = []
+        self.token = None  # the credential its registration issued
         self.packages = {}  # code_digest → the bytes uploaded with PUT /packages/<digest>
         outer = self
 
@@ -34,7 +34,7 @@ class ScriptedExecutor(LoopbackServer):
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.received.append((self.headers.get("Authorization"), body))
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                if self.headers.get("Authorization") != f"Bearer {outer.token}":
                     return self.reply(401, {"success": False, "message": "no"})
                 case = body["input_data"].get("case", "ok") if isinstance(body["input_data"], dict) else "ok"
                 if case == "ok":
@@ -76,12 +76,13 @@ def setup(settings, db, api, policy_payload, scripted):
     from executors.models import PolicyExecutor
     from policies.models import PolicyRule
 
-    settings.EXECUTOR_TOKEN = TOKEN
+    settings.EXECUTOR_TOKEN = "the deployment's shared secret: never sent to an executor with its own credential"
     settings.EXECUTOR_TIMEOUT_MARGIN = 0.2
     assert api.post("/policy", policy_payload(), format="json").status_code == 201
     PolicyRule.objects.filter(policy_rule_uri="ip_allowlist:1.0-beta").update(status="approved")
-    assert api.post("/executor", {"executor_id": "scripted", "executor_host_uri": scripted.url},
-                    format="json").status_code == 201
+    registered = api.post("/executor", {"executor_id": "scripted", "executor_host_uri": scripted.url}, format="json")
+    assert registered.status_code == 201
+    scripted.token = registered.json()["data"]["executor_token"]  # shown once, set on the service
     return PolicyExecutor.objects.get(executor_id="scripted")
 
 
@@ -100,7 +101,7 @@ def test_success_forwards_the_call_with_the_secret_and_the_record(setup, clients
     assert response.status_code == 200, response.json()
     assert response.json() == {"success": True, "data": {"echo": {"case": "ok"}}}
     auth, sent = scripted.received[-1]
-    assert auth == f"Bearer {TOKEN}"
+    assert auth == f"Bearer {scripted.token}" and len(scripted.token) >= 40
     assert sent["parameters"] == {"local_allowlist": ["10.0.0.1"]} and sent["timeout_seconds"] == 3
     policy = PolicyRule.objects.get(policy_rule_uri="ip_allowlist:1.0-beta")
     # The executor gets the record with the call and never reads it from the portal.
@@ -149,10 +150,28 @@ def test_executor_answering_nonsense_is_502(setup, api):
     assert response.status_code == 502 and response.json()["error_type"] == "unavailable"
 
 
-def test_executor_refusing_the_secret_is_502(setup, api, settings):
-    settings.EXECUTOR_TOKEN = "wrong"
-    response = call(api, body_for())
+def test_executor_refusing_the_credential_is_502(setup, api, scripted):
+    rotated = api.post("/executor/scripted/rotate-credential", format="json")
+    assert rotated.status_code == 200 and rotated.json()["data"]["executor_token"] != scripted.token
+    response = call(api, body_for())  # the service still holds the old credential
     assert response.status_code == 502 and "POLICYGRID_EXECUTOR_TOKEN" in response.json()["message"]
+    scripted.token = rotated.json()["data"]["executor_token"]
+    assert call(api, body_for()).status_code == 200
+
+
+def test_each_executor_gets_its_own_credential_shown_once(setup, api, clients, scripted):
+    from audit.models import AuditEntry
+
+    other = api.post("/executor", {"executor_id": "other", "executor_host_uri": scripted.url}, format="json")
+    token = other.json()["data"]["executor_token"]
+    assert token and token != scripted.token
+    for shown in (api.get("/executor/other"), api.get("/executor"), api.post("/executor/query", {}, format="json"),
+                  api.get("/audit")):
+        assert token not in shown.content.decode() and "credential" not in shown.content.decode()
+    assert clients["viewer"].post("/executor/other/rotate-credential").status_code == 403
+    rotated = api.post("/executor/other/rotate-credential").json()["data"]["executor_token"]
+    entry = AuditEntry.objects.get(action="executor.credential_issue", target_key="other")
+    assert rotated not in str(entry.data) and rotated != token
 
 
 def test_slow_executor_is_504(setup, api):
@@ -174,7 +193,7 @@ def test_unreachable_executor_is_tried_with_a_short_connect_timeout(setup, api, 
 
     seen = {}
 
-    def no_route(method, url, **kwargs):  # the transport: an address that never answers, without a packet sent
+    def no_route(executor, method, url, **kwargs):  # the transport: an address that never answers, without a packet sent
         seen["connect_timeout"] = kwargs["connect_timeout"]
         raise services.ConnectTimeoutError("no route")
 
@@ -291,6 +310,7 @@ def test_a_saved_change_is_seen_by_the_next_call(setup, api, clients, scripted):
     assert call(api, body_for()).status_code == 200  # both records cached
     # The executor moves (PATCH: save()): the next call goes to its new address.
     moved = ScriptedExecutor()
+    moved.token = scripted.token
     try:
         response = api.patch("/executor/scripted", {"$set": {"executor_host_uri": moved.url}}, format="json")
         assert response.status_code == 200, response.json()
@@ -342,6 +362,7 @@ def test_a_change_written_by_another_process_is_seen_by_the_next_call(setup, api
         env = {"POLICYGRID_CACHE_URL": f"file://{folder}"}
     assert call(api, body_for()).status_code == 200  # cached in this process
     moved = ScriptedExecutor()
+    moved.token = setup.credential
     try:
         # The database is shared by every process; the change is the other process's, so no signal here.
         PolicyExecutor.objects.filter(executor_id="scripted").update(executor_host_uri=moved.url)

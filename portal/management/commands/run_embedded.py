@@ -150,6 +150,7 @@ class Command(BaseCommand):
         address = f"http://127.0.0.1:{executor_port}"
         executor = PolicyExecutor.objects.filter(executor_id="local").first() or PolicyExecutor(executor_id="local")
         executor.executor_host_uri = address
+        executor.credential = secret  # the service's own credential, kept in <state>/executor/ across restarts
         executor.executor_runtime = "local"
         executor.executor_metadata = {**(executor.executor_metadata or {}),
                                       "description": "the embedded run's local executor service"}
