@@ -30,28 +30,32 @@ from typing import Any
 
 
 def _lower(which: int, value: int) -> bool:
+    """soft = hard = ``value`` (or the current hard limit, if lower): without CAP_SYS_RESOURCE, never raised again."""
     soft, hard = resource.getrlimit(which)
     if hard != resource.RLIM_INFINITY:
         value = min(value, hard)
     try:
-        resource.setrlimit(which, (value, value if os.geteuid() == 0 and which != resource.RLIMIT_CPU else hard))
+        resource.setrlimit(which, (value, value))
         return True
     except (ValueError, OSError):
-        try:
-            resource.setrlimit(which, (value, hard))
-            return True
-        except (ValueError, OSError):
-            return False
+        return False
 
 
-def apply_rlimits(memory_mb: int, max_processes: int) -> dict[str, Any]:
+def apply_rlimits(memory_mb: int, max_processes: int, file_size_mb: int = 1024,
+                  open_files: int = 1024) -> dict[str, Any]:
+    """Hard limits equal to the soft ones (the capabilities are dropped afterwards, so none can be raised)."""
     report: dict[str, Any] = {}
+    fsize = _lower(resource.RLIMIT_FSIZE, file_size_mb * 1024 * 1024)
+    nofile = _lower(resource.RLIMIT_NOFILE, open_files)
+    report["file_limits"] = (f"RLIMIT_FSIZE {file_size_mb} MiB, RLIMIT_NOFILE {open_files} (hard = soft)"
+                             if fsize and nofile else "NOT applied (setrlimit refused)")
     report["core_files"] = "disabled" if _lower(resource.RLIMIT_CORE, 0) else "NOT disabled (setrlimit refused)"
     report["memory_limit"] = (
         f"RLIMIT_AS {memory_mb} MiB" if _lower(resource.RLIMIT_AS, memory_mb * 1024 * 1024) else "NOT applied"
     )
     if os.geteuid() == 0:
-        report["process_limit_rlimit"] = "not enforced: RLIMIT_NPROC is ignored for root"
+        _lower(resource.RLIMIT_NPROC, 4096)
+        report["process_limit_rlimit"] = "not enforced: RLIMIT_NPROC is ignored for root (the pids cgroup is)"
     else:
         uid = os.geteuid()
         running = sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and _owner(p) == uid)
@@ -354,11 +358,12 @@ class WorkerCgroup:
                 time.sleep(0.01)  # killed tasks leave the cgroup a moment after SIGKILL
 
 
-def kill_until_gone(members, spare: int | None = None, rounds: int = 50) -> int:
-    """SIGKILL every pid ``members()`` lists except ``spare``, again until none is left (forks race the kill)."""
+def kill_until_gone(members, spare=None, rounds: int = 50) -> int:
+    """SIGKILL every pid ``members()`` lists except ``spare`` (a pid or a set), again until none is left."""
     killed = 0
+    spared = set(spare) if isinstance(spare, set | frozenset | list | tuple) else {spare}
     for _ in range(rounds):
-        victims = [pid for pid in members() if pid != spare]
+        victims = [pid for pid in members() if pid not in spared]
         if not victims:
             break
         for pid in victims:

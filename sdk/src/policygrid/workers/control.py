@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import sandbox
+from .confine import control_plane_ports
 from ..errors import PolicyError, PolicyGridError, ResourceLimit, Timeout, Unavailable
 
 logger = logging.getLogger("policygrid.workers")
@@ -44,6 +45,13 @@ class PoolLimits:
     tmp_root: Path | None = None
     # Names the pool's temporary folder and cgroup (``policygrid-<label>-…``), so an operator sees whose they are.
     label: str = "executor"
+    file_size_mb: int = 1024
+    open_files: int = 1024
+    # Ports policy code may never connect to, whatever its record declares (the service's, the portal's, ...).
+    deny_ports: tuple[int, ...] = field(default_factory=control_plane_ports)
+    # Run policy code even when Landlock, seccomp or the per-call fork can't be applied (POLICYGRID_ALLOW_WEAKER_SANDBOX).
+    allow_weaker_sandbox: bool = field(default_factory=lambda: os.environ.get(
+        "POLICYGRID_ALLOW_WEAKER_SANDBOX", "").strip().lower() in {"1", "true", "yes", "on"})
 
 
 @dataclass(eq=False)
@@ -90,7 +98,9 @@ async def handshake(worker: Worker, limits: PoolLimits) -> dict[str, Any]:
         "tmp_base": str(worker.tmp), "memory_mb": limits.memory_mb, "max_processes": limits.max_processes,
         "cpu_seconds": limits.cpu_seconds, "max_result_bytes": limits.max_result_bytes,
         "max_message_chars": limits.max_message_chars, "redis_url": limits.redis_url,
-        "landlock": limits.landlock, "preload": list(limits.preload),
+        "landlock": limits.landlock, "preload": list(limits.preload), "file_size_mb": limits.file_size_mb,
+        "open_files": limits.open_files, "deny_ports": list(limits.deny_ports),
+        "allow_weaker": limits.allow_weaker_sandbox,
     }
     try:
         await send_frame(worker, json.dumps(init).encode())
