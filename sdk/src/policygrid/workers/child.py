@@ -58,6 +58,17 @@ class Captured:
                 "truncated": self.truncated}
 
 
+def close_all_but(keep: set[int]) -> None:
+    """Close every descriptor but ``keep``: nothing inherited (an event loop's duplicates of the service's
+    pipes included) survives into policy code."""
+    low = 0
+    for fd in sorted(keep):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -156,6 +167,7 @@ class Child:
                         os.close(fd)
                 os.dup2(out_w, 1)
                 os.dup2(err_w, 2)
+                close_all_but({1, 2, result_w} | ({request_r} if request_r is not None else set()))
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 if scope and not confine.scope_child():
                     os._exit(71)  # the warm worker was told the scope works: never run unscoped

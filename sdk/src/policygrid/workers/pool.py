@@ -218,8 +218,11 @@ class WorkerPool:
         """
         missing = self.missing_protections()
         if missing and not self.limits.allow_weaker_sandbox:
-            raise Unavailable(f"this executor refuses to run policy code: protection(s) {', '.join(missing)} not "
-                              "available on this machine (set POLICYGRID_ALLOW_WEAKER_SANDBOX=true to run anyway)")
+            refusal = Unavailable(f"this executor refuses to run policy code: protection(s) {', '.join(missing)} "
+                                  "not available on this machine (set POLICYGRID_ALLOW_WEAKER_SANDBOX=true to run "
+                                  "anyway)")
+            refusal.status = 503  # the service is up but can't do this safely: not a bad gateway
+            raise refusal
         network = record.get("policy_network")
         if network is not None:
             # Confinement is applied once per worker: a worker is bound to a package *and* a network declaration.

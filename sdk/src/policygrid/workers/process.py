@@ -259,6 +259,9 @@ def main() -> None:
     protocol_fd = os.dup(1)
     os.set_inheritable(protocol_fd, False)
     os.dup2(2, 1)  # print() of a policy goes to stderr; stdout belongs to the protocol
+    # The service's event loop may leave duplicates of the worker's pipes open (uvloop does): a policy could
+    # write frames into them. Only stdin, stdout, stderr and the protocol descriptor stay.
+    child.close_all_but({0, 1, 2, protocol_fd})
     requests_in = os.fdopen(0, "rb", buffering=1 << 16)
     me = os.getpid()
 
