@@ -166,7 +166,8 @@ def assert_clean(service):
     """The pool is full and healthy, no process is left behind, every call folder is empty."""
     health = service.settled_health()
     assert health["status"] == "ok", health
-    pids = set(health["pool"]["pids"])
+    # The workers, and the children they keep between calls (the spare forked for the next call, Type 1's).
+    pids = set(health["pool"]["pids"]) | set(health["pool"].get("call_children", []))
     deadline = time.monotonic() + 3  # killed processes take a moment to vanish from /proc
     while (set(worker_processes(service.tmp_dir)) != pids or processes_with(MARKER)) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -65,6 +65,8 @@ class Worker:
     calls: int = 0
     dead: bool = False
     limit_hits_before: int = 0
+    # The worker's own children between calls (Type 1's kept instances, the spare forked for the next call).
+    keepers: list[int] = field(default_factory=list)
 
     @property
     def pid(self) -> int:

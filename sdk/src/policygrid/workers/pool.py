@@ -247,7 +247,10 @@ class WorkerPool:
         head = json.loads(body[4:4 + head_size]) if head_size else {}
         body = body[4 + head_size:]
         captured = head.get("output")
-        leftovers = self._clean_after_call(worker, head.get("keepers") or [])
+        worker.keepers = [pid for pid in head.get("keepers") or [] if isinstance(pid, int)]
+        # Children the worker killed once their answer was in: it reaps them right after this reply.
+        dying = [pid for pid in head.get("dying") or [] if isinstance(pid, int)]
+        leftovers = self._clean_after_call(worker, worker.keepers + dying)
         # A worker whose call left processes or threads behind is replaced: its killed children would stay
         # zombies charged to its cgroup, and a thread could run on into the next call.
         if kind in (b"r", b"e") or leftovers:
@@ -330,6 +333,7 @@ class WorkerPool:
             "started_total": self.started_total,
             "replaced_total": self.replaced_total,
             "pids": sorted(w.pid for w in self.workers),
+            "call_children": sorted(pid for w in self.workers for pid in w.keepers),
         }
 
     def worker_pids(self) -> list[int]:

@@ -103,6 +103,10 @@ class _Calls:
         self.protections: dict[str, str] = {}
         self.refusal: str | None = None
         self.scoped = sandbox.landlock_abi() >= 6 and bool(init.get("landlock", True))
+        # A child forked ahead of the next Type 2 call, between calls (the fork is off the call's path).
+        self.spare: child.Child | None = None
+        # Call children killed once their answer was in, reaped after the reply (off the call's path).
+        self.dying: list[child.Child] = []
 
     def record(self, message: dict[str, Any]) -> dict[str, Any]:
         rk = message["rk"]
@@ -117,6 +121,23 @@ class _Calls:
             self.compiled.pop(rk, None)
             self.drop_kept(rk)
         return self.records[rk]
+
+    def run_any(self, message: dict[str, Any]) -> Any:
+        """A spare child's call: the record was known when it was forked."""
+        os.chdir(self.call_dir)  # forked between calls, in the worker's folder
+        record = self.records[message["rk"]]
+        run, _ = self.make_run(message, record)
+        return run(message)
+
+    def prepare_spare(self) -> None:
+        if self.spare is None and self.bound is not None and not self.refusal:
+            self.spare = child.Child(self.run_any, None, keep=True, once=True, cpu_seconds=self.cpu_seconds,
+                                     limit=self.limit, scope=self.scoped)
+
+    def drop_spare(self) -> None:
+        if self.spare is not None:
+            self.spare.close()
+            self.spare = None
 
     def drop_kept(self, rk: str | None = None) -> None:
         for key in [rk] if rk is not None else list(self.kept):
@@ -213,8 +234,18 @@ class _Calls:
                 pass  # it died: collect() says how
             worker_child = kept
         else:
-            worker_child = child.Child(run, message, keep=False, cpu_seconds=cpu, limit=self.limit,
-                                       scope=self.scoped)
+            worker_child, self.spare = self.spare, None
+            if worker_child is not None and ("record" in message or message.get("forget") or cpu != self.cpu_seconds):
+                worker_child.close()  # forked before this record arrived: it doesn't hold it
+                worker_child = None
+            if worker_child is not None:
+                try:
+                    worker_child.send(message)
+                except OSError:
+                    pass  # it died: collect() says how
+            else:
+                worker_child = child.Child(run, message, keep=False, cpu_seconds=cpu, limit=self.limit,
+                                           scope=self.scoped)
         try:
             body, captured, violation = worker_child.collect(self.max_result + FRAME_SLACK, one_shot=not keep)
             output = captured.as_dict()
@@ -249,7 +280,8 @@ class _Calls:
             return b"R", payload, output
         finally:
             if not keep:
-                worker_child.close()
+                worker_child.close(reap=False)
+                self.dying.append(worker_child)
 
 
 FRAME_SLACK = 65536
@@ -342,13 +374,25 @@ def main() -> None:
                 _empty(call_dir)
         if threading.active_count() > threads_at_start or (kind == b"E" and calls.bound is None):
             kind = kind.lower()
-        head_fields = {"output": output, "keepers": [kept.pid for kept in calls.kept.values()]}
-        head = json.dumps({k: v for k, v in head_fields.items() if v}).encode() if output or calls.kept else b""
+        keepers = [kept.pid for kept in calls.kept.values()]
+        dying = [child_.pid for child_ in calls.dying]
+        if kind in (b"R", b"E"):
+            try:
+                calls.prepare_spare()
+            except OSError:
+                pass
+        if calls.spare is not None:
+            keepers.append(calls.spare.pid)
+        head_fields = {"output": output, "keepers": keepers, "dying": dying}
+        head = json.dumps({k: v for k, v in head_fields.items() if v}).encode() if output or keepers or dying else b""
         try:
             write_frame(protocol_fd, kind + len(head).to_bytes(4, "big") + head + payload)
         except MemoryError:
             write_frame(protocol_fd, b"E" + bytes(4) + _error("resource_limit", "the policy's result exhausted memory", limit))
         del payload
+        for dying in calls.dying:
+            dying.wait()
+        calls.dying.clear()
 
 
 if __name__ == "__main__":
