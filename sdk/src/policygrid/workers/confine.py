@@ -103,12 +103,10 @@ def runtime_paths() -> list[Path]:
     added only when it lives elsewhere (installed editable: ``sdk/src``, never the repository). Other
     ``sys.path`` entries (an editable project's ``.pth`` adds the repository) are not granted.
     """
-    import policygrid
-
     paths = {Path(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
     paths |= {p.resolve() for p in list(paths)}
     paths.add(Path(sys.executable).resolve().parent)
-    paths.add(Path(policygrid.__file__).resolve().parents[1])
+    paths.add(Path(__file__).resolve().parents[2])  # the folder holding the policygrid package
     return sorted(paths)
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import sandbox
-from .confine import control_plane_ports
 from ..errors import PolicyError, PolicyGridError, ResourceLimit, Timeout, Unavailable
+from .confine import control_plane_ports
 
 logger = logging.getLogger("policygrid.workers")
 

@@ -29,11 +29,11 @@ from typing import Any
 
 # Imported before the filesystem is locked down: the modules every call needs, warm from the start.
 from .. import sandbox
-from . import child, confine
 from ..context import MemoryContext, RedisContext
 from ..errors import PolicyGridError, Unavailable
 from ..loader import load_rule_class
 from ..rule_runner import CompiledRecord, PolicyRunner
+from . import child, confine
 
 _HEADER = struct.Struct(">I")
 
