@@ -184,7 +184,8 @@ def describe_death(code: int | None, limits: PoolLimits, *, hit_limit: bool = Fa
 def user_note() -> str:
     if os.geteuid() != 0:
         return f"workers run as the parent's own unprivileged user (uid {os.geteuid()})"
-    return ("NOT applied: the parent runs as root and the interpreter's folder "
-            f"({Path(sys.executable).resolve().parent}) may not be readable by another user; workers stay uid 0 "
-            "but with every capability dropped and Landlock applied (see the executor docs to run as a "
-            "dedicated user)")
+    # Not applied: the interpreter may live where another user can't read it (/root/.pyenv, mode 0700), and the
+    # package cache and temporary folders are the service's own. POLICYGRID_SANDBOX_USER is not implemented yet.
+    return ("NOT applied: runs as root without capabilities — every capability dropped, Landlock and seccomp "
+            f"applied (the interpreter's folder {Path(sys.executable).resolve().parent} may not be readable by "
+            "another user; see the executor docs to run the service as a dedicated user)")
