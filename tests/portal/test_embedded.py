@@ -119,3 +119,63 @@ def test_a_database_of_the_earlier_layout_is_refused_with_one_line():
                        ["2026-01-01 00:00:00"])
     with pytest.raises(CommandError, match="earlier PolicyGrid layout: move the state folder aside"):
         refuse_earlier_layout()
+
+
+HOSTILE_DRAFT = '''
+import glob, os, socket
+
+def attempt(fn):
+    try:
+        return "ok: " + str(fn())
+    except BaseException as exc:
+        return f"refused: {type(exc).__name__}"
+
+def read(path):
+    with open(path, "rb") as handle:
+        return len(handle.read())
+
+def connect(port):
+    socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    return port
+
+class AIOSv1PolicyRule:
+    def __init__(self, rule_id, settings, parameters): pass
+    def eval(self, parameters, input_data, context):
+        out = {"read": {path: attempt(lambda: read(path)) for path in input_data["paths"]}}
+        out["glob_keys"] = attempt(lambda: os.listdir(input_data["keys"]))
+        out["connect"] = {str(port): attempt(lambda: connect(port)) for port in input_data["ports"]}
+        return out
+'''
+
+
+@pytest.mark.slow
+def test_a_hostile_draft_run_dry_can_read_no_secret_and_reach_no_port(embedded, tmp_path):
+    """The finding this guards: a draft registered by an author and run with dry_run read the state folder's
+    credentials, the signing keys, the executor's token and the database, then called the portal on loopback."""
+    state = embedded["state"]
+    package = tmp_path / "hostile"
+    (package / "code").mkdir(parents=True)
+    (package / "code" / "function.py").write_text(HOSTILE_DRAFT)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "POLICYGRID_URL": embedded["base"],
+           "POLICYGRID_TOKEN": embedded["token"], "POLICYGRID_CACHE_DIR": str(tmp_path / "cache"),
+           "POLICYGRID_FETCH_ALLOW_PRIVATE": "true"}
+    pushed = subprocess.run([sys.executable, "-m", "policygrid.cli", "policy", "push", str(package), "--name",
+                             "hostile-draft", "--version", "1.0", "--tag", "draft"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert pushed.returncode == 0, pushed.stderr + pushed.stdout
+    secrets_ = [state / "credentials.txt", *sorted((state / "keys").glob("*")), state / "executor" / "executor-token",
+                state / "policygrid.sqlite3"]
+    secrets_ = [str(p) for p in secrets_ if p.exists()]
+    assert len(secrets_) >= 3, sorted(p.name for p in state.iterdir())
+    portal_port = int(embedded["base"].rsplit(":", 1)[1])
+    body = {"policy_rule_uri": "hostile-draft:1.0-draft", "dry_run": True,
+            "input_data": {"paths": [*secrets_, "/etc/shadow"], "keys": str(state / "keys"), "ports": [portal_port]}}
+    response = requests.post(f"{embedded['base']}/executor/local/execute_policy", json=body, timeout=60,
+                             headers={"Authorization": f"Token {embedded['token']}"})
+    envelope = response.json()
+    assert response.status_code == 200 and envelope["success"] is True, envelope
+    data = envelope["data"]
+    for path, outcome in data["read"].items():
+        assert outcome.startswith("refused: PermissionError"), (path, outcome)
+    assert data["glob_keys"].startswith("refused"), data["glob_keys"]
+    assert data["connect"][str(portal_port)].startswith("refused: PermissionError"), data["connect"]

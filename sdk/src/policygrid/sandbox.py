@@ -2,11 +2,11 @@
 
 Applied inside each worker, before any policy code is imported:
 
-* resource limits: ``RLIMIT_AS`` (memory), ``RLIMIT_CORE = 0``, ``RLIMIT_NPROC`` (only meaningful for a
-  non-root user: the kernel never enforces it for root), and a per-call ``RLIMIT_CPU`` budget;
-* ``PR_SET_NO_NEW_PRIVS`` and Landlock (Linux ≥ 5.13): the worker may write only inside its own temporary
-  folder; it may not signal, ptrace or read ``/proc/<pid>/environ`` of any process outside its own sandbox
-  (the service, the other workers); it may not mount anything;
+* resource limits, hard = soft: ``RLIMIT_AS`` (memory), ``RLIMIT_CORE = 0``, ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``,
+  ``RLIMIT_NPROC`` (only meaningful for a non-root user: the kernel never enforces it for root); the per-call
+  ``RLIMIT_CPU`` is set in each call's child (``workers/child.py``);
+* ``PR_SET_NO_NEW_PRIVS``; Landlock and seccomp are ``workers/confine.py``'s (read/write allow-list, TCP ports,
+  socket families, metadata changes), applied when the worker is bound to its package;
 * every Linux capability dropped, so that a worker running as root is a root without powers;
 * ``PR_SET_DUMPABLE = 0``: no core file, and no other process of the same user may attach to it.
 
@@ -30,28 +30,32 @@ from typing import Any
 
 
 def _lower(which: int, value: int) -> bool:
+    """soft = hard = ``value`` (or the current hard limit, if lower): without CAP_SYS_RESOURCE, never raised again."""
     soft, hard = resource.getrlimit(which)
     if hard != resource.RLIM_INFINITY:
         value = min(value, hard)
     try:
-        resource.setrlimit(which, (value, value if os.geteuid() == 0 and which != resource.RLIMIT_CPU else hard))
+        resource.setrlimit(which, (value, value))
         return True
     except (ValueError, OSError):
-        try:
-            resource.setrlimit(which, (value, hard))
-            return True
-        except (ValueError, OSError):
-            return False
+        return False
 
 
-def apply_rlimits(memory_mb: int, max_processes: int) -> dict[str, Any]:
+def apply_rlimits(memory_mb: int, max_processes: int, file_size_mb: int = 1024,
+                  open_files: int = 1024) -> dict[str, Any]:
+    """Hard limits equal to the soft ones (the capabilities are dropped afterwards, so none can be raised)."""
     report: dict[str, Any] = {}
+    fsize = _lower(resource.RLIMIT_FSIZE, file_size_mb * 1024 * 1024)
+    nofile = _lower(resource.RLIMIT_NOFILE, open_files)
+    report["file_limits"] = (f"RLIMIT_FSIZE {file_size_mb} MiB, RLIMIT_NOFILE {open_files} (hard = soft)"
+                             if fsize and nofile else "NOT applied (setrlimit refused)")
     report["core_files"] = "disabled" if _lower(resource.RLIMIT_CORE, 0) else "NOT disabled (setrlimit refused)"
     report["memory_limit"] = (
         f"RLIMIT_AS {memory_mb} MiB" if _lower(resource.RLIMIT_AS, memory_mb * 1024 * 1024) else "NOT applied"
     )
     if os.geteuid() == 0:
-        report["process_limit_rlimit"] = "not enforced: RLIMIT_NPROC is ignored for root"
+        _lower(resource.RLIMIT_NPROC, 4096)
+        report["process_limit_rlimit"] = "not enforced: RLIMIT_NPROC is ignored for root (the pids cgroup is)"
     else:
         uid = os.geteuid()
         running = sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and _owner(p) == uid)
@@ -65,19 +69,6 @@ def _owner(path: Path) -> int | None:
         return path.stat().st_uid
     except OSError:
         return None
-
-
-def set_cpu_budget(seconds: float) -> None:
-    """Allow ``seconds`` more CPU time from now: the kernel sends SIGXCPU (which kills) past it."""
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    soft = int(used.ru_utime + used.ru_stime + seconds) + 1
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    try:
-        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-    except (ValueError, OSError):
-        pass
 
 
 # --- prctl, capabilities ----------------------------------------------------------------------------------
@@ -178,45 +169,6 @@ def landlock_abi() -> int:
     except Exception:  # noqa: BLE001 - no libc syscall(): no landlock
         return 0
     return max(0, int(version))
-
-
-def apply_landlock(writable: list[Path]) -> str:
-    """Forbid writing anywhere but under ``writable`` (and ``/dev/null``); scope signals to the sandbox."""
-    abi = landlock_abi()
-    if abi < 1:
-        return "NOT applied: Landlock is not available in this kernel"
-    handled = _FS_WRITE_FILE | _FS_REMOVE_DIR | _FS_REMOVE_FILE | _FS_MAKE_ALL
-    if abi >= 2:
-        handled |= _FS_REFER
-    if abi >= 3:
-        handled |= _FS_TRUNCATE
-    attr = _RulesetAttr(handled, 0, (_SCOPE_SIGNAL | _SCOPE_ABSTRACT_UNIX_SOCKET) if abi >= 6 else 0)
-    size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else 8
-    fd = libc().syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
-    if fd < 0:
-        return f"NOT applied: landlock_create_ruleset failed ({os.strerror(ctypes.get_errno())})"
-    try:
-        file_rights = _FS_WRITE_FILE | (_FS_TRUNCATE if abi >= 3 else 0)
-        rules = [(path, handled) for path in writable] + [(Path("/dev/null"), file_rights)]
-        for path, rights in rules:
-            try:
-                target = os.open(path, os.O_PATH | os.O_CLOEXEC)
-            except OSError:
-                continue
-            try:
-                rule = _PathBeneathAttr(rights, target)
-                if libc().syscall(_SYS_LANDLOCK_ADD_RULE, fd, _RULE_PATH_BENEATH, ctypes.byref(rule), 0) != 0:
-                    return f"NOT applied: landlock_add_rule({path}) failed ({os.strerror(ctypes.get_errno())})"
-            finally:
-                os.close(target)
-        if not set_no_new_privs():
-            return "NOT applied: PR_SET_NO_NEW_PRIVS failed"
-        if libc().syscall(_SYS_LANDLOCK_RESTRICT_SELF, fd, 0) != 0:
-            return f"NOT applied: landlock_restrict_self failed ({os.strerror(ctypes.get_errno())})"
-    finally:
-        os.close(fd)
-    scope = ", signals/ptrace/environ scoped to the sandbox" if abi >= 6 else ", ptrace/environ scoped"
-    return f"Landlock ABI {abi}: writes only in the call's temporary folder{scope}"
 
 
 # --- cgroups (the service's side) -------------------------------------------------------------------------
@@ -354,11 +306,12 @@ class WorkerCgroup:
                 time.sleep(0.01)  # killed tasks leave the cgroup a moment after SIGKILL
 
 
-def kill_until_gone(members, spare: int | None = None, rounds: int = 50) -> int:
-    """SIGKILL every pid ``members()`` lists except ``spare``, again until none is left (forks race the kill)."""
+def kill_until_gone(members, spare=None, rounds: int = 50) -> int:
+    """SIGKILL every pid ``members()`` lists except ``spare`` (a pid or a set), again until none is left."""
     killed = 0
+    spared = set(spare) if isinstance(spare, set | frozenset | list | tuple) else {spare}
     for _ in range(rounds):
-        victims = [pid for pid in members() if pid != spare]
+        victims = [pid for pid in members() if pid not in spared]
         if not victims:
             break
         for pid in victims:

@@ -57,6 +57,13 @@ def serve(config: ExecutorConfig) -> int:
 
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    # The worker pool reads the ports policy code may never reach from the environment: the service's own
+    # port as served (--port included), and the portal's (POLICYGRID_URL), 5432 and 6379 (workers/confine.py).
+    import os
+
+    os.environ["POLICYGRID_EXECUTOR_PORT"] = str(config.port)
+    if config.portal_url:
+        os.environ.setdefault("POLICYGRID_URL", config.portal_url)
     app = ExecutorService(config)
     server = uvicorn.Server(uvicorn.Config(
         app, host=config.host, port=config.port, lifespan="on", access_log=False,

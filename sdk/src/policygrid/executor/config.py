@@ -65,6 +65,10 @@ class ExecutorConfig:
     log_level: str = "info"
     degraded_queue_factor: int = 4
     extra: dict[str, str] = field(default_factory=dict)
+    # Read by the worker pool itself (PoolLimits, workers/confine.py), listed here for the operator:
+    # POLICYGRID_ALLOW_WEAKER_SANDBOX=true runs policy code even when Landlock, seccomp or the per-call fork
+    # can't be applied; POLICYGRID_SANDBOX_DENY_PORTS=5433,6380 adds ports policy code may never connect to.
+    allow_weaker_sandbox: bool = field(default_factory=lambda: _flag("POLICYGRID_ALLOW_WEAKER_SANDBOX", False))
 
     @classmethod
     def from_env(cls) -> ExecutorConfig:

@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import sandbox
 from ..errors import PolicyError, PolicyGridError, ResourceLimit, Timeout, Unavailable
+from .confine import control_plane_ports
 
 logger = logging.getLogger("policygrid.workers")
 
@@ -44,6 +45,13 @@ class PoolLimits:
     tmp_root: Path | None = None
     # Names the pool's temporary folder and cgroup (``policygrid-<label>-…``), so an operator sees whose they are.
     label: str = "executor"
+    file_size_mb: int = 1024
+    open_files: int = 1024
+    # Ports policy code may never connect to, whatever its record declares (the service's, the portal's, ...).
+    deny_ports: tuple[int, ...] = field(default_factory=control_plane_ports)
+    # Run policy code even when Landlock, seccomp or the per-call fork can't be applied (POLICYGRID_ALLOW_WEAKER_SANDBOX).
+    allow_weaker_sandbox: bool = field(default_factory=lambda: os.environ.get(
+        "POLICYGRID_ALLOW_WEAKER_SANDBOX", "").strip().lower() in {"1", "true", "yes", "on"})
 
 
 @dataclass(eq=False)
@@ -57,6 +65,8 @@ class Worker:
     calls: int = 0
     dead: bool = False
     limit_hits_before: int = 0
+    # The worker's own children between calls (Type 1's kept instances, the spare forked for the next call).
+    keepers: list[int] = field(default_factory=list)
 
     @property
     def pid(self) -> int:
@@ -90,7 +100,9 @@ async def handshake(worker: Worker, limits: PoolLimits) -> dict[str, Any]:
         "tmp_base": str(worker.tmp), "memory_mb": limits.memory_mb, "max_processes": limits.max_processes,
         "cpu_seconds": limits.cpu_seconds, "max_result_bytes": limits.max_result_bytes,
         "max_message_chars": limits.max_message_chars, "redis_url": limits.redis_url,
-        "landlock": limits.landlock, "preload": list(limits.preload),
+        "landlock": limits.landlock, "preload": list(limits.preload), "file_size_mb": limits.file_size_mb,
+        "open_files": limits.open_files, "deny_ports": list(limits.deny_ports),
+        "allow_weaker": limits.allow_weaker_sandbox,
     }
     try:
         await send_frame(worker, json.dumps(init).encode())
@@ -172,7 +184,8 @@ def describe_death(code: int | None, limits: PoolLimits, *, hit_limit: bool = Fa
 def user_note() -> str:
     if os.geteuid() != 0:
         return f"workers run as the parent's own unprivileged user (uid {os.geteuid()})"
-    return ("NOT applied: the parent runs as root and the interpreter's folder "
-            f"({Path(sys.executable).resolve().parent}) may not be readable by another user; workers stay uid 0 "
-            "but with every capability dropped and Landlock applied (see the executor docs to run as a "
-            "dedicated user)")
+    # Not applied: the interpreter may live where another user can't read it (/root/.pyenv, mode 0700), and the
+    # package cache and temporary folders are the service's own. POLICYGRID_SANDBOX_USER is not implemented yet.
+    return ("NOT applied: runs as root without capabilities — every capability dropped, Landlock and seccomp "
+            f"applied (the interpreter's folder {Path(sys.executable).resolve().parent} may not be readable by "
+            "another user; see the executor docs to run the service as a dedicated user)")

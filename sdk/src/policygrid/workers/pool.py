@@ -37,6 +37,14 @@ logger = logging.getLogger("policygrid.workers")
 # package's record may change many times).
 MAX_RECORDS_PER_WORKER = 64
 _pool_numbers = itertools.count(1)
+_call_ids = itertools.count(1)
+# Protections without which policy code is refused (unless POLICYGRID_ALLOW_WEAKER_SANDBOX=true).
+REQUIRED_PROTECTIONS = ("filesystem", "network", "seccomp", "call_isolation")
+
+
+def escape_for_log(text: str) -> str:
+    """Printable on one line: newlines and control characters escaped, so a policy can't forge log lines."""
+    return repr(text)[1:-1]
 
 
 class WorkerPool:
@@ -197,9 +205,29 @@ class WorkerPool:
 
     # --- calls --------------------------------------------------------------------------------------------
 
+    def missing_protections(self) -> list[str]:
+        return [name for name in REQUIRED_PROTECTIONS
+                if str(self.protections.get(name, "NOT reported")).startswith("NOT")]
+
     async def run(self, digest: str, request: dict[str, Any], record: dict[str, Any], rk: str,
-                  timeout: float) -> bytes:
-        """Run one call; return the result's JSON bytes or raise the error's PolicyGridError subclass."""
+                  timeout: float, output: dict[str, Any] | None = None) -> bytes:
+        """Run one call; return the result's JSON bytes or raise the error's PolicyGridError subclass.
+
+        What the policy printed (capped) is logged with the call's id and URI; when ``output`` is a dict it is
+        filled with ``{"stdout", "stderr", "truncated"}`` too (and a raised error carries it as ``.output``).
+        """
+        missing = self.missing_protections()
+        if missing and not self.limits.allow_weaker_sandbox:
+            refusal = Unavailable(f"this executor refuses to run policy code: protection(s) {', '.join(missing)} "
+                                  "not available on this machine (set POLICYGRID_ALLOW_WEAKER_SANDBOX=true to run "
+                                  "anyway)")
+            refusal.status = 503  # the service is up but can't do this safely: not a bad gateway
+            raise refusal
+        network = record.get("policy_network")
+        if network is not None:
+            # Confinement is applied once per worker: a worker is bound to a package *and* a network declaration.
+            digest = f"{digest}#net={json.dumps(network, sort_keys=True, default=str)}"
+        call_id = next(_call_ids)
         worker = await self.acquire(digest)
         try:
             payload = self._encode(worker, request, record, rk)
@@ -215,13 +243,26 @@ class WorkerPool:
             raise
         worker.calls += 1
         hit_limit = kind in (b"E", b"e") and control.hit_process_limit(worker)
-        leftovers = self._clean_after_call(worker)
+        head_size = int.from_bytes(body[:4], "big")
+        head = json.loads(body[4:4 + head_size]) if head_size else {}
+        body = body[4 + head_size:]
+        captured = head.get("output")
+        worker.keepers = [pid for pid in head.get("keepers") or [] if isinstance(pid, int)]
+        # Children the worker killed once their answer was in: it reaps them right after this reply.
+        dying = [pid for pid in head.get("dying") or [] if isinstance(pid, int)]
+        leftovers = self._clean_after_call(worker, worker.keepers + dying)
         # A worker whose call left processes or threads behind is replaced: its killed children would stay
         # zombies charged to its cgroup, and a thread could run on into the next call.
         if kind in (b"r", b"e") or leftovers:
             await self._retire(worker)
         else:
             self.release(worker)
+        if captured:
+            logger.info("policy output call=%s uri=%s truncated=%s stdout=%s stderr=%s", call_id,
+                        escape_for_log(str(request.get("uri"))), captured.get("truncated"),
+                        escape_for_log(captured.get("stdout", "")), escape_for_log(captured.get("stderr", "")))
+        if output is not None:
+            output.update(captured or {"stdout": "", "stderr": "", "truncated": False})
         if kind in (b"R", b"r"):
             return body
         error = json.loads(body)
@@ -229,7 +270,10 @@ class WorkerPool:
             error = {"error_type": "resource_limit", "exception_type": error.get("exception_type"),
                      "message": f"the policy hit the limit of {self.limits.max_processes} child processes "
                                 f"({error.get('message')})"}
-        raise error_from_envelope(error)
+        exc = error_from_envelope(error)
+        if output is not None:
+            exc.output = output
+        raise exc
 
     @staticmethod
     def _encode(worker: Worker, request: dict[str, Any], record: dict[str, Any], rk: str) -> bytes:
@@ -260,15 +304,19 @@ class WorkerPool:
             raise control.describe_death(code, self.limits, hit_limit=hit) from None
         return frame[:1], frame[1:]
 
-    def _clean_after_call(self, worker: Worker) -> str | None:
-        """Kill what the call left running; 'threads' when the worker itself must be replaced."""
+    def _clean_after_call(self, worker: Worker, keepers: list[int]) -> str | None:
+        """Kill what the call left running; 'threads' when the worker itself must be replaced.
+
+        ``keepers``: the processes of Type 1's kept instances, which live on between calls.
+        """
+        spare = {worker.pid, *keepers}
         if worker.cgroup is not None:
-            if worker.cgroup.task_count() <= 1:
+            if worker.cgroup.task_count() <= len(spare):
                 return None
-            if worker.cgroup.kill_all(spare=worker.pid):
+            if worker.cgroup.kill_all(spare=spare):
                 return "processes"
-            return "threads" if worker.cgroup.task_count() > 1 else None
-        return "processes" if control.kill_session(worker.pid, spare=worker.pid) else None
+            return "threads" if worker.cgroup.task_count() > len(spare) else None
+        return "processes" if control.kill_session(worker.pid, spare=spare) else None
 
     # --- state --------------------------------------------------------------------------------------------
 
@@ -285,6 +333,7 @@ class WorkerPool:
             "started_total": self.started_total,
             "replaced_total": self.replaced_total,
             "pids": sorted(w.pid for w in self.workers),
+            "call_children": sorted(pid for w in self.workers for pid in w.keepers),
         }
 
     def worker_pids(self) -> list[int]:

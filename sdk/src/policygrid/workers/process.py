@@ -30,9 +30,10 @@ from typing import Any
 # Imported before the filesystem is locked down: the modules every call needs, warm from the start.
 from .. import sandbox
 from ..context import MemoryContext, RedisContext
-from ..errors import PolicyGridError
+from ..errors import PolicyGridError, Unavailable
 from ..loader import load_rule_class
 from ..rule_runner import CompiledRecord, PolicyRunner
+from . import child, confine
 
 _HEADER = struct.Struct(">I")
 
@@ -74,7 +75,6 @@ def _not_empty(path: str) -> bool:
 
 
 def _empty(path: str) -> None:
-    os.chmod(path, 0o700)
     for entry in os.scandir(path):
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
@@ -86,42 +86,103 @@ def _empty(path: str) -> None:
 
 
 class _Calls:
-    """The worker's state between calls: the records the pool sent, their compiled checks, kept instances."""
+    """The warm worker's state: the records the pool sent, their compiled checks, its binding, kept children."""
 
     def __init__(self, init: dict[str, Any]) -> None:
+        self.init = init
         self.redis_url = init.get("redis_url")
         self.redis_client = None
         self.records: dict[str, dict[str, Any]] = {}
         self.compiled: dict[str, Any] = {}
-        self.kept: dict[str, Any] = {}
+        self.kept: dict[str, child.Child] = {}
+        self.bound: tuple[str, str | None, tuple[int, ...] | None] | None = None
+        self.limit = int(init.get("max_message_chars", 2000))
+        self.max_result = int(init["max_result_bytes"])
+        self.cpu_seconds = float(init["cpu_seconds"])
+        self.call_dir = Path(init["tmp_base"]) / "call"
+        self.protections: dict[str, str] = {}
+        self.refusal: str | None = None
+        self.scoped = sandbox.landlock_abi() >= 6 and bool(init.get("landlock", True))
+        # A child forked ahead of the next Type 2 call, between calls (the fork is off the call's path).
+        self.spare: child.Child | None = None
+        # Call children killed once their answer was in, reaped after the reply (off the call's path).
+        self.dying: list[child.Child] = []
 
-    def runner(self, message: dict[str, Any]) -> PolicyRunner:
+    def record(self, message: dict[str, Any]) -> dict[str, Any]:
         rk = message["rk"]
         if message.get("forget"):
             # The pool forgot which records this worker holds, so the worker forgets them too.
             self.records.clear()
             self.compiled.clear()
-            self.kept.clear()
+            self.drop_kept()
         record = message.get("record")
         if record is not None:
             self.records[rk] = record
             self.compiled.pop(rk, None)
-            self.kept.pop(rk, None)
+            self.drop_kept(rk)
+        return self.records[rk]
+
+    def run_any(self, message: dict[str, Any]) -> Any:
+        """A spare child's call: the record was known when it was forked."""
+        os.chdir(self.call_dir)  # forked between calls, in the worker's folder
+        record = self.records[message["rk"]]
+        run, _ = self.make_run(message, record)
+        return run(message)
+
+    def prepare_spare(self) -> None:
+        if self.spare is None and self.bound is not None and not self.refusal:
+            self.spare = child.Child(self.run_any, None, keep=True, once=True, cpu_seconds=self.cpu_seconds,
+                                     limit=self.limit, scope=self.scoped)
+
+    def drop_spare(self) -> None:
+        if self.spare is not None:
+            self.spare.close()
+            self.spare = None
+
+    def drop_kept(self, rk: str | None = None) -> None:
+        for key in [rk] if rk is not None else list(self.kept):
+            kept = self.kept.pop(key, None)
+            if kept is not None:
+                kept.close()
+
+    def bind(self, message: dict[str, Any], record: dict[str, Any]) -> None:
+        """Confine this worker to its package, before the package is imported (its module code is policy code)."""
+        denied = tuple(self.init.get("deny_ports") or ())
+        ports = confine.declared_ports(record, denied)
+        if self.redis_url:
+            # The context store is reached by the policy's own process: its port is the one exception.
+            from urllib.parse import urlsplit
+
+            ports = tuple(sorted({*(ports or ()), urlsplit(self.redis_url).port or 6379}))
+        key = (message["pkg"], message.get("req"), ports)
+        if self.bound is not None:
+            if self.bound != key:
+                raise Unavailable("this worker is bound to another package or network declaration")
+            if self.refusal:
+                raise Unavailable(self.refusal)
+            return
+        self.bound = key
+        read = [*confine.runtime_paths(), Path(message["pkg"])]
+        if message.get("req"):
+            read.append(Path(message["req"]))
+        notes = self.protections
+        if self.init.get("landlock", True):
+            ok, notes["filesystem"] = confine.apply_landlock(read, [self.call_dir], ports)
+            notes["network"] = notes["filesystem"] if ok else "NOT applied: needs Landlock ABI >= 4"
         else:
-            record = self.records[rk]
-        keep = message.get("keep", False)
-        if keep and rk in self.kept:
-            return self.kept[rk]
+            notes["filesystem"] = notes["network"] = "NOT applied: Landlock disabled by configuration"
+        _, notes["seccomp"] = confine.apply_seccomp(ports is not None)
+        missing = [name for name in ("filesystem", "network", "seccomp") if notes[name].startswith("NOT")]
+        if missing and not self.init.get("allow_weaker"):
+            self.refusal = (f"refusing to run policy code: protection(s) {', '.join(missing)} could not be "
+                              "applied (set POLICYGRID_ALLOW_WEAKER_SANDBOX=true to run anyway)")
+            raise Unavailable(self.refusal)
+
+    def make_run(self, message: dict[str, Any], record: dict[str, Any]):
+        """The function the child runs for a call: a PolicyRunner on a fresh instance, no output check."""
+        rk = message["rk"]
         requirements = message.get("req")
         rule_class = load_rule_class(Path(message["pkg"]), Path(requirements) if requirements else None)
-        if self.redis_url:
-            if self.redis_client is None:
-                import redis
-
-                self.redis_client = redis.Redis.from_url(self.redis_url, socket_timeout=5)
-            context = RedisContext(self.redis_client, message["uri"])
-        else:
-            context = MemoryContext()
         validate = message.get("validate", True)
         compiled = None
         if validate:
@@ -129,22 +190,115 @@ class _Calls:
             if compiled is None:
                 # Schema checks compiled, and the stored settings/parameters checked, once per record.
                 compiled = self.compiled[rk] = CompiledRecord(record)
-        runner = PolicyRunner(record, rule_class, message.get("settings"), message.get("parameters"), context,
-                              validate=validate, compiled=compiled)
+        holder: dict[str, PolicyRunner] = {}
+        redis_url, uri = self.redis_url, message["uri"]
+
+        def run(call: dict[str, Any]) -> Any:
+            runner = holder.get("runner")
+            if runner is None:
+                if redis_url:
+                    import redis
+
+                    context = RedisContext(redis.Redis.from_url(redis_url, socket_timeout=5), uri)
+                else:
+                    context = MemoryContext()
+                runner = holder["runner"] = PolicyRunner(record, rule_class, call.get("settings"),
+                                                         call.get("parameters"), context, validate=validate,
+                                                         compiled=compiled)
+                runner._check_output = None  # the warm worker checks the output, out of the policy's reach
+            op = call.get("op", "eval")
+            if op == "eval":
+                return runner.eval(call.get("input_data"))
+            if op == "management":
+                return runner.management(call["action"], call.get("data"))
+            return None  # "load": the instance is built, nothing more
+
+        return run, compiled
+
+    def call(self, message: dict[str, Any]) -> tuple[bytes, bytes, dict[str, Any] | None]:
+        """(kind, payload, captured output) of one call."""
+        record = self.record(message)
+        self.bind(message, record)
+        rk = message["rk"]
+        keep = bool(message.get("keep"))
+        cpu = float(message.get("cpu_seconds") or self.cpu_seconds)
+        run, compiled = self.make_run(message, record)
         if keep:
-            self.kept[rk] = runner
-        return runner
+            kept = self.kept.get(rk)
+            if kept is None:
+                kept = self.kept[rk] = child.Child(run, None, keep=True, cpu_seconds=cpu, limit=self.limit,
+                                                      scope=self.scoped)
+            try:
+                kept.send(message)
+            except OSError:
+                pass  # it died: collect() says how
+            worker_child = kept
+        else:
+            worker_child, self.spare = self.spare, None
+            if worker_child is not None and ("record" in message or message.get("forget") or cpu != self.cpu_seconds):
+                worker_child.close()  # forked before this record arrived: it doesn't hold it
+                worker_child = None
+            if worker_child is not None:
+                try:
+                    worker_child.send(message)
+                except OSError:
+                    pass  # it died: collect() says how
+            else:
+                worker_child = child.Child(run, message, keep=False, cpu_seconds=cpu, limit=self.limit,
+                                           scope=self.scoped)
+        try:
+            body, captured, violation = worker_child.collect(self.max_result + FRAME_SLACK, one_shot=not keep)
+            output = captured.as_dict()
+            if violation is not None or body is None:
+                if keep:
+                    self.drop_kept(rk)
+                if violation == child.TOO_LARGE:
+                    return b"E", _error("resource_limit", f"the policy's result is more than the {self.max_result} "
+                                        "bytes allowed", self.limit), output
+                if violation is not None:
+                    return b"E", _error("policy_error", f"protocol violation: {violation}", self.limit,
+                                        exception_type="ProtocolViolation"), output
+                error_type, text, exception_type = worker_child.death()
+                return b"E", _error(error_type, text, self.limit, exception_type=exception_type), output
+            try:
+                ok, value = child.parse_result(body)
+            except child.ProtocolViolation as exc:
+                if keep:
+                    self.drop_kept(rk)
+                return b"E", _error("policy_error", f"protocol violation: {exc}", self.limit,
+                                    exception_type="ProtocolViolation"), output
+            if not ok:
+                if keep:
+                    self.drop_kept(rk)
+                return b"E", json.dumps(value, default=str).encode(), output
+            if compiled is not None and message.get("op", "eval") == "eval" and compiled.check_output is not None:
+                compiled.check_output(value)
+            payload = json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
+            if len(payload) > self.max_result:
+                return b"E", _error("resource_limit", f"the policy's result is {len(payload)} bytes, more than "
+                                    f"the {self.max_result} bytes allowed", self.limit), output
+            return b"R", payload, output
+        finally:
+            if not keep:
+                worker_child.close(reap=False)
+                self.dying.append(worker_child)
+
+
+FRAME_SLACK = 65536
 
 
 def main() -> None:
     protocol_fd = os.dup(1)
     os.set_inheritable(protocol_fd, False)
     os.dup2(2, 1)  # print() of a policy goes to stderr; stdout belongs to the protocol
+    # The service's event loop may leave duplicates of the worker's pipes open (uvloop does): a policy could
+    # write frames into them. Only stdin, stdout, stderr and the protocol descriptor stay.
+    child.close_all_but({0, 1, 2, protocol_fd})
     requests_in = os.fdopen(0, "rb", buffering=1 << 16)
     me = os.getpid()
 
     def in_forked_child() -> None:
-        # A process the policy forks never speaks the protocol: it may neither read calls nor forge replies.
+        # A process forked from the worker never speaks the protocol: it may neither read calls nor forge replies.
         try:
             os.close(protocol_fd)
             os.close(0)
@@ -163,21 +317,32 @@ def main() -> None:
     call_dir = str(tmp_base / "call")
     if not os.path.isdir(call_dir):
         os.mkdir(call_dir, 0o700)
-    protections = sandbox.apply_rlimits(int(init["memory_mb"]), int(init["max_processes"]))
+    protections = sandbox.apply_rlimits(int(init["memory_mb"]), int(init["max_processes"]),
+                                        int(init.get("file_size_mb") or 1024), int(init.get("open_files") or 1024))
     calls = _Calls(init)
     for name in init.get("preload") or ():
         try:
             __import__(name)
         except Exception:  # noqa: BLE001 - a missing optional module only makes the first call slower
             pass
-    protections["filesystem"] = sandbox.apply_landlock([Path(call_dir)]) if init.get("landlock", True) else "NOT applied: disabled by configuration"
+    abi = sandbox.landlock_abi()
+    if not init.get("landlock", True):
+        protections["filesystem"] = protections["network"] = "NOT applied: Landlock disabled by configuration"
+    else:
+        protections["filesystem"] = (f"Landlock ABI {abi}: read/write allow-list, applied when the worker is bound "
+                                     "to its package" if abi >= 1 else "NOT applied: Landlock is not available")
+        protections["network"] = (f"Landlock ABI {abi}: TCP connect only to declared ports, never control-plane "
+                                  f"ports {list(init.get('deny_ports') or [])}, no bind" if abi >= 4
+                                  else "NOT applied: needs Landlock ABI >= 4")
+    protections["seccomp"] = ("sockets, bind/listen, metadata changes, namespaces, io_uring filtered"
+                              if confine.seccomp_available() else "NOT applied: seccomp unavailable on this machine")
+    protections["call_isolation"] = ("each call in a process forked from the warm worker; output checked by the "
+                                     "worker" if hasattr(os, "pidfd_open") else "NOT applied: no pidfd_open")
     protections["capabilities"] = sandbox.drop_capabilities()
     protections["dumpable"] = "off (no ptrace/attach by other processes)" if sandbox.set_non_dumpable() else "NOT changed"
     write_frame(protocol_fd, json.dumps({"ok": True, "protections": protections, "pid": me}).encode())
 
-    limit = int(init.get("max_message_chars", 2000))
-    max_result = int(init["max_result_bytes"])
-    cpu_seconds = float(init["cpu_seconds"])
+    limit = calls.limit
     threads_at_start = threading.active_count()
     tempfile.tempdir = call_dir
 
@@ -186,29 +351,11 @@ def main() -> None:
         if frame is None:
             return
         message = json.loads(frame)
-        # The call's private temporary folder: empty when the call starts, emptied when it ends. It is
-        # recreated only when a call left something in it (cheaper than a new folder per call).
+        # The call's private temporary folder: empty when the call starts, emptied when it ends.
         os.chdir(call_dir)
-        kind = b"R"
+        output = None
         try:
-            sandbox.set_cpu_budget(float(message.get("cpu_seconds") or cpu_seconds))
-            runner = calls.runner(message)
-            op = message.get("op", "eval")
-            if op == "eval":
-                result = runner.eval(message.get("input_data"))
-            elif op == "management":
-                result = runner.management(message["action"], message.get("data"))
-            else:
-                result = None  # "load": the instance is built (and kept), nothing more
-            try:
-                payload = json.dumps(result, allow_nan=False, separators=(",", ":")).encode()
-            except (TypeError, ValueError) as exc:  # validate=False skips the conversion that catches this
-                kind = b"E"
-                payload = _error("output_invalid", f"the result is not JSON: {exc}", limit)
-            if len(payload) > max_result:
-                kind = b"E"
-                payload = _error("resource_limit", f"the policy's result is {len(payload)} bytes, more than the "
-                                 f"{max_result} bytes allowed", limit)
+            kind, payload, output = calls.call(message)
         except PolicyGridError as exc:
             kind = b"E"
             payload = _error(exc.error_type, exc.message, limit,
@@ -216,7 +363,7 @@ def main() -> None:
         except MemoryError:
             kind = b"E"
             payload = _error("resource_limit", "the policy ran out of memory", limit, exception_type="MemoryError")
-        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: a reply all the same
+        except BaseException as exc:  # noqa: BLE001 - the package's import or constructor: a reply all the same
             kind = b"E"
             payload = _error("policy_error", f"{type(exc).__name__}: {exc}", limit, exception_type=type(exc).__name__)
         finally:
@@ -225,13 +372,27 @@ def main() -> None:
             os.chdir(tmp_base)
             if _not_empty(call_dir):
                 _empty(call_dir)
-        if threading.active_count() > threads_at_start:
+        if threading.active_count() > threads_at_start or (kind == b"E" and calls.bound is None):
             kind = kind.lower()
+        keepers = [kept.pid for kept in calls.kept.values()]
+        dying = [child_.pid for child_ in calls.dying]
+        if kind in (b"R", b"E"):
+            try:
+                calls.prepare_spare()
+            except OSError:
+                pass
+        if calls.spare is not None:
+            keepers.append(calls.spare.pid)
+        head_fields = {"output": output, "keepers": keepers, "dying": dying}
+        head = json.dumps({k: v for k, v in head_fields.items() if v}).encode() if output or keepers or dying else b""
         try:
-            write_frame(protocol_fd, kind + payload)
+            write_frame(protocol_fd, kind + len(head).to_bytes(4, "big") + head + payload)
         except MemoryError:
-            write_frame(protocol_fd, b"E" + _error("resource_limit", "the policy's result exhausted memory", limit))
+            write_frame(protocol_fd, b"E" + bytes(4) + _error("resource_limit", "the policy's result exhausted memory", limit))
         del payload
+        for dying in calls.dying:
+            dying.wait()
+        calls.dying.clear()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,347 @@
+"""One call's policy code in a process of its own, forked from the warm worker (runtime.md §4).
+
+The warm worker (package imported, class loaded, checks compiled) ``fork()``s a child per call. The child gets
+three pipes of its own: ``result`` (exactly one frame: ``{"ok": value}`` or ``{"error": {...}}``), and its
+stdout and stderr. It never holds the worker's protocol descriptors (closed at fork), so it can't speak to the
+pool. The warm worker — which runs no policy code during a call — reads the pipes, caps the output, checks the
+frame, and validates the result: whatever else the child writes (a second frame, garbage, half a frame, a
+frame and an exit) is a ``policy_error`` naming a protocol violation, and the warm worker goes on.
+
+A Type 1 worker (``keep``) forks one child per kept instance, which serves that instance's calls one after the
+other over a request pipe of its own; it is replaced after any failure (a fresh instance, as before).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import resource
+import select
+import signal
+import struct
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import confine
+
+_HEADER = struct.Struct(">I")
+OUTPUT_CAP = 64 * 1024
+# Error types a child may claim for its call; anything else it claims becomes a policy_error.
+CHILD_ERROR_TYPES = {"policy_error", "input_invalid", "output_invalid", "resource_limit", "not_found"}
+
+
+TOO_LARGE = "too large"
+
+
+class ProtocolViolation(Exception):
+    pass
+
+
+@dataclass
+class Captured:
+    stdout: bytearray = field(default_factory=bytearray)
+    stderr: bytearray = field(default_factory=bytearray)
+    truncated: bool = False
+
+    def add(self, which: bytearray, data: bytes, cap: int) -> None:
+        room = cap - len(which)
+        if len(data) > room:
+            self.truncated = True
+            data = data[:max(0, room)]
+        which += data
+
+    def as_dict(self) -> dict[str, Any] | None:
+        if not self.stdout and not self.stderr and not self.truncated:
+            return None
+        return {"stdout": self.stdout.decode("utf-8", "replace"), "stderr": self.stderr.decode("utf-8", "replace"),
+                "truncated": self.truncated}
+
+
+def close_all_but(keep: set[int]) -> None:
+    """Close every descriptor but ``keep``: nothing inherited (an event loop's duplicates of the service's
+    pipes included) survives into policy code."""
+    low = 0
+    for fd in sorted(keep):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_exact(fd: int, size: int) -> bytes | None:
+    chunks, left = [], size
+    while left:
+        data = os.read(fd, min(left, 1 << 20))
+        if not data:
+            return None
+        chunks.append(data)
+        left -= len(data)
+    return b"".join(chunks)
+
+
+# --- the child's side -------------------------------------------------------------------------------------
+
+
+def _limit_cpu(seconds: float) -> None:
+    # A new process starts at 0 s of CPU; soft = hard, and no CAP_SYS_RESOURCE: the policy can't raise it.
+    budget = max(1, int(seconds + 0.999))
+    try:
+        resource.setrlimit(resource.RLIMIT_CPU, (budget, budget))
+    except (ValueError, OSError):
+        pass
+
+
+def _serve(run, first: dict[str, Any] | None, request_fd: int | None, result_fd: int, limit: int,
+           once: bool = False) -> None:
+    """The child's loop: one call (Type 2, given or read from ``request_fd``), or calls read from ``request_fd``
+    until it closes (Type 1)."""
+    from ..errors import PolicyGridError
+
+    message = first
+    while True:
+        if message is None:
+            header = _read_exact(request_fd, 4) if request_fd is not None else None
+            if header is None:
+                return
+            message = json.loads(_read_exact(request_fd, _HEADER.unpack(header)[0]) or b"{}")
+        try:
+            body = {"ok": run(message)}
+            data = json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+        except PolicyGridError as exc:
+            data = _error_body(exc.error_type, exc.message, limit, getattr(exc, "exception_type", None), exc.errors)
+        except MemoryError:
+            data = _error_body("resource_limit", "the policy ran out of memory", limit, "MemoryError", None)
+        except (TypeError, ValueError) as exc:
+            data = _error_body("output_invalid", f"the result is not JSON: {exc}", limit, type(exc).__name__, None)
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and the like: an answer all the same
+            data = _error_body("policy_error", f"{type(exc).__name__}: {exc}", limit, type(exc).__name__, None)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001
+                pass
+        write_all(result_fd, _HEADER.pack(len(data)) + data)
+        del data
+        message = None
+        if request_fd is None or once:
+            return
+
+
+def _error_body(error_type: str, message: str, limit: int, exception_type, errors) -> bytes:
+    text = message if len(message) <= limit else f"{message[:limit]}… (truncated: {len(message)} characters in all)"
+    body: dict[str, Any] = {"error_type": error_type, "message": text}
+    if exception_type:
+        body["exception_type"] = exception_type
+    if errors:
+        body["errors"] = errors
+    return json.dumps({"error": body}, default=str).encode()
+
+
+# --- the warm worker's side -------------------------------------------------------------------------------
+
+
+class Child:
+    """A forked child and the warm worker's ends of its pipes."""
+
+    def __init__(self, run, first: dict[str, Any] | None, *, keep: bool, cpu_seconds: float, limit: int,
+                 scope: bool = True, once: bool = False) -> None:
+        """``keep``: calls come over a request pipe; ``once``: a spare that serves one call read from it."""
+        result_r, result_w = os.pipe2(os.O_CLOEXEC)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        request_r = request_w = None
+        if keep:
+            request_r, request_w = os.pipe2(os.O_CLOEXEC)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        # Objects alive now go to the permanent generation: the child's collections don't walk (and so don't
+        # copy-on-write) the warm worker's whole heap. Several times faster a call.
+        gc.freeze()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            code = 0
+            try:
+                for fd in (result_r, out_r, err_r, request_w):
+                    if fd is not None:
+                        os.close(fd)
+                os.dup2(out_w, 1)
+                os.dup2(err_w, 2)
+                close_all_but({1, 2, result_w} | ({request_r} if request_r is not None else set()))
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                if scope and not confine.scope_child():
+                    os._exit(71)  # the warm worker was told the scope works: never run unscoped
+                _limit_cpu(cpu_seconds)
+                _serve(run, first, request_r, result_w, limit, once)
+            except BaseException:  # noqa: BLE001
+                code = 70
+            finally:
+                os._exit(code)
+        for fd in (result_w, out_w, err_w, request_r):
+            if fd is not None:
+                os.close(fd)
+        self.pid = pid
+        self.pidfd = os.pidfd_open(pid)
+        self.result_fd, self.out_fd, self.err_fd, self.request_fd = result_r, out_r, err_r, request_w
+        self.status: int | None = None
+        self.rusage = None
+        self.cpu_seconds = cpu_seconds
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message, separators=(",", ":")).encode()
+        write_all(self.request_fd, _HEADER.pack(len(data)) + data)
+
+    def collect(self, max_frame: int, one_shot: bool) -> tuple[bytes | None, Captured, str | None]:
+        """(the frame's body or None, the captured output, a protocol violation or None).
+
+        One-shot: reads until the child has exited, then whatever its pipes still hold. Kept: until one frame.
+        """
+        captured = Captured()
+        frame = bytearray()
+        open_fds = {self.result_fd: "result", self.out_fd: "stdout", self.err_fd: "stderr"}
+        poller = select.poll()
+        for fd in open_fds:
+            poller.register(fd, select.POLLIN)
+        poller.register(self.pidfd, select.POLLIN)
+        violation = None
+        exited = False
+        while not exited and open_fds:
+            for fd, _ in poller.poll():
+                if fd == self.pidfd:
+                    exited = True
+                    continue
+                if fd not in open_fds:
+                    continue
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    poller.unregister(fd)
+                    del open_fds[fd]
+                    continue
+                if open_fds[fd] == "result":
+                    frame += data
+                    if len(frame) > max_frame + 4:
+                        violation = TOO_LARGE
+                        self.kill()
+                        poller.unregister(fd)
+                        del open_fds[fd]
+                else:
+                    captured.add(captured.stdout if open_fds[fd] == "stdout" else captured.stderr, data, OUTPUT_CAP)
+            if _complete(frame):
+                if one_shot:
+                    # Its answer is in: nothing it does from now on counts (it would only flush and exit).
+                    # Killed rather than waited for; the warm worker reaps it after replying.
+                    self.kill()
+                break
+            if self.result_fd not in open_fds and one_shot and not exited:
+                # The result pipe closed (the child ended it or exited): wait for the exit itself.
+                self.wait()
+                exited = True
+        if (exited or self.result_fd not in open_fds) and not _complete(frame):
+            self.wait()
+        # What the pipes still hold (a grandchild may keep them open: take what is there, don't wait for it).
+        for fd, name in list(open_fds.items()):
+            for _ in range(64):
+                ready = select.select([fd], [], [], 0)[0]
+                if not ready:
+                    break
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    break
+                if name == "result":
+                    frame += data
+                else:
+                    captured.add(captured.stdout if name == "stdout" else captured.stderr, data, OUTPUT_CAP)
+        if violation == TOO_LARGE:
+            return None, captured, violation
+        if violation is None and frame:
+            violation = _check_frame(frame, max_frame)
+        if not frame:
+            return None, captured, violation
+        return (bytes(frame[4:]) if violation is None else None), captured, violation
+
+    def wait(self) -> None:
+        if self.status is None:
+            _, self.status, self.rusage = os.wait4(self.pid, 0)
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def close(self, reap: bool = True) -> None:
+        """Close the warm worker's ends; kill the child, and wait for it unless ``reap`` is False (then wait())."""
+        if self.request_fd is not None:
+            try:
+                os.close(self.request_fd)
+            except OSError:
+                pass
+            self.request_fd = None
+        if self.status is None:
+            self.kill()
+            if reap:
+                self.wait()
+        for fd in (self.result_fd, self.out_fd, self.err_fd, self.pidfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def death(self) -> tuple[str, str, str | None]:
+        """(error_type, message, exception_type) for a child that ended without its frame."""
+        self.wait()
+        status = self.status or 0
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            name = signal.Signals(sig).name
+            used = (self.rusage.ru_utime + self.rusage.ru_stime) if self.rusage else 0
+            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and used >= max(1, int(self.cpu_seconds)) - 0.05):
+                return "resource_limit", f"the policy exceeded its CPU-time limit of {self.cpu_seconds:g}s ({name})", name
+            if sig == signal.SIGKILL:
+                return "resource_limit", f"the policy's process was killed ({name}), probably for memory", name
+            return "policy_error", f"the policy's process died with signal {name}", name
+        code = os.WEXITSTATUS(status)
+        return "policy_error", f"the policy's process exited unexpectedly (exit code {code})", "ProcessExit"
+
+
+def _complete(frame: bytearray) -> bool:
+    return len(frame) >= 4 and len(frame) >= 4 + _HEADER.unpack(frame[:4])[0]
+
+
+def _check_frame(frame: bytearray, max_frame: int) -> str | None:
+    if len(frame) < 4:
+        return "the policy's process wrote a truncated frame"
+    size = _HEADER.unpack(frame[:4])[0]
+    if size > max_frame:
+        return f"the policy's process announced a {size}-byte frame, more than allowed"
+    if len(frame) < 4 + size:
+        return "the policy's process wrote a truncated frame (it ended mid-frame)"
+    if len(frame) > 4 + size:
+        return "the policy's process wrote more than one frame"
+    return None
+
+
+def parse_result(body: bytes) -> tuple[bool, Any]:
+    """(True, value) or (False, error dict) from a well-framed body; ProtocolViolation if it isn't our shape."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        raise ProtocolViolation("the policy's process wrote a frame that is not JSON") from None
+    if not isinstance(message, dict) or len(message) != 1:
+        raise ProtocolViolation("the policy's process wrote a frame of an unknown shape")
+    if "ok" in message:
+        return True, message["ok"]
+    error = message.get("error")
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        raise ProtocolViolation("the policy's process wrote an error frame of an unknown shape")
+    claimed = error.get("error_type")
+    if claimed not in CHILD_ERROR_TYPES:
+        error = {**error, "error_type": "policy_error"}
+    return False, error
