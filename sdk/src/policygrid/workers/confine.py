@@ -31,8 +31,6 @@ from .. import sandbox
 
 # --- the network a record declares ------------------------------------------------------------------------
 
-# Ports a record gets when it declares network without naming ports ({} or {"outbound_ports": null}).
-DEFAULT_OUTBOUND_PORTS = (80, 443)
 ALWAYS_DENIED_PORTS = (5432, 6379)
 
 
@@ -59,13 +57,12 @@ def control_plane_ports(environ: dict[str, str] | None = None) -> tuple[int, ...
 
 
 def declared_ports(record: dict[str, Any], denied: tuple[int, ...]) -> tuple[int, ...] | None:
-    """The TCP ports the record may connect to: None (no network at all) unless it declares ``policy_network``."""
+    """The TCP ports the record may connect to: None (no network at all) unless its ``policy_network`` names
+    them (``{"outbound_ports": [443]}``; ``{}``, the portal's default, is no network)."""
     network = record.get("policy_network")
     if not isinstance(network, dict):
         return None
     ports = network.get("outbound_ports")
-    if ports is None:
-        ports = DEFAULT_OUTBOUND_PORTS
     if not isinstance(ports, list | tuple):
         return None
     allowed = sorted({p for p in ports if type(p) is int and 0 < p < 65536 and p not in denied})
