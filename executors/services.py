@@ -10,6 +10,7 @@ import logging
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -93,7 +94,15 @@ def executor_for_execution(executor_id: str) -> PolicyExecutor | None:
     return cached_record(PolicyExecutor, executor_id, EXECUTION_EXECUTOR_FIELDS)
 
 
-def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Any:
+@dataclass(frozen=True)
+class Execution:
+    """A call's answer: the policy's output, and what it printed when the call asked (``capture_output``)."""
+
+    data: Any
+    printed: dict[str, Any] | None = None
+
+
+def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Execution:
     """Run a policy on ``executor`` (Type 2) for ``actor``; returns the policy's output or raises its error.
 
     Order of checks: the body (400), who may execute (403), the policy (404), its lifecycle (409), the
@@ -150,6 +159,8 @@ def execution_body(policy: PolicyRule, call: ExecuteRequest) -> dict[str, Any]:
     for name in ("parameters", "settings", "timeout_seconds"):
         if getattr(call, name) is not None:
             body[name] = getattr(call, name)
+    if call.capture_output:
+        body["capture_output"] = True
     body["release"] = release_signature(policy)
     body["grant"] = (sign_grant(policy.policy_rule_uri, policy.code_digest, dry_run=call.dry_run)
                      if settings.SIGNING_ENABLED else None)
@@ -173,12 +184,13 @@ def release_signature(policy: PolicyRule) -> dict[str, str] | None:
     return found or None
 
 
-def _forward(executor: PolicyExecutor, policy: PolicyRule, call: ExecuteRequest) -> Any:
+def _forward(executor: PolicyExecutor, policy: PolicyRule, call: ExecuteRequest) -> Execution:
     call_timeout = call.timeout_seconds or settings.EXECUTOR_CALL_TIMEOUT
     connect_timeout = (settings.EXECUTOR_UNREACHABLE_CONNECT_TIMEOUT
                        if executor.executor_status == ExecutorStatus.UNREACHABLE else settings.EXECUTOR_CONNECT_TIMEOUT)
     base = executor.executor_host_uri.rstrip("/")
     read_timeout = call_timeout + settings.EXECUTOR_TIMEOUT_MARGIN
+    answered: list[Any] = []  # the executor's last answer, for what the policy printed
 
     def send(method: str, path: str, data: bytes) -> tuple[int, Any]:
         url = base + path
@@ -195,7 +207,8 @@ def _forward(executor: PolicyExecutor, policy: PolicyRule, call: ExecuteRequest)
             raise Timeout(f"executor {executor.executor_id} did not answer within {read_timeout:g}s") from exc
         except TransportError as exc:
             raise Unavailable(f"executor {executor.executor_id} at {url} did not answer: {exc}") from exc
-        return response.status, response.json()
+        answered[:] = [response.json()]
+        return response.status, answered[0]
 
     def read_package(code_digest: str) -> bytes:
         # The package the executor lacks, read here (our asset storage, or its URL), checked against the pin.
@@ -210,7 +223,9 @@ def _forward(executor: PolicyExecutor, policy: PolicyRule, call: ExecuteRequest)
             raise Unavailable(f"the package of {policy.key} can't be read for executor "
                               f"{executor.executor_id}: {'; '.join(exc.messages)}") from exc
 
-    return execute_with_upload(send, execution_body(policy, call), read_package, executor.executor_id)
+    data = execute_with_upload(send, execution_body(policy, call), read_package, executor.executor_id)
+    printed = answered[0].get("output") if call.capture_output and answered else None
+    return Execution(data, printed if isinstance(printed, dict) else None)
 
 
 # --- health probes ---------------------------------------------------------------------------------------

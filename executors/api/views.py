@@ -48,7 +48,8 @@ class PolicyExecutorViewSet(RecordViewSet):
         if executor is None:
             raise Http404(f"no {PolicyExecutor._meta.verbose_name} with executor_id '{executor_id}'")
         self.check_object_permissions(request, executor)
-        return ok(services.execute_policy(request.user, executor, request.data))
+        execution = services.execute_policy(request.user, executor, request.data)
+        return ok(execution.data, **({"output": execution.printed} if execution.printed is not None else {}))
 
     def prepare_save(self, instance) -> None:
         if instance._state.adding and not instance.credential:

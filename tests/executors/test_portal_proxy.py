@@ -39,6 +39,10 @@ class ScriptedExecutor(LoopbackServer):
                 case = body["input_data"].get("case", "ok") if isinstance(body["input_data"], dict) else "ok"
                 if case == "ok":
                     return self.reply(200, {"success": True, "data": {"echo": body["input_data"]}})
+                if case == "prints":
+                    printed = {"stdout": "hello\n", "stderr": "", "truncated": False}
+                    return self.reply(200, {"success": True, "data": {},
+                                            **({"output": printed} if body.get("capture_output") else {})})
                 if case == "needs-package":
                     digest = body["record"]["code_digest"]
                     if digest not in outer.packages:
@@ -387,3 +391,14 @@ def test_a_change_written_by_another_process_is_seen_by_the_next_call(setup, api
             client = redis.Redis.from_url(url)
             for key in client.scan_iter(f"{prefix}:*"):
                 client.delete(key)
+
+
+def test_what_the_policy_printed_is_answered_only_when_asked(setup, api, scripted):
+    plain = call(api, body_for("prints"))
+    assert plain.status_code == 200 and "output" not in plain.json() and "capture_output" not in scripted.received[-1][1]
+    asked = call(api, body_for("prints", capture_output=True))
+    assert asked.status_code == 200 and scripted.received[-1][1]["capture_output"] is True
+    assert asked.json() == {"success": True, "data": {}, "output": {"stdout": "hello\n", "stderr": "", "truncated": False}}
+    refused = call(api, body_for("prints", capture_output="yes"))
+    assert refused.status_code == 400 and refused.json()["errors"] == {"capture_output": ["must be true or false"]}
+

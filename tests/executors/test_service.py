@@ -350,3 +350,17 @@ def test_keys_are_read_from_the_portal_and_a_service_without_keys_says_so(tmp_pa
         assert code == 500 and body["error_type"] == "integrity" and "no signing keys" in body["message"]
     finally:
         stop_service(service)
+
+
+def test_capture_output_answers_what_the_policy_printed(keyed):
+    service = keyed.service
+    data = policy_zip(ECHO.replace("            return {", "            print('to stdout', input_data)\n"
+                                   "            import sys; print('to stderr', file=sys.stderr)\n            return {"))
+    record = make_record("printer", data)
+    assert put(service, record["code_digest"], data)[0] == 201
+    release = keyed.signer.release(record)
+    code, body = call(service, record, release, {"n": 1}, granter=keyed.signer)
+    assert code == 200 and "output" not in body
+    code, body = call(service, record, release, {"n": 2}, granter=keyed.signer, capture_output=True)
+    assert code == 200, body
+    assert body["output"] == {"stdout": "to stdout {'n': 2}\n", "stderr": "to stderr\n", "truncated": False}

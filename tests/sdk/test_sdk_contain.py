@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 import pytest
-
 from policygrid.errors import PolicyError
 from policygrid.workers import PoolLimits, WorkerPool
 from policygrid.workers.pool import escape_for_log

@@ -29,7 +29,8 @@ from .errors import (
 from .signing import POLICY_SIGNED_FIELDS
 
 # The fields a caller of the portal's route may send; the executor takes these and the executor-only ones.
-PUBLIC_FIELDS = ("policy_rule_uri", "input_data", "parameters", "settings", "timeout_seconds", "dry_run")
+PUBLIC_FIELDS = ("policy_rule_uri", "input_data", "parameters", "settings", "timeout_seconds", "dry_run",
+                 "capture_output")
 EXECUTOR_FIELDS = (*PUBLIC_FIELDS, "policy_stamp", "record", "release", "grant")
 # What the executor needs of a policy record to run it without asking the portal: the signed statement's fields.
 RECORD_FIELDS = ("policy_rule_uri", *POLICY_SIGNED_FIELDS)
@@ -49,6 +50,8 @@ EXECUTE_REQUEST_SCHEMA: dict[str, Any] = {
         "timeout_seconds": {"type": ["number", "null"], "exclusiveMinimum": 0,
                             "description": "wall-clock limit of the call"},
         "dry_run": {"type": "boolean", "description": "a trial run by the policy's author or a reviewer"},
+        "capture_output": {"type": "boolean",
+                           "description": "answer what the policy printed too: output {stdout, stderr, truncated}"},
         "policy_stamp": {"type": ["string", "null"],
                          "description": "executor only: the version stamp of the record the caller checked"},
         "record": {
@@ -82,6 +85,7 @@ _REASONS = {
     "settings": "must be a JSON object",
     "timeout_seconds": "must be a positive number of seconds",
     "dry_run": "must be true or false",
+    "capture_output": "must be true or false",
     "policy_stamp": "must be a string",
     "record": "must be the policy's record: an object with policy_rule_uri and code_digest (sha256:<64 hex>)",
     "release": 'must be null or {"key_id": "…", "signature": "…"}',
@@ -100,6 +104,7 @@ class ExecuteRequest:
     settings: dict[str, Any] | None = None
     timeout_seconds: float | None = None
     dry_run: bool = False
+    capture_output: bool = False
     policy_stamp: str | None = None
     record: dict[str, Any] | None = None
     release: dict[str, str] | None = None
@@ -170,6 +175,8 @@ def _explain(error, max_timeout: float) -> list[tuple[str, str]]:
 def error_envelope(exc: PolicyGridError) -> dict[str, Any]:
     """``{"success": false, "message", "error_type", "errors"?, "exception_type"?, "code_digest"?}``."""
     body = exc.to_dict()
+    if isinstance(getattr(exc, "output", None), dict):
+        body["output"] = exc.output  # what the policy printed, when the call asked for it
     exception_type = getattr(exc, "exception_type", None)
     if exception_type:
         body["exception_type"] = exception_type
@@ -193,6 +200,8 @@ def error_from_envelope(body: dict[str, Any], status: int | None = None) -> Poli
         error.exception_type = body["exception_type"]  # type: ignore[attr-defined]
     if isinstance(error, PackageRequired):
         error.code_digest = str(body.get("code_digest") or "")
+    if isinstance(body.get("output"), dict):
+        error.output = body["output"]  # type: ignore[attr-defined]
     return error
 
 

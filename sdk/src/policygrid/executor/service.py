@@ -192,11 +192,15 @@ class ExecutorService:
                        "req": str(resolved.requirements_dir) if resolved.requirements_dir else None,
                        "uri": resolved.uri, "input_data": body.input_data,
                        "settings": body.settings, "parameters": body.parameters}
-            result = await self.pool.run(resolved.digest, request, resolved.record, resolved.record_key, timeout)
+            output: dict[str, Any] | None = {} if body.capture_output else None
+            result = await self.pool.run(resolved.digest, request, resolved.record, resolved.record_key, timeout,
+                                         output=output)
         except PolicyGridError as exc:
             self.failures += 1
             logger.info("execute_policy failed: %s: %s", exc.error_type, exc.message[:300])
             return exc.status, json.dumps(error_envelope(exc), default=str).encode()
+        if output is not None:
+            return 200, b'{"success":true,"data":' + result + b',"output":' + json.dumps(output).encode() + b"}"
         return 200, b'{"success":true,"data":' + result + b"}"
 
     async def put_package(self, digest: str, scope, receive) -> tuple[int, bytes]:
