@@ -3,7 +3,7 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-BEFORE = [("policies", "0003_policyrule_code_asset"), ("functions", "0002_function_executor_function_policy"),
+BEFORE = [("executors", "0001_initial"), ("policies", "0003_policyrule_code_asset"), ("functions", "0002_function_executor_function_policy"),
           ("jobs", "0002_job_executor_job_policy"), ("graphs", "0002_graphnode_graph_functions_and_more")]
 AFTER = [("policies", "0004_fill_policyrule_code_asset"), ("functions", "0003_fill_function_references"),
          ("jobs", "0003_fill_job_references"), ("graphs", "0003_fill_graph_nodes")]

@@ -33,6 +33,8 @@ def test_create_answers_201_with_the_record(resource, clients, ctx):
     assert record["created_at"] and record["updated_at"]
     fetched = clients["viewer"].get(f"{resource.path}/{record[resource.key_field]}")
     assert fetched.status_code == 200
+    shown_once = record.pop("executor_token", None)  # an executor's credential is in its registration's answer only
+    assert (shown_once is not None) == (resource.name == "executor")
     assert fetched.json()["data"] == record
 
 

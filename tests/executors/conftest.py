@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.executors.scripted import scripted, setup  # noqa: F401  (fixtures of the portal-route tests)
+
 SECRET_CANARIES = {
     "POLICYGRID_TOKEN": "portal-token-canary-" + secrets.token_hex(4),
     "DATABASE_URL": "postgres://admin:db-password-canary@127.0.0.1:5432/prod",
