@@ -1,9 +1,9 @@
-"""The roles of governance.md §1: each a Django group whose permissions accounts.roles keeps in sync."""
+"""The roles of docs/governance.md §1: each a Django group whose permissions accounts.roles keeps in sync."""
 from django.db import models
 
 
 class Role(models.TextChoices):
-    """The five roles of governance.md §1, each a Django group created by a migration."""
+    """The five roles of docs/governance.md §1, each a Django group created by a migration."""
 
     VIEWER = "viewer", "Viewer"
     AUTHOR = "author", "Author"

@@ -1,4 +1,4 @@
-"""Per-user API tokens for programs, stored hashed and shown only once (governance.md §1)."""
+"""Per-user API tokens for programs, stored hashed and shown only once (docs/governance.md §1)."""
 import hashlib
 import secrets
 

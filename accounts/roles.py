@@ -1,4 +1,4 @@
-"""The five roles of governance.md §1 as Django groups, each a set of model permissions.
+"""The five roles of docs/governance.md §1 as Django groups, each a set of model permissions.
 
 Kept in code and re-applied after every migrate, so that models added later join their roles without a
 hand-written migration per model.

@@ -1,4 +1,4 @@
-"""Signed checkpoints of the audit chain's head: written, exported outside the database, verified (governance.md §3).
+"""Signed checkpoints of the audit chain's head: written, exported outside the database, verified (docs/governance.md §3).
 
 The hash chain alone can't stop someone who can write the table: they rewrite an entry and recompute every
 later hash and the head. A checkpoint signs ``{seq, entry_hash, at}`` of the chain head with the key store's

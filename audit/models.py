@@ -1,4 +1,4 @@
-"""The append-only, hash-chained audit trail (governance.md §3)."""
+"""The append-only, hash-chained audit trail (docs/governance.md §3)."""
 from datetime import UTC, datetime
 
 from django.conf import settings

@@ -1,4 +1,4 @@
-"""The one audit writer and the chain verifier (governance.md §3).
+"""The one audit writer and the chain verifier (docs/governance.md §3).
 
 ``write_audit`` is called by every service function (API, admin, pages, commands, background tasks) with
 an explicit actor; it works inside and outside requests. The request id comes from ``RequestIdMiddleware``

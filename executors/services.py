@@ -2,7 +2,7 @@
 
 ``execute_policy`` is what the API route, the SDK's remote mode (through that route) and any command call;
 ``probe_executors`` is what the periodic Celery task calls. The executor service they talk to is described
-in runtime.md §5 and ``docs/executor.md``.
+in docs/runtime.md §5 and ``docs/executor.md``.
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def _http(executor: PolicyExecutor, method: str, url: str, *, connect_timeout: f
 
 
 def validate_execute_body(body: Any) -> ExecuteRequest:
-    """The body of ``POST /executor/<id>/execute_policy`` (api.md §4.3), or InputInvalid naming the field."""
+    """The body of ``POST /executor/<id>/execute_policy`` (docs/api.md §4.3), or InputInvalid naming the field."""
     return parse_execute_request(body, max_timeout=settings.EXECUTOR_MAX_CALL_TIMEOUT, allowed_fields=PUBLIC_FIELDS)
 
 
@@ -106,7 +106,7 @@ def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Execution:
     """Run a policy on ``executor`` (Type 2) for ``actor``; returns the policy's output or raises its error.
 
     Order of checks: the body (400), who may execute (403), the policy (404), its lifecycle (409), the
-    executor's address (409); then the call, whose failures map per api.md §1. Every call that reaches
+    executor's address (409); then the call, whose failures map per docs/api.md §1. Every call that reaches
     the executor is audited, successful or not.
     """
     call = validate_execute_body(body)

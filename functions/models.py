@@ -32,7 +32,7 @@ class Function(RecordModel):
     autoscaling = models.JSONField(default=dict, blank=True)
     resources = models.JSONField(default=dict, blank=True)
     node_selector = models.JSONField(default=dict, blank=True)
-    # Set when the policy version this function runs is retired (governance.md §2): it keeps running, flagged.
+    # Set when the policy version this function runs is retired (docs/governance.md §2): it keeps running, flagged.
     policy_retired = models.BooleanField(default=False)
     # The records the two keys above name, kept by save() (RecordModel.references): a used policy version or
     # executor can't be deleted (PROTECT → 409 naming this function).

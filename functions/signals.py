@@ -9,7 +9,7 @@ from records.services import MAX_NAMED
 
 @receiver(version_retired, sender=PolicyRule, dispatch_uid="functions-policy-retired")
 def flag_policy_retired(sender, version, actor, **kwargs) -> list[str]:
-    """A function keeps running a retired version, flagged ``policy_retired`` (governance.md §2)."""
+    """A function keeps running a retired version, flagged ``policy_retired`` (docs/governance.md §2)."""
     described = []
     for function in Function.objects.filter(policy=version).order_by("function_id"):
         function.policy_retired = True

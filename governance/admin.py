@@ -1,5 +1,5 @@
 """The lifecycle in the Django admin: the transitions as admin actions, the audit history on each object,
-and behaviour-relevant fields read-only once a version leaves draft (governance.md §4)."""
+and behaviour-relevant fields read-only once a version leaves draft (docs/governance.md §4)."""
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 

@@ -5,7 +5,7 @@ from django.db import models
 
 
 class LifecycleStatus(models.TextChoices):
-    """States of a governed version (governance.md §2).
+    """States of a governed version (docs/governance.md §2).
 
     draft ──submit──▶ in_review ──approve──▶ approved ──deprecate──▶ deprecated ──retire──▶ retired
       ▲                  │                       └──────────────retire─────────────────────▲

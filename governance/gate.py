@@ -1,4 +1,4 @@
-"""The execution gate of governance.md §2: which lifecycle states may run or deploy, and who may dry-run.
+"""The execution gate of docs/governance.md §2: which lifecycle states may run or deploy, and who may dry-run.
 
 One function, called by every execution path (Types 2–5) before any work is done.
 """

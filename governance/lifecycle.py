@@ -1,4 +1,4 @@
-"""The governed lifecycle's service functions, shared by policies and graphs (governance.md §2).
+"""The governed lifecycle's service functions, shared by policies and graphs (docs/governance.md §2).
 
     draft ──submit──▶ in_review ──approve (enough distinct reviewers)──▶ approved ──deprecate──▶ deprecated
       ▲                  │                                                  │                         │

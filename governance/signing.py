@@ -1,4 +1,4 @@
-"""Release signing on the portal side (governance.md §5): signing on approval, key creation, rotation, revocation.
+"""Release signing on the portal side (docs/governance.md §5): signing on approval, key creation, rotation, revocation.
 
 The key store itself (private halves in ``settings.SIGNING_KEY_DIR``, public halves in the database, ``GET
 /keys``) is ``governance.keystore``; this module audits the changes to it. The statement format and

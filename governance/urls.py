@@ -1,4 +1,4 @@
-"""Routes of the portal pages (api.md: human pages live under /portal/)."""
+"""Routes of the portal pages (docs/api.md: human pages live under /portal/)."""
 from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView

@@ -1,6 +1,6 @@
 """Server-rendered review pages. They call the same lifecycle services as the API and the admin.
 
-Models are looked up by label, so ``governance`` imports no resource app (architecture.md); the package
+Models are looked up by label, so ``governance`` imports no resource app (docs/architecture.md); the package
 files of a version come from its model (``GovernedModel.package_files``).
 """
 import json

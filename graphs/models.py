@@ -50,7 +50,7 @@ class Graph(GovernedModel, RecordModel):
     graph_input_schema = models.JSONField(default=dict, blank=True)
     graph_output_schema = models.JSONField(default=dict, blank=True)
     graph_merge_mode = models.CharField(max_length=10, choices=MergeMode.choices, default=MergeMode.LIST)
-    # Set when a policy version one of its functions runs is retired (governance.md §2).
+    # Set when a policy version one of its functions runs is retired (docs/governance.md §2).
     uses_retired_policy = models.BooleanField(default=False)
     # The functions graph_function_ids names, kept by save(): a function in a graph can't be deleted.
     functions = models.ManyToManyField(Function, through="GraphNode", related_name="graphs", editable=False)

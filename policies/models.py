@@ -1,4 +1,4 @@
-"""PolicyRule (a versioned policy) and Asset (a stored policy package), as api.md §4.1–4.2 name them."""
+"""PolicyRule (a versioned policy) and Asset (a stored policy package), as docs/api.md §4.1–4.2 name them."""
 import uuid
 
 from django.core.exceptions import ValidationError
@@ -184,7 +184,7 @@ class Asset(RecordModel):
 
 
 def check_policy_schemas(policy: "PolicyRule") -> None:
-    """Schemas well-formed, stored settings/parameters valid: the SDK's one validator (runtime.md §3)."""
+    """Schemas well-formed, stored settings/parameters valid: the SDK's one validator (docs/runtime.md §3)."""
     from policygrid.errors import InputInvalid
     from policygrid.schema import SCHEMA_FIELDS, check_policy_record
 

@@ -1,4 +1,4 @@
-"""Registration checks of a policy's package (api.md §4.1), done through the SDK's one loader.
+"""Registration checks of a policy's package (docs/api.md §4.1), done through the SDK's one loader.
 
 The portal fetches the package once, verifies a client-sent digest, unpacks it safely into the package
 cache and checks the layout and the class contract by parsing the source — it never imports policy code.

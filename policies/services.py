@@ -12,7 +12,7 @@ from policies.storage import asset_storage
 
 
 def parse_asset_metadata(raw: str | None) -> dict:
-    """The ``asset_metadata`` form field of ``/upload_asset`` (api.md §4.2), checked for shape."""
+    """The ``asset_metadata`` form field of ``/upload_asset`` (docs/api.md §4.2), checked for shape."""
     if raw is None or raw == "":
         raise ValidationError({"asset_metadata": ["is required: a JSON object with asset_name and asset_version"]})
     try:
@@ -58,7 +58,7 @@ def store_asset(*, actor, upload, metadata: dict) -> Asset:
     try:
         with transaction.atomic():
             asset.save()
-            # Every change to a registry object is audited (governance.md §3), in the change's transaction.
+            # Every change to a registry object is audited (docs/governance.md §3), in the change's transaction.
             audit_object(actor if getattr(actor, "is_authenticated", False) else None, "create", asset,
                          {"digest": asset.digest, "size": asset.size, "file_name": asset.file_name})
     except IntegrityError:

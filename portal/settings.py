@@ -253,7 +253,7 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "PolicyGrid API",
-    "DESCRIPTION": "Registry, governance and execution of policy code (see shared/spec/api.md).",
+    "DESCRIPTION": "Registry, governance and execution of policy code. The envelope, status codes and the query and update languages are described in the repository's docs/api.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
@@ -266,7 +266,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# Limits of api.md §1 (configurable).
+# Limits of docs/api.md §1 (configurable).
 API_MAX_BODY_BYTES = env_int("POLICYGRID_MAX_BODY_BYTES", 1024 * 1024)
 API_MAX_UPLOAD_BYTES = env_int("POLICYGRID_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 QUERY_MAX_DEPTH = env_int("POLICYGRID_QUERY_MAX_DEPTH", 8)
@@ -278,10 +278,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Reads without a token: off unless the deployment turns it on.
 ANONYMOUS_READ = env_bool("POLICYGRID_ANONYMOUS_READ", False)
 
-# Development only: let drafts and versions in review run without "dry_run" (governance.md §2).
+# Development only: let drafts and versions in review run without "dry_run" (docs/governance.md §2).
 RELAX_EXECUTION_GATE = env_bool("POLICYGRID_RELAX_EXECUTION_GATE", False)
 
-# --- Governance (governance.md) -------------------------------------------------------------------
+# --- Governance (docs/governance.md) -------------------------------------------------------------------
 # Distinct reviewers' approvals a version needs (2 for four-eyes deployments).
 APPROVALS_REQUIRED = env_int("POLICYGRID_APPROVALS_REQUIRED", 1)
 # Sign a release statement with Ed25519 when a version becomes approved (§5).
@@ -299,7 +299,7 @@ AUDIT_CHECKPOINT_EVERY = env_int("POLICYGRID_AUDIT_CHECKPOINT_EVERY", 100)
 AUDIT_CHECKPOINT_MINUTES = env_float("POLICYGRID_AUDIT_CHECKPOINT_MINUTES", 10)
 AUDIT_CHECKPOINT_FILE = Path(env_str("POLICYGRID_AUDIT_CHECKPOINT_FILE", str(STATE_DIR / "audit-checkpoints.jsonl")))
 
-# --- Package fetching at registration (runtime.md §1) -------------------------------------------------
+# --- Package fetching at registration (docs/runtime.md §1) -------------------------------------------------
 PACKAGE_ALLOW_PRIVATE_NETWORKS = env_bool("POLICYGRID_ALLOW_PRIVATE_NETWORKS", False)
 PACKAGE_ALLOW_LOCAL_PATHS = env_bool("POLICYGRID_ALLOW_LOCAL_PATHS", False)
 PACKAGE_CACHE_DIR = Path(env_str("POLICYGRID_CACHE_DIR", str(STATE_DIR / "cache")))

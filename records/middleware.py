@@ -1,4 +1,4 @@
-"""Refuses oversized API bodies with 413 before anything reads them (api.md §1 limits)."""
+"""Refuses oversized API bodies with 413 before anything reads them (docs/api.md §1 limits)."""
 from django.conf import settings
 from django.http import JsonResponse
 

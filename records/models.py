@@ -7,11 +7,11 @@ from django.db import models
 
 
 class RecordModel(models.Model):
-    """A registry record served by the REST API and searchable with the query language (api.md §2).
+    """A registry record served by the REST API and searchable with the query language (docs/api.md §2).
 
     Subclasses declare:
       * ``lookup_field`` – the field that addresses the record in URLs (a URI, an id or a name);
-      * ``identity_fields`` – fields that an update may not change (api.md §3);
+      * ``identity_fields`` – fields that an update may not change (docs/api.md §3);
       * ``json_fields`` is derived: every JSONField, into which dotted query/update paths may reach.
     Derived fields (URIs) are computed in ``save()`` so that every writer (API, admin, services,
     tasks) gets them, and checked in ``clean()`` so that every validator reports them.

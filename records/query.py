@@ -1,4 +1,4 @@
-"""The MongoDB-style query language of api.md §2, compiled into one Django ORM query run by the database.
+"""The MongoDB-style query language of docs/api.md §2, compiled into one Django ORM query run by the database.
 
 Design. ``JSONField`` lookups can't give MongoDB's semantics on both backends (SQLite has no
 ``contains``, no jsonpath; neither backend traverses arrays of objects the way ``{"items.b": 1}`` must), so

@@ -1,6 +1,6 @@
 """The one audited path for record changes: the API, the admin and the pages save and delete records here.
 
-Each change runs in one transaction with its audit entry (governance.md §3) and under the same rules
+Each change runs in one transaction with its audit entry (docs/governance.md §3) and under the same rules
 wherever it comes from: the record's own delete rule (``RecordModel.delete_refusal``: a governed version past
 draft is deleted only by an admin, a *forced* delete), the database's PROTECT/RESTRICT foreign keys (a record
 others use answers 409 naming them), and the cleanup apps hang on ``post_delete`` (an asset's stored file).

@@ -1,4 +1,4 @@
-"""The update language of api.md §3: full replacement, or ``$set``/``$unset`` with dotted paths."""
+"""The update language of docs/api.md §3: full replacement, or ``$set``/``$unset`` with dotted paths."""
 import copy
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""Identity-field validators of api.md §1, so that every URI parses one way only."""
+"""Identity-field validators of docs/api.md §1, so that every URI parses one way only."""
 from django.core.validators import RegexValidator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"

@@ -1,5 +1,5 @@
 """``GET /audit`` (the trail, filterable) and ``GET /audit/checkpoints`` (its signed checkpoints); read-only,
-viewer role (governance.md §3)."""
+viewer role (docs/governance.md §3)."""
 import django_filters
 from rest_framework import viewsets
 

@@ -34,7 +34,7 @@ class PolicyExecutorViewSet(RecordViewSet):
         responses={200: ExecutePolicyResponse, 400: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT,
                    409: OpenApiTypes.OBJECT, 500: OpenApiTypes.OBJECT, 502: OpenApiTypes.OBJECT,
                    504: OpenApiTypes.OBJECT},
-        description="Type 2: run a policy on this executor (api.md §4.3). Failures answer "
+        description="Type 2: run a policy on this executor (docs/api.md §4.3). Failures answer "
                     "`success: false` with `error_type` (and the policy's `exception_type`).",
         examples=[OpenApiExample("ip_allowlist", request_only=True, value={
             "policy_rule_uri": "ip_allowlist:1.0-beta", "input_data": {"ip": "10.0.0.1"},

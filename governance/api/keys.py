@@ -1,4 +1,4 @@
-"""``GET /keys``: the public keys that verify release signatures, with their status (governance.md §5)."""
+"""``GET /keys``: the public keys that verify release signatures, with their status (docs/governance.md §5)."""
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 

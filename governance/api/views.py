@@ -1,4 +1,4 @@
-"""The lifecycle routes of governance.md §2 as one viewset mixin.
+"""The lifecycle routes of docs/governance.md §2 as one viewset mixin.
 
 ``LifecycleViewSetMixin`` adds ``submit``, ``approve``, ``reject``, ``deprecate``, ``retire``,
 ``new-version``, ``history`` and ``diff`` to a governed resource's viewset, refuses changes to frozen fields
@@ -122,7 +122,7 @@ class LifecycleViewSetMixin:
         obj = self.with_governance(type(obj).objects.filter(pk=obj.pk)).get()  # with releases and approvals
         return ok(self.get_serializer(obj).data, status_code, **extra)
 
-    @extend_schema(request=COMMENT_BODY, description="draft → in_review (author). governance.md §2.")
+    @extend_schema(request=COMMENT_BODY, description="draft → in_review (author). docs/governance.md §2.")
     @action(detail=True, methods=["post"])
     def submit(self, request, **kwargs):
         obj = self.get_object()

@@ -27,7 +27,7 @@ class PolicyRuleViewSet(LifecycleViewSetMixin, RecordViewSet):
     ordering_fields = ["name", "version", "release_tag", "created_at", "updated_at", "status"]
 
     def prepare_save(self, instance) -> None:
-        # Fetch and check the package, pin its digest (api.md §4.1); a refused package answers 400 on `code`.
+        # Fetch and check the package, pin its digest (docs/api.md §4.1); a refused package answers 400 on `code`.
         register_package(instance)
 
 

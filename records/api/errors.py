@@ -1,4 +1,4 @@
-"""The error half of the API envelope (api.md §1): every failure is {"success": false, "message", ...}."""
+"""The error half of the API envelope (docs/api.md §1): every failure is {"success": false, "message", ...}."""
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -115,7 +115,7 @@ def _sentence(text: str) -> str:
 
 
 def _sdk_error(exc):
-    """Errors of the data plane carry their own status and error_type (api.md §1 table)."""
+    """Errors of the data plane carry their own status and error_type (docs/api.md §1 table)."""
     if isinstance(exc, PolicyGridError):
         return Response(error_envelope(exc), status=exc.status)
     return None

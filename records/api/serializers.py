@@ -25,7 +25,7 @@ class RecordSerializer(serializers.ModelSerializer):
 
     * Validation happens once, in the model (``clean()`` / field validators), so that the API, the admin
       and the pages agree; this class only translates ``ValidationError`` into DRF's form.
-    * Uniqueness is left to the database (api.md §1): DRF's read-then-write ``UniqueValidator`` would let
+    * Uniqueness is left to the database (docs/api.md §1): DRF's read-then-write ``UniqueValidator`` would let
       two concurrent creates both pass; the viewset turns the database's ``IntegrityError`` into 409.
     * Unknown fields are refused with 400 naming them; read-only fields sent by a client (a URI on
       create, as the earlier system's clients do) are ignored.

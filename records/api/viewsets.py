@@ -25,7 +25,7 @@ def ok(data, status_code: int = status.HTTP_200_OK, **extra) -> Response:
 
 
 class RecordViewSet(viewsets.ModelViewSet):
-    """CRUD + query for a ``RecordModel`` at the spec's paths, answering in the envelope of api.md §1."""
+    """CRUD + query for a ``RecordModel`` at the spec's paths, answering in the envelope of docs/api.md §1."""
 
     lookup_value_regex = r"[^/]+"
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
@@ -81,7 +81,7 @@ class RecordViewSet(viewsets.ModelViewSet):
             OpenApiParameter("skip", int, description="skip this many records first"),
             OpenApiParameter("sort", str, description="comma-separated fields, '-' for descending"),
         ],
-        description="MongoDB-style filter document (api.md §2), compiled into a database query.",
+        description="MongoDB-style filter document (docs/api.md §2), compiled into a database query.",
     )
     @action(detail=False, methods=["post"], url_path="query")
     def query(self, request):
@@ -159,7 +159,7 @@ class RecordViewSet(viewsets.ModelViewSet):
         return ok(self.get_serializer(instance).data)
 
     def _fill_defaults(self, doc: dict, writable: set[str]) -> None:
-        """Writable fields left out of a replacement (or $unset) go back to their defaults (api.md §3)."""
+        """Writable fields left out of a replacement (or $unset) go back to their defaults (docs/api.md §3)."""
         from django.db.models import NOT_PROVIDED
 
         for model_field in self.queryset.model._meta.concrete_fields:

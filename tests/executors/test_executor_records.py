@@ -1,4 +1,4 @@
-"""Executor registration (api.md §4.3): address forms, defaults, validation."""
+"""Executor registration (docs/api.md §4.3): address forms, defaults, validation."""
 import pytest
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""The executor service verifies signed releases before loading (governance.md §5), through the portal."""
+"""The executor service verifies signed releases before loading (docs/governance.md §5), through the portal."""
 import pytest
 from django.core.cache import caches
 from django.utils import timezone

@@ -1,4 +1,4 @@
-"""The audit trail (governance.md §3): append-only, hash-chained, verified by `manage.py verify_audit`,
+"""The audit trail (docs/governance.md §3): append-only, hash-chained, verified by `manage.py verify_audit`,
 which names the first altered, removed or inserted entry; no route or admin page edits or deletes it."""
 import json
 import uuid

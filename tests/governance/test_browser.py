@@ -1,4 +1,4 @@
-"""The review flow in a real browser (governance.md §4): an author submits, a reviewer logs in, opens the
+"""The review flow in a real browser (docs/governance.md §4): an author submits, a reviewer logs in, opens the
 queue, reads the diff and the source, approves; the policy shows as approved. Screenshots of the queue and
 the policy page are saved under test-artifacts/."""
 import functools

@@ -1,4 +1,4 @@
-"""Signed checkpoints of the audit chain (governance.md §3): a rewrite that recomputes every hash passes the
+"""Signed checkpoints of the audit chain (docs/governance.md §3): a rewrite that recomputes every hash passes the
 plain chain walk but not the checkpoints, in the database or in the exported file."""
 import base64
 import json

@@ -1,4 +1,4 @@
-"""The execution gate (governance.md §2): only approved and deprecated versions run; dry runs of drafts for
+"""The execution gate (docs/governance.md §2): only approved and deprecated versions run; dry runs of drafts for
 their authors and reviewers; retired never; a development setting relaxes it."""
 import pytest
 from policygrid.errors import NotExecutable

@@ -1,5 +1,5 @@
 """Versions that left draft are immutable in every behaviour-relevant field (409 naming it); descriptive
-fields stay editable (governance.md §2)."""
+fields stay editable (docs/governance.md §2)."""
 import pytest
 
 from audit.models import AuditEntry

@@ -1,4 +1,4 @@
-"""The lifecycle of governance.md §2 through the API: every transition for every role, with its audit entry."""
+"""The lifecycle of docs/governance.md §2 through the API: every transition for every role, with its audit entry."""
 import pytest
 
 from audit.models import AuditEntry

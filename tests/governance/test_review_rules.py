@@ -1,5 +1,5 @@
 """Review can't be bypassed: whoever created, changed or submitted a version doesn't approve it, and an author
-edits only their own versions (governance.md §2)."""
+edits only their own versions (docs/governance.md §2)."""
 import pytest
 
 from governance.models import BehaviourChange

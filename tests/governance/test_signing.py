@@ -1,4 +1,4 @@
-"""Signed releases (governance.md §5): approval signs; the SDK's loader verifies digest and signature; a
+"""Signed releases (docs/governance.md §5): approval signs; the SDK's loader verifies digest and signature; a
 tampered package, an edited record, a revoked key and an unknown key are refused; rotation keeps old
 signatures valid; private keys stay in the key store."""
 import hashlib

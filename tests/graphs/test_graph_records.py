@@ -1,4 +1,4 @@
-"""Graph registration (api.md §4.6): rejected at creation for dangling edges, cycles, empty or unknown nodes."""
+"""Graph registration (docs/api.md §4.6): rejected at creation for dangling edges, cycles, empty or unknown nodes."""
 import pytest
 
 from functions.models import Function

@@ -1,4 +1,4 @@
-"""Assets (api.md §4.2): multipart upload into the configured storage, download, delete; S3 via moto."""
+"""Assets (docs/api.md §4.2): multipart upload into the configured storage, download, delete; S3 via moto."""
 import hashlib
 import json
 

@@ -1,4 +1,4 @@
-"""Registration checks of api.md §4.1: the package is fetched once, checked by reading it, and pinned."""
+"""Registration checks of docs/api.md §4.1: the package is fetched once, checked by reading it, and pinned."""
 import io
 import zipfile
 

@@ -1,4 +1,4 @@
-"""The query language of api.md §2: its semantics, its rejections (400 naming the part), its limits, its index."""
+"""The query language of docs/api.md §2: its semantics, its rejections (400 naming the part), its limits, its index."""
 import pytest
 from django.core.management import call_command
 from django.db import connection

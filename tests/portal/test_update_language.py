@@ -1,4 +1,4 @@
-"""The update language of api.md §3 through PUT/PATCH: dotted $set/$unset, replacement, validation first."""
+"""The update language of docs/api.md §3 through PUT/PATCH: dotted $set/$unset, replacement, validation first."""
 import pytest
 
 from policies.models import PolicyRule

@@ -1,4 +1,4 @@
-"""Safe unpacking and package checks: the attack suite of runtime.md §1, each refused with a clear error."""
+"""Safe unpacking and package checks: the attack suite of docs/runtime.md §1, each refused with a clear error."""
 
 from __future__ import annotations
 

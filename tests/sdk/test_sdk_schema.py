@@ -1,4 +1,4 @@
-"""The schema format of runtime.md §3: every descriptor key accepted and refused, and malformed schemas."""
+"""The schema format of docs/runtime.md §3: every descriptor key accepted and refused, and malformed schemas."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Signs the audit chain's head now: a checkpoint in the database and in the export file (governance.md §3)."""
+"""Signs the audit chain's head now: a checkpoint in the database and in the export file (docs/governance.md §3)."""
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.checkpoints import checkpoint_file

@@ -1,5 +1,5 @@
 """Verifies the audit hash chain and its signed checkpoints; names the first altered, removed, inserted or
-rewritten entry (governance.md §3)."""
+rewritten entry (docs/governance.md §3)."""
 import json
 import time
 from pathlib import Path

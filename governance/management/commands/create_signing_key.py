@@ -1,4 +1,4 @@
-"""Creates a release-signing key in the key store; it signs new approvals from now on (governance.md §5)."""
+"""Creates a release-signing key in the key store; it signs new approvals from now on (docs/governance.md §5)."""
 from django.core.management.base import BaseCommand
 
 from governance.signing import create_signing_key, key_dir

@@ -6,7 +6,7 @@ from records.search import reindex, searchable_models
 
 
 class Command(BaseCommand):
-    help = ("Rebuild the search index of the query language (api.md §2) for the given record models, or all. "
+    help = ("Rebuild the search index of the query language (docs/api.md §2) for the given record models, or all. "
             "Needed after writing records without save() (bulk_create, QuerySet.update, raw SQL).")
 
     def add_arguments(self, parser):

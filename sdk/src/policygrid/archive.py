@@ -23,7 +23,7 @@ _CHUNK = 64 * 1024
 
 @dataclass(frozen=True)
 class ArchiveLimits:
-    """Caps of runtime.md §1. The ratio is unpacked bytes over archive bytes; small archives get
+    """Caps of docs/runtime.md §1. The ratio is unpacked bytes over archive bytes; small archives get
     `ratio_grace_bytes` of slack because a few KB of source legitimately compress better than 100:1."""
 
     max_members: int = 10_000
@@ -252,7 +252,7 @@ def _make_parent_dirs(root: Path, target: Path, raw_name: str) -> None:
 
 
 def check_layout(package_dir: Path) -> Path:
-    """Check the package layout of runtime.md §1 and return the path of `code/function.py`."""
+    """Check the package layout of docs/runtime.md §1 and return the path of `code/function.py`."""
     package_dir = Path(package_dir)
     function_py = package_dir / "code" / "function.py"
     if not function_py.is_file() or not _inside(package_dir.resolve(), os.path.realpath(function_py)):

@@ -1,4 +1,4 @@
-"""HTTP client of the portal's API (api.md): reads policies, runs Type 2 executions, uploads assets."""
+"""HTTP client of the portal's API (docs/api.md): reads policies, runs Type 2 executions, uploads assets."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def portal_url_from_env() -> str | None:
 
 
 class PortalClient:
-    """A thin client: every answer is the envelope of api.md §1, and every failure raises its error class."""
+    """A thin client: every answer is the envelope of docs/api.md §1, and every failure raises its error class."""
 
     def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 10,
                  public_url: str | None = None) -> None:
@@ -129,7 +129,7 @@ class PortalClient:
         tags: list[str] | None = None,
         filename: str | None = None,
     ) -> dict[str, Any]:
-        """`POST /upload_asset` (api.md §4.2); returns the whole answer (`public_url`, `digest`, `asset_uri`…)."""
+        """`POST /upload_asset` (docs/api.md §4.2); returns the whole answer (`public_url`, `digest`, `asset_uri`…)."""
         asset_metadata: dict[str, Any] = {"asset_name": name, "asset_version": {"version": version, "tag": tag}}
         if metadata:
             asset_metadata["asset_metadata"] = metadata

@@ -1,4 +1,4 @@
-"""The `context` store passed to `eval` (runtime.md §2): in memory for local runs, Redis for remote ones."""
+"""The `context` store passed to `eval` (docs/runtime.md §2): in memory for local runs, Redis for remote ones."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The error classes of the data plane, one per `error_type` of api.md §1."""
+"""The error classes of the data plane, one per `error_type` of docs/api.md §1."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ class PackageError(PolicyGridError):
 
 
 class PackageTooLarge(PackageError):
-    """The download or the unpacked archive is over its configured cap (api.md §1: 413)."""
+    """The download or the unpacked archive is over its configured cap (docs/api.md §1: 413)."""
 
     status = 413
 

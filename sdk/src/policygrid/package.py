@@ -137,7 +137,7 @@ def load_record_package(
     With signature verification on (`verify`, else `POLICYGRID_VERIFY_SIGNATURES`), the record's release
     signature is checked against the published keys (`keys`, else the portal's `GET /keys` through
     `client`) before anything is fetched; the package's bytes are then checked against the signed
-    `code_digest` before a single member is unpacked (governance.md §5, runtime.md §1). Drafts and versions
+    `code_digest` before a single member is unpacked (docs/governance.md §5, docs/runtime.md §1). Drafts and versions
     in review have no release to verify (they run only as dry runs, which the portal's gate allows to their
     authors and reviewers): their bytes are still checked against the pinned digest.
     """

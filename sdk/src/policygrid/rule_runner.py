@@ -12,7 +12,7 @@ from .schema import check_management_commands, compile_check, find_management_co
 
 
 def merge_overrides(stored: dict[str, Any] | None, caller: dict[str, Any] | None) -> dict[str, Any]:
-    """runtime.md §2: a deep copy of the stored values, updated key by key with the caller's. The caller wins.
+    """docs/runtime.md §2: a deep copy of the stored values, updated key by key with the caller's. The caller wins.
 
     The same rule for settings and for parameters, in every execution type. Copies on both sides, so a policy
     mutating its settings can change neither the record nor the caller's dict.
@@ -40,7 +40,7 @@ _SCALARS = (str, int, bool, type(None))
 
 
 def to_json_value(value: Any, path: str = "output") -> Any:
-    """runtime.md §4: the value as JSON data — tuples become lists, anything else non-JSON is output_invalid.
+    """docs/runtime.md §4: the value as JSON data — tuples become lists, anything else non-JSON is output_invalid.
 
     Returns the very same object when nothing needs converting (the common case), so a well-behaved policy
     pays one walk and no copy.

@@ -1,4 +1,4 @@
-"""The protections of a sandboxed policy process (runtime.md §4) — executor workers and Type 1 isolation — and what this machine lets us apply.
+"""The protections of a sandboxed policy process (docs/runtime.md §4) — executor workers and Type 1 isolation — and what this machine lets us apply.
 
 Applied inside each worker, before any policy code is imported:
 

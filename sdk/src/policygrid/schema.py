@@ -1,4 +1,4 @@
-"""The schema ("template") format of runtime.md §3: checking, translation to JSON Schema, cached validators."""
+"""The schema ("template") format of docs/runtime.md §3: checking, translation to JSON Schema, cached validators."""
 
 from __future__ import annotations
 
@@ -338,7 +338,7 @@ SCHEMA_FIELDS = ("policy_input_schema", "policy_output_schema", "policy_settings
 
 
 def check_policy_record(record: dict[str, Any]) -> None:
-    """The registration checks of a record's schemas and stored values (api.md §4.1), all faults at once."""
+    """The registration checks of a record's schemas and stored values (docs/api.md §4.1), all faults at once."""
     errors: dict[str, list[str]] = {}
     for name in SCHEMA_FIELDS:
         try:

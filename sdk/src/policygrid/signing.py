@@ -1,4 +1,4 @@
-"""Signed releases (governance.md §5): the canonical release statement and its Ed25519 verification.
+"""Signed releases (docs/governance.md §5): the canonical release statement and its Ed25519 verification.
 
 The portal signs, when a version becomes approved, the canonical JSON of its behaviour-relevant fields, its
 URI and its `code_digest`. Every loader (the SDK, the executor service, the job runner, the function server)

@@ -91,7 +91,7 @@ _REASONS = {
     "release": 'must be null or {"key_id": "…", "signature": "…"}',
     "grant": 'must be null or {"statement": {…}, "key_id": "…", "signature": "…"}',
 }
-# Failures of the policy itself, passed on as the executor reported them (api.md §1 table).
+# Failures of the policy itself, passed on as the executor reported them (docs/api.md §1 table).
 POLICY_FAILURES = {"input_invalid": 400, "policy_error": 500, "output_invalid": 500, "resource_limit": 500,
                    "integrity": 500, "timeout": 504}
 

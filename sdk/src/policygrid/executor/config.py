@@ -51,7 +51,7 @@ class ExecutorConfig:
     # The largest package archive PUT /packages/<digest> accepts (the SDK's download cap).
     max_package_bytes: int = 50 * 1024 * 1024
     record_ttl_seconds: float = 30
-    # Signed releases are verified before loading (governance.md §5): on unless the deployment turns it off.
+    # Signed releases are verified before loading (docs/governance.md §5): on unless the deployment turns it off.
     verify_signatures: bool = True
     # The portal's GET /keys document, for a service that must verify without reading keys from a portal.
     signing_keys_file: Path | None = None

@@ -1,9 +1,9 @@
-"""The executor service's HTTP API (runtime.md §5): ``GET /health``, ``POST /execute_policy``, ``PUT /packages/<digest>``.
+"""The executor service's HTTP API (docs/runtime.md §5): ``GET /health``, ``POST /execute_policy``, ``PUT /packages/<digest>``.
 
 A bare ASGI application (no framework: the request path is a few dictionary look-ups), served by uvicorn.
 Every request must carry the shared secret (``Authorization: Bearer <POLICYGRID_EXECUTOR_TOKEN>``), compared
 in constant time; ``GET /health`` without it answers only the public counters. Answers use the envelope and
-error types of api.md §1 (``policygrid.wire``); the body of ``POST /execute_policy`` is
+error types of docs/api.md §1 (``policygrid.wire``); the body of ``POST /execute_policy`` is
 ``policygrid.wire.EXECUTE_REQUEST_SCHEMA``.
 
 The portal's protocol never makes the service call back into the portal while the portal waits:

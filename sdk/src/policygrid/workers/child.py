@@ -1,4 +1,4 @@
-"""One call's policy code in a process of its own, forked from the warm worker (runtime.md §4).
+"""One call's policy code in a process of its own, forked from the warm worker (docs/runtime.md §4).
 
 The warm worker (package imported, class loaded, checks compiled) ``fork()``s a child per call. The child gets
 three pipes of its own: ``result`` (exactly one frame: ``{"ok": value}`` or ``{"error": {...}}``), and its

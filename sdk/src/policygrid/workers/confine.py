@@ -1,7 +1,7 @@
 """What confines policy code inside a worker: Landlock (read/write allow-list, TCP ports) and a seccomp filter.
 
 Applied by the warm worker once, when it is bound to its package (before the package is imported, so the
-package's module-level code is confined too); every per-call child inherits both (runtime.md §4):
+package's module-level code is confined too); every per-call child inherits both (docs/runtime.md §4):
 
 * Landlock filesystem: read (and execute) only the Python runtime, the SDK, the package and its requirements
   folder, and a few system files (certificates, resolver, time zones, shared libraries); read and write only the

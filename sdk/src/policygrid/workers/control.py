@@ -28,7 +28,7 @@ FRAME_SLACK = 65536
 
 @dataclass
 class PoolLimits:
-    """Limits of runtime.md §4 for every worker of a pool; ``timeout_seconds`` is wall clock per call."""
+    """Limits of docs/runtime.md §4 for every worker of a pool; ``timeout_seconds`` is wall clock per call."""
 
     workers: int = 4
     timeout_seconds: float = 30
