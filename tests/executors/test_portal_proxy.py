@@ -74,8 +74,9 @@ def test_executor_refusing_the_credential_is_502(setup, api, scripted):
     assert call(api, body_for()).status_code == 200
 
 
-def test_each_executor_gets_its_own_credential_shown_once(setup, api, clients, scripted):
+def test_each_executor_gets_its_own_credential_shown_once(setup, api, clients, anon, scripted):
     from audit.models import AuditEntry
+    from executors.models import PolicyExecutor
 
     other = api.post("/executor", {"executor_id": "other", "executor_host_uri": scripted.url}, format="json")
     token = other.json()["data"]["executor_token"]
@@ -84,6 +85,10 @@ def test_each_executor_gets_its_own_credential_shown_once(setup, api, clients, s
                   api.get("/audit")):
         assert token not in shown.content.decode() and "credential" not in shown.content.decode()
     assert clients["viewer"].post("/executor/other/rotate-credential").status_code == 403
+    assert anon.post("/executor/other/rotate-credential").status_code == 401
+    missing = api.post("/executor/nope/rotate-credential")
+    assert missing.status_code == 404 and "nope" in missing.json()["message"]
+    assert PolicyExecutor.objects.get(executor_id="other").credential == token  # refusals changed nothing
     rotated = api.post("/executor/other/rotate-credential").json()["data"]["executor_token"]
     entry = AuditEntry.objects.get(action="executor.credential_issue", target_key="other")
     assert rotated not in str(entry.data) and rotated != token

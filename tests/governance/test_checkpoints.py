@@ -160,7 +160,7 @@ def test_a_revoked_key_needs_a_fresh_checkpoint(logged, users, settings):
     call_command("verify_audit")
 
 
-def test_the_api_publishes_checkpoints_to_viewers(logged, clients):
+def test_the_api_publishes_checkpoints_to_viewers(logged, clients, anon):
     response = clients["viewer"].get("/audit/checkpoints")
     assert response.status_code == 200, response.content
     body = response.json()
@@ -170,4 +170,6 @@ def test_the_api_publishes_checkpoints_to_viewers(logged, clients):
     assert body["data"][0] == checkpoints.as_record(newest_first[0])
     assert body["pagination"]["count"] == len(newest_first)
     assert clients["norole"].get("/audit/checkpoints").status_code == 403
+    assert anon.get("/audit/checkpoints").status_code == 401
+    assert clients["viewer"].get("/audit/checkpoints?page=999").status_code == 404
     assert clients["admin"].post("/audit/checkpoints", {}, format="json").status_code == 405
