@@ -33,7 +33,7 @@ from ..context import MemoryContext, RedisContext
 from ..errors import PolicyGridError, Unavailable
 from ..loader import load_rule_class
 from ..rule_runner import CompiledRecord, PolicyRunner
-from . import child, confine
+from . import child, confine, identity
 
 _HEADER = struct.Struct(">I")
 
@@ -54,16 +54,8 @@ def write_frame(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _truncate(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… (truncated: {len(text)} characters in all)"
-
-
-def _error(error_type: str, message: str, limit: int, **extra: Any) -> bytes:
-    body = {"error_type": error_type, "message": _truncate(message, limit)}
-    body.update({k: v for k, v in extra.items() if v})
-    return json.dumps(body, default=str).encode()
+def _error(error_type: str, message: str, limit: int, exception_type=None, errors=None) -> bytes:
+    return json.dumps(child.error_dict(error_type, message, limit, exception_type, errors), default=str).encode()
 
 
 def _not_empty(path: str) -> bool:
@@ -166,13 +158,17 @@ class _Calls:
         if message.get("req"):
             read.append(Path(message["req"]))
         notes = self.protections
+        uid = self.init.get("uid")
+        notes.update(identity.when_bound(None if uid is None else int(uid), int(self.init["max_processes"]), read,
+                                         [self.call_dir.parent, self.call_dir]))
         if self.init.get("landlock", True):
             ok, notes["filesystem"] = confine.apply_landlock(read, [self.call_dir], ports)
             notes["network"] = notes["filesystem"] if ok else "NOT applied: needs Landlock ABI >= 4"
         else:
             notes["filesystem"] = notes["network"] = "NOT applied: Landlock disabled by configuration"
         _, notes["seccomp"] = confine.apply_seccomp(ports is not None)
-        missing = [name for name in ("filesystem", "network", "seccomp") if notes[name].startswith("NOT")]
+        missing = [name for name in ("filesystem", "network", "seccomp", "unprivileged_user")
+                   if notes[name].startswith("NOT")]
         if missing and not self.init.get("allow_weaker"):
             self.refusal = (f"refusing to run policy code: protection(s) {', '.join(missing)} could not be "
                               "applied (set POLICYGRID_ALLOW_WEAKER_SANDBOX=true to run anyway)")
@@ -338,7 +334,7 @@ def main() -> None:
                               if confine.seccomp_available() else "NOT applied: seccomp unavailable on this machine")
     protections["call_isolation"] = ("each call in a process forked from the warm worker; output checked by the "
                                      "worker" if hasattr(os, "pidfd_open") else "NOT applied: no pidfd_open")
-    protections["capabilities"] = sandbox.drop_capabilities()
+    protections.update(identity.at_start(init.get("uid")))
     protections["dumpable"] = "off (no ptrace/attach by other processes)" if sandbox.set_non_dumpable() else "NOT changed"
     write_frame(protocol_fd, json.dumps({"ok": True, "protections": protections, "pid": me}).encode())
 
