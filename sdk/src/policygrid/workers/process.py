@@ -168,24 +168,27 @@ class _Calls:
             notes["filesystem"] = notes["network"] = "NOT applied: Landlock disabled by configuration"
         _, notes["seccomp"] = confine.apply_seccomp(ports is not None)
         missing = [name for name in ("filesystem", "network", "seccomp", "unprivileged_user")
-                   if notes[name].startswith("NOT")]
+                   if notes.get(name, "").startswith("NOT")]
         if missing and not self.init.get("allow_weaker"):
             self.refusal = (f"refusing to run policy code: protection(s) {', '.join(missing)} could not be "
                               "applied (set POLICYGRID_ALLOW_WEAKER_SANDBOX=true to run anyway)")
             raise Unavailable(self.refusal)
 
+    def compiled_for(self, message: dict[str, Any], record: dict[str, Any]) -> CompiledRecord | None:
+        """Schema checks compiled, and the stored settings/parameters checked, once per record."""
+        if not message.get("validate", True):
+            return None
+        compiled = self.compiled.get(message["rk"])
+        if compiled is None:
+            compiled = self.compiled[message["rk"]] = CompiledRecord(record)
+        return compiled
+
     def make_run(self, message: dict[str, Any], record: dict[str, Any]):
         """The function the child runs for a call: a PolicyRunner on a fresh instance, no output check."""
-        rk = message["rk"]
         requirements = message.get("req")
         rule_class = load_rule_class(Path(message["pkg"]), Path(requirements) if requirements else None)
         validate = message.get("validate", True)
-        compiled = None
-        if validate:
-            compiled = self.compiled.get(rk)
-            if compiled is None:
-                # Schema checks compiled, and the stored settings/parameters checked, once per record.
-                compiled = self.compiled[rk] = CompiledRecord(record)
+        compiled = self.compiled_for(message, record)
         holder: dict[str, PolicyRunner] = {}
         redis_url, uri = self.redis_url, message["uri"]
 
@@ -218,11 +221,11 @@ class _Calls:
         rk = message["rk"]
         keep = bool(message.get("keep"))
         cpu = float(message.get("cpu_seconds") or self.cpu_seconds)
-        run, compiled = self.make_run(message, record)
+        compiled = self.compiled_for(message, record)
         if keep:
             kept = self.kept.get(rk)
             if kept is None:
-                kept = self.kept[rk] = child.Child(run, None, keep=True, cpu_seconds=cpu, limit=self.limit,
+                kept = self.kept[rk] = child.Child(self.make_run(message, record)[0], None, keep=True, cpu_seconds=cpu, limit=self.limit,
                                                       scope=self.scoped)
             try:
                 kept.send(message)
@@ -240,7 +243,7 @@ class _Calls:
                 except OSError:
                     pass  # it died: collect() says how
             else:
-                worker_child = child.Child(run, message, keep=False, cpu_seconds=cpu, limit=self.limit,
+                worker_child = child.Child(self.make_run(message, record)[0], message, keep=False, cpu_seconds=cpu, limit=self.limit,
                                            scope=self.scoped)
         try:
             body, captured, violation = worker_child.collect(self.max_result + FRAME_SLACK, one_shot=not keep)
