@@ -1,20 +1,17 @@
 """The README's first command, ``manage.py run_embedded``, started for real: every process, demo data, and
 concurrent first calls of a package through the portal (which the executor answers by calling back into it)."""
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
 from tests.executors.conftest import free_port
+from tests.portal.embedded import EmbeddedRun, clean_env
 
-ROOT = Path(__file__).resolve().parents[2]
 WEB_THREADS = 2
 
 
@@ -22,36 +19,16 @@ WEB_THREADS = 2
 def embedded(tmp_path_factory):
     state = tmp_path_factory.mktemp("embedded-state")
     port, executor_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYGRID_", "DATABASE_URL", "CELERY_"))}
     # One web worker with two threads: the deadlock this guards against needs only as many concurrent first
     # calls as web threads.
-    env.update(POLICYGRID_STATE_DIR=str(state), POLICYGRID_PORT=str(port), POLICYGRID_EXECUTOR_PORT=str(executor_port),
-               POLICYGRID_WEB_WORKERS="1", POLICYGRID_WEB_THREADS=str(WEB_THREADS), POLICYGRID_EXECUTOR_WORKERS="2")
-    process = subprocess.Popen([sys.executable, "manage.py", "run_embedded"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    printed, token = [], None
-    deadline = time.monotonic() + 120
+    env = clean_env(POLICYGRID_STATE_DIR=str(state), POLICYGRID_PORT=str(port),
+                    POLICYGRID_EXECUTOR_PORT=str(executor_port), POLICYGRID_WEB_WORKERS="1",
+                    POLICYGRID_WEB_THREADS=str(WEB_THREADS), POLICYGRID_EXECUTOR_WORKERS="2")
+    run = EmbeddedRun(env, port)
     try:
-        while token is None and time.monotonic() < deadline and process.poll() is None:
-            line = process.stdout.readline().decode()
-            printed.append(line)
-            if "admin API token:" in line:
-                token = line.split(":", 1)[1].strip()
-        assert token, "run_embedded printed no API token:\n" + "".join(printed)
-        base = f"http://127.0.0.1:{port}"
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.3)
-        yield {"base": base, "token": token, "printed": "".join(printed), "state": state}
+        yield {"base": run.base, "token": run.token, "printed": run.printed, "state": state}
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        run.stop()
 
 
 def test_it_prints_where_everything_is_and_how_to_log_in(embedded):
