@@ -274,6 +274,9 @@ API_MAX_UPLOAD_BYTES = env_int("POLICYGRID_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 QUERY_MAX_DEPTH = env_int("POLICYGRID_QUERY_MAX_DEPTH", 8)
 QUERY_MAX_NODES = env_int("POLICYGRID_QUERY_MAX_NODES", 200)
 API_MAX_PAGE_SIZE = env_int("POLICYGRID_MAX_PAGE_SIZE", 500)
+# A /query without page, page_size or limit answers every match up to this many, else 400 saying to page
+# (never a silent first page: the earlier system's clients read no `pagination`).
+QUERY_MAX_RESULTS = env_int("POLICYGRID_QUERY_MAX_RESULTS", 10000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, 2 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
