@@ -135,7 +135,7 @@ def test_a_hostile_draft_run_dry_can_read_no_secret_and_reach_no_port(embedded, 
     (package / "code" / "function.py").write_text(HOSTILE_DRAFT)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "POLICYGRID_URL": embedded["base"],
            "POLICYGRID_TOKEN": embedded["token"], "POLICYGRID_CACHE_DIR": str(tmp_path / "cache"),
-           "POLICYGRID_FETCH_ALLOW_PRIVATE": "true"}
+           "POLICYGRID_ALLOW_PRIVATE_NETWORKS": "true"}
     pushed = subprocess.run([sys.executable, "-m", "policygrid.cli", "policy", "push", str(package), "--name",
                              "hostile-draft", "--version", "1.0", "--tag", "draft"], env=env, capture_output=True,
                             text=True, timeout=120)
