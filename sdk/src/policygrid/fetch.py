@@ -11,6 +11,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from .environment import env_flag
 from .errors import PackageError, PackageTooLarge, Unavailable
+from .extras import require
 
 MiB = 1024 * 1024
 _CHUNK = 64 * 1024
@@ -179,7 +180,7 @@ def _read_capped(chunks, url: str, options: FetchOptions) -> bytes:
 
 
 def _s3_client(options: FetchOptions):
-    import boto3
+    boto3 = require("boto3", "s3", "an s3:// package location")
     from botocore.config import Config
 
     return boto3.client(
@@ -197,6 +198,7 @@ def _s3_client(options: FetchOptions):
 
 
 def _fetch_s3(url: str, options: FetchOptions) -> bytes:
+    require("boto3", "s3", "an s3:// package location")
     from botocore.exceptions import BotoCoreError, ClientError
 
     parts = urlsplit(url)
