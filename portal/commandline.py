@@ -6,11 +6,12 @@ made an empty SQLite file (and an empty ``./state``) and died with a 55-line ``n
 import sys
 from pathlib import Path
 
-# Commands that make the database, or never touch it.
-NEEDS_NO_DATABASE = frozenset({
-    "migrate", "run_embedded", "makemigrations", "check", "collectstatic", "findstatic", "diffsettings", "help",
-    "version", "startapp", "sqlmigrate", "showmigrations", "test",
-})
+# Commands that make the database (its SQLite file's folder is made for them), or never touch it.
+MAKES_DATABASE = frozenset({"migrate", "run_embedded"})
+NEEDS_NO_DATABASE = MAKES_DATABASE | {
+    "makemigrations", "check", "collectstatic", "findstatic", "diffsettings", "help", "version", "startapp",
+    "sqlmigrate", "showmigrations", "test",
+}
 
 
 def database_problem(command: str) -> str | None:
@@ -38,6 +39,9 @@ def main(argv: list[str]) -> int:
     from django.core.management import execute_from_command_line
 
     django.setup()
+    database = settings.DATABASES["default"]
+    if len(argv) > 1 and argv[1] in MAKES_DATABASE and database["ENGINE"].endswith("sqlite3"):
+        Path(database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     problem = database_problem(argv[1]) if len(argv) > 1 else None
     if problem:
         sys.stderr.write(

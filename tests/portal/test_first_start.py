@@ -57,9 +57,11 @@ def test_a_command_aimed_at_an_empty_database_answers_one_line(tmp_path):
     assert "has no PolicyGrid tables" in done.stderr
 
 
-def test_migrate_still_makes_the_database(tmp_path):
-    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
-    assert (tmp_path / "policygrid.sqlite3").exists()
+def test_migrate_still_makes_the_database_and_its_folder(tmp_path):
+    state = tmp_path / "fresh"
+    done = manage(state, "migrate", "--verbosity", "0")
+    assert done.returncode == 0, done.stderr
+    assert (state / "policygrid.sqlite3").exists()
 
 
 def test_the_portal_names_its_assets_with_the_port_it_serves_on():
