@@ -21,9 +21,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 class EmbeddedRun:
     """One ``run_embedded`` process group; ``printed`` is what it printed up to its banner's end."""
 
-    def __init__(self, env: dict[str, str], port: int) -> None:
+    def __init__(self, env: dict[str, str], port: int, prefix: tuple[str, ...] = ()) -> None:
+        """``prefix``: a command that runs the rest (e.g. as another user)."""
         self.env, self.base = env, f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen([sys.executable, "manage.py", "run_embedded"], cwd=ROOT, env=env,
+        self.process = subprocess.Popen([*prefix, sys.executable, "manage.py", "run_embedded"], cwd=ROOT, env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         printed, self.token = [], None
         deadline = time.monotonic() + 120
