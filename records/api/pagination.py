@@ -1,8 +1,13 @@
-"""Page-number pagination that answers in the envelope: {"success", "data", "pagination"}."""
+"""Page-number pagination that answers in the envelope: {"success", "data", "pagination"}, and the streamed
+envelope of an answer too long for one page."""
+from itertools import islice
+
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 
@@ -40,6 +45,9 @@ class EnvelopePagination(PageNumberPagination):
             paginator.count = self.count_hint()  # Paginator.count is a cached property: this is its value
         return paginator
 
+    def page_requested(self, request) -> bool:
+        return self.page_query_param in request.query_params or self.page_size_query_param in request.query_params
+
     @property
     def max_page_size(self):
         return settings.API_MAX_PAGE_SIZE
@@ -74,3 +82,18 @@ class EnvelopePagination(PageNumberPagination):
                 },
             },
         }
+
+
+def stream_envelope(queryset, serialize, extra: dict, batch: int) -> StreamingHttpResponse:
+    """``{"success": true, "data": [...], **extra}`` written ``batch`` records at a time, as DRF renders them."""
+    renderer = JSONRenderer()
+
+    def chunks():
+        yield b'{"success":true,"data":['
+        rows, separator = queryset.iterator(chunk_size=batch), b""
+        while page := list(islice(rows, batch)):
+            yield separator + renderer.render(serialize(page))[1:-1]
+            separator = b","
+        yield b"]," + renderer.render(extra)[1:]
+
+    return StreamingHttpResponse(chunks(), content_type="application/json")
