@@ -270,7 +270,14 @@ SPECTACULAR_SETTINGS = {
 API_MAX_BODY_BYTES = env_int("POLICYGRID_MAX_BODY_BYTES", 1024 * 1024)
 API_MAX_UPLOAD_BYTES = env_int("POLICYGRID_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 QUERY_MAX_DEPTH = env_int("POLICYGRID_QUERY_MAX_DEPTH", 8)
+# Containers nested in a JSON body (records.api.parsers): far beyond any schema, far below the stack's depth.
+API_MAX_JSON_DEPTH = env_int("POLICYGRID_MAX_JSON_DEPTH", 64)
+# The largest ?skip= / ?limit= of a query: their sum must stay within SQL's 64-bit integers.
+QUERY_MAX_SKIP_LIMIT = 10**18
 QUERY_MAX_NODES = env_int("POLICYGRID_QUERY_MAX_NODES", 200)
+# Seconds of database time a query (POST /<resource>/query, a filtered list) may take before it answers 504
+# (records.budget); well under the web server's worker timeout, so that a worker is never killed mid-query.
+QUERY_TIME_BUDGET = env_float("POLICYGRID_QUERY_TIME_BUDGET", 10)
 API_MAX_PAGE_SIZE = env_int("POLICYGRID_MAX_PAGE_SIZE", 500)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, 2 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

@@ -2,8 +2,11 @@
 
 A resource's viewset declares its queryset, serializer and filterset; everything else is here.
 """
+from __future__ import annotations
+
 import logging
 
+from django.conf import settings
 from django.db import IntegrityError
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
@@ -13,6 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from records.api.errors import ApiError, Conflict
+from records.budget import query_budget
 from records.query import QueryError, filter_and_count
 from records.services import delete_record, save_record
 from records.update import resolve_update
@@ -72,7 +76,11 @@ class RecordViewSet(viewsets.ModelViewSet):
     def retrieve(self, request, *args, **kwargs):
         return ok(self.get_serializer(self.get_object()).data)
 
-    # list() is DRF's: the pagination class answers in the envelope.
+    def list(self, request, *args, **kwargs):
+        # DRF's, within the query time budget (its filters are queries too); the pagination class answers in
+        # the envelope.
+        with query_budget(settings.QUERY_TIME_BUDGET, self.get_queryset().db):
+            return super().list(request, *args, **kwargs)
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,
@@ -86,6 +94,10 @@ class RecordViewSet(viewsets.ModelViewSet):
     @action(detail=False, methods=["post"], url_path="query")
     def query(self, request):
         document = request.data if request.body else {}
+        with query_budget(settings.QUERY_TIME_BUDGET, self.get_queryset().db):
+            return self._query(request, document)
+
+    def _query(self, request, document):
         try:
             queryset, count = filter_and_count(self.get_queryset(), document)
         except QueryError as exc:
@@ -123,9 +135,14 @@ class RecordViewSet(viewsets.ModelViewSet):
         raw = request.query_params.get(name)
         if raw is None or raw == "":
             return default
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):  # str.isdigit() takes '²', which int() refuses
             raise ApiError(f"'{name}' must be a non-negative integer", 400, errors={name: ["not a non-negative integer"]})
-        return int(raw)
+        value = int(raw)
+        if value > settings.QUERY_MAX_SKIP_LIMIT:
+            # SQL's LIMIT and OFFSET are 64-bit: 2**63 overflowed the driver (a 500).
+            reason = f"at most {settings.QUERY_MAX_SKIP_LIMIT}"
+            raise ApiError(f"'{name}' must be {reason}", 400, errors={name: [reason]})
+        return value
 
     # --- write ----------------------------------------------------------------------------------------
     def create(self, request, *args, **kwargs):
