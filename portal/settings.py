@@ -260,6 +260,7 @@ SPECTACULAR_SETTINGS = {
     # 3.1: its schemas are JSON Schema (2020-12), the dialect the execute body is validated with.
     "OAS_VERSION": "3.1.0",
     "PREPROCESSING_HOOKS": ["records.api.schema.spec_paths"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "records.api.schema.envelope_responses"],
     # Swagger UI served from the sidecar package: the docs page works without internet access.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

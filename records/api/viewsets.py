@@ -36,7 +36,8 @@ class RecordViewSet(viewsets.ModelViewSet):
     # `query` reads, whatever its HTTP method: it needs the view permission (and passes anonymous read).
     read_actions = ("query",)
     action_permissions: dict[str, str] = {}
-    # Which record types may not be created through `POST /<resource>` (they have their own routes).
+    # Which record types may not be created through `POST /<resource>` (they have their own routes): the
+    # router (records.api.routers) leaves the route out.
     allow_create = True
     sortable_fields: tuple[str, ...] = ()
     # The columns an action reads, where it needs only a few of a wide row (the rest stay deferred).
@@ -132,7 +133,10 @@ class RecordViewSet(viewsets.ModelViewSet):
 
     @staticmethod
     def _non_negative(request, name, default):
-        raw = request.query_params.get(name)
+        values = request.query_params.getlist(name)
+        if len(values) > 1:
+            raise ApiError(f"'{name}' is given {len(values)} times", 400, errors={name: ["given more than once"]})
+        raw = values[0] if values else None
         if raw is None or raw == "":
             return default
         if not (raw.isascii() and raw.isdigit()):  # str.isdigit() takes '²', which int() refuses
@@ -146,8 +150,6 @@ class RecordViewSet(viewsets.ModelViewSet):
 
     # --- write ----------------------------------------------------------------------------------------
     def create(self, request, *args, **kwargs):
-        if not self.allow_create:
-            raise ApiError("records of this kind are created through their own route, not here", 405)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         instance = self.save_or_conflict(serializer, action="create", created_by=request.user)
