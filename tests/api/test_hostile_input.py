@@ -129,3 +129,31 @@ def test_huge_integers_compare_and_store_and_infinite_numbers_are_a_400(api):
         response = api.post(route, body, content_type="application/json")
         assert response.status_code == 400, (body, response.content)
         assert "JSON" in response.json()["message"]
+
+
+# --- what the OpenAPI document calls invalid is refused (schemathesis's negative checks) -----------------------
+
+@pytest.mark.parametrize(("route", "body", "field"), [
+    ("/executor", {"executor_id": 5}, "executor_id"),
+    ("/executor", {"executor_id": "typed", "executor_host_uri": ["http://127.0.0.1:9"]}, "executor_host_uri"),
+    ("/tokens", {"name": 0}, "name"),
+])
+def test_a_value_of_another_json_type_is_refused_not_coerced(route, body, field, api):
+    response = api.post(route, body, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()["errors"]
+
+
+@pytest.mark.parametrize("query", ["page=", "page=0", "page=1&page=1", "page_size=0", "page_size=", "page_size=x",
+                                   "page_size=5&page_size=6"])
+def test_page_and_page_size_are_positive_integers_given_once(query, api):
+    response = api.get(f"/executor?{query}")
+    assert response.status_code in (400, 404), response.content  # page=0 is a page that does not exist
+    assert response.json()["success"] is False
+
+
+@pytest.mark.parametrize("param", ["skip", "limit"])
+def test_skip_and_limit_given_twice_are_a_400(param, api):
+    response = api.post(f"/policy/query?{param}=1&{param}=2", {}, format="json")
+    assert response.status_code == 400
+    assert param in response.json()["errors"]
