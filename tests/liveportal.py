@@ -1,6 +1,7 @@
 """A real portal process on loopback, for the tests that need an HTTP server rather than Django's test client
 (chunked bodies, schemathesis): the web server command that ``manage.py run_embedded`` starts, on a state
 folder of its own (SQLite) with the demo data."""
+import ctypes
 import os
 import signal
 import subprocess
@@ -14,6 +15,12 @@ import requests
 from tests.executors.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies, however it dies (no orphaned server)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def portal_env(state: Path) -> dict:
@@ -38,7 +45,7 @@ def live_portal(state: Path, *, workers: int = 1, threads: int = 4):
     command = Command.web_command(f"127.0.0.1:{port}", workers, threads, str(state / "logs" / "access.log"))
     with open(state / "logs" / "web.log", "ab") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+                                   start_new_session=True, preexec_fn=die_with_parent)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
