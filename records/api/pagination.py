@@ -85,8 +85,9 @@ class EnvelopePagination(PageNumberPagination):
                     "type": "object",
                     "properties": {
                         "count": {"type": "integer"},
-                        "next": {"type": "string", "nullable": True, "format": "uri"},
-                        "previous": {"type": "string", "nullable": True, "format": "uri"},
+                        # OpenAPI 3.1 (SPECTACULAR_SETTINGS): null is a type, "nullable" means nothing.
+                        "next": {"type": ["string", "null"], "format": "uri"},
+                        "previous": {"type": ["string", "null"], "format": "uri"},
                     },
                 },
             },

@@ -73,6 +73,11 @@ def envelope_responses(result, generator, request, public):
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
     schemas["UpdateOperators"] = UPDATE_OPERATORS
+    for component in schemas.values():
+        for name, prop in component.get("properties", {}).items():
+            # A nullable JSON field comes out as oneOf [any, null]: null matches both, so no null would validate.
+            if {} in prop.get("oneOf", []):
+                component["properties"][name] = {k: v for k, v in prop.items() if k != "oneOf"}
     for path, operations in result["paths"].items():
         for method, operation in operations.items():
             if method not in ("get", "post", "put", "patch", "delete") or path in RAW_PATHS:

@@ -8,8 +8,13 @@ phase, stateful included, against the web server ``run_embedded`` starts, in a n
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
+import jsonschema
 import pytest
+
+from tests.api.conftest import ctx  # noqa: F401  (the records of tests/api/resources.py need it)
+from tests.api.resources import RESOURCES, ids, key_of
 
 ROOT = Path(__file__).resolve().parents[2]
 FUZZ_SECONDS = 100
@@ -64,6 +69,56 @@ def test_nullable_fields_and_content_types_are_as_served(schema):
 def test_patch_takes_only_the_update_operators(schema):
     body = schema["paths"]["/policy/{policy_rule_uri}"]["patch"]["requestBody"]["content"]["application/json"]
     assert body["schema"] == {"$ref": "#/components/schemas/UpdateOperators"}
+
+
+def documented(schema: dict, path: str, method: str, status_code: int) -> jsonschema.Draft202012Validator:
+    response = schema["paths"][path][method]["responses"][str(status_code)]
+    body = response["content"]["application/json"]["schema"]
+    return jsonschema.Draft202012Validator({**body, "components": schema["components"]})
+
+
+@pytest.mark.parametrize("resource", RESOURCES, ids=ids(RESOURCES))
+def test_every_resource_answers_as_documented(resource, schema, api, ctx):  # noqa: F811
+    """Each resource's record, list, query and delete validate against the document, with a record the
+    fuzzer could not create itself (jobs, functions, assets come from their own routes)."""
+    record = resource.make(0, ctx)
+    key = quote(key_of(resource, record), safe=":")
+    detail = "/".join([resource.path, "{" + resource.key_field + "}"])
+    checks = [
+        (api.get(f"{resource.path}/{key}"), detail, "get", 200),
+        (api.get(resource.path), resource.path, "get", 200),
+        (api.post(f"{resource.path}/query", {}, format="json"), f"{resource.path}/query", "post", 200),
+        (api.post(f"{resource.path}/query?limit=5", {}, format="json"), f"{resource.path}/query", "post", 200),
+        (api.get(f"{resource.path}/{key}-missing"), detail, "get", 404),
+        (api.post(f"{resource.path}/query", {"$where": "1"}, format="json"), f"{resource.path}/query", "post", 400),
+        (api.delete(f"{resource.path}/{key}"), detail, "delete", 200),
+    ]
+    for response, path, method, status_code in checks:
+        assert response.status_code == status_code, (method, path, response.content)
+        errors = [e.message for e in documented(schema, path, method, status_code).iter_errors(response.json())]
+        assert errors == [], (method, path, status_code, errors)
+
+
+def test_the_other_routes_answer_as_documented(schema, api, ctx):  # noqa: F811
+    policy = RESOURCES[0].make(0, ctx)
+    uri = quote(policy.policy_rule_uri, safe=":")
+    detail = "/policy/{policy_rule_uri}"
+    checks = [
+        (api.get("/tokens"), "/tokens", "get", 200),
+        (api.post("/tokens", {"name": "documented"}, format="json"), "/tokens", "post", 201),
+        (api.get("/audit"), "/audit", "get", 200),
+        (api.get("/keys"), "/keys", "get", 200),
+        (api.post(f"/policy/{uri}/submit", {"comment": ""}, format="json"), f"{detail}/submit", "post", 200),
+        (api.get(f"/policy/{uri}/history"), f"{detail}/history", "get", 200),
+        (api.post(f"/policy/{uri}/new-version", {"version": "2.0"}, format="json"), f"{detail}/new-version", "post",
+         201),
+        (api.post(f"/policy/{uri}/approve", {}, format="json"), f"{detail}/approve", "post", 403),  # own submission
+        (api.patch(f"/policy/{uri}", {"description": "x"}, format="json"), detail, "patch", 400),
+    ]
+    for response, path, method, status_code in checks:
+        assert response.status_code == status_code, (method, path, response.content)
+        errors = [e.message for e in documented(schema, path, method, status_code).iter_errors(response.json())]
+        assert errors == [], (method, path, status_code, errors)
 
 
 @pytest.mark.slow
