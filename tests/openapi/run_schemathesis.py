@@ -53,7 +53,13 @@ def main() -> int:
             live_portal(Path(state), workers=2, threads=4) as portal:
         headers = {"Authorization": f"Token {portal['token']}"}
         tokens = requests.get(f"{portal['base']}/tokens", headers=headers, timeout=10).json()["data"]
-        env = {**os.environ, "POLICYGRID_FUZZ_OWN_TOKEN_ID": str(tokens[0]["id"])}
+        # Records for the run to find (tests/openapi/hooks.py): the demo policy and asset are there already.
+        for n in range(2):
+            requests.post(f"{portal['base']}/executor", headers=headers, timeout=10, json={
+                "executor_id": f"fuzz-{n}", "executor_host_uri": "http://127.0.0.1:9",
+                "executor_metadata": {"n": n, "tags": ["fuzz"]}})
+        env = {**os.environ, "POLICYGRID_FUZZ_OWN_TOKEN_ID": str(tokens[0]["id"]),
+               "POLICYGRID_FUZZ_BASE": portal["base"], "POLICYGRID_FUZZ_TOKEN": portal["token"]}
         command = [
             sys.executable, "-m", "schemathesis.cli", "--config-file", str(HERE / "schemathesis.toml"), "run",
             f"{portal['base']}/api/schema/?format=json", "--url", portal["base"],
