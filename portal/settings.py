@@ -262,6 +262,7 @@ SPECTACULAR_SETTINGS = {
     # 3.1: its schemas are JSON Schema (2020-12), the dialect the execute body is validated with.
     "OAS_VERSION": "3.1.0",
     "PREPROCESSING_HOOKS": ["records.api.schema.spec_paths"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "records.api.schema.envelope_responses"],
     # Swagger UI served from the sidecar package: the docs page works without internet access.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -272,7 +273,14 @@ SPECTACULAR_SETTINGS = {
 API_MAX_BODY_BYTES = env_int("POLICYGRID_MAX_BODY_BYTES", 1024 * 1024)
 API_MAX_UPLOAD_BYTES = env_int("POLICYGRID_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 QUERY_MAX_DEPTH = env_int("POLICYGRID_QUERY_MAX_DEPTH", 8)
+# Containers nested in a JSON body (records.api.parsers): far beyond any schema, far below the stack's depth.
+API_MAX_JSON_DEPTH = env_int("POLICYGRID_MAX_JSON_DEPTH", 64)
+# The largest ?skip= / ?limit= of a query: their sum must stay within SQL's 64-bit integers.
+QUERY_MAX_SKIP_LIMIT = 10**18
 QUERY_MAX_NODES = env_int("POLICYGRID_QUERY_MAX_NODES", 200)
+# Seconds of database time a query (POST /<resource>/query, a filtered list) may take before it answers 504
+# (records.budget); well under the web server's worker timeout, so that a worker is never killed mid-query.
+QUERY_TIME_BUDGET = env_float("POLICYGRID_QUERY_TIME_BUDGET", 10)
 API_MAX_PAGE_SIZE = env_int("POLICYGRID_MAX_PAGE_SIZE", 500)
 # A /query without page, page_size or limit answers every match up to this many, else 400 saying to page
 # (never a silent first page: the earlier system's clients read no `pagination`).

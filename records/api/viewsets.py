@@ -2,6 +2,8 @@
 
 A resource's viewset declares its queryset, serializer and filterset; everything else is here.
 """
+from __future__ import annotations
+
 import logging
 
 from django.conf import settings
@@ -15,6 +17,7 @@ from rest_framework.response import Response
 
 from records.api.errors import ApiError, Conflict
 from records.api.pagination import stream_envelope
+from records.budget import query_budget
 from records.query import QueryError, filter_and_count
 from records.services import delete_record, save_record
 from records.sorting import sort_order
@@ -35,7 +38,8 @@ class RecordViewSet(viewsets.ModelViewSet):
     # `query` reads, whatever its HTTP method: it needs the view permission (and passes anonymous read).
     read_actions = ("query",)
     action_permissions: dict[str, str] = {}
-    # Which record types may not be created through `POST /<resource>` (they have their own routes).
+    # Which record types may not be created through `POST /<resource>` (they have their own routes): the
+    # router (records.api.routers) leaves the route out.
     allow_create = True
     sortable_fields: tuple[str, ...] = ()
     # The columns an action reads, where it needs only a few of a wide row (the rest stay deferred).
@@ -75,7 +79,11 @@ class RecordViewSet(viewsets.ModelViewSet):
     def retrieve(self, request, *args, **kwargs):
         return ok(self.get_serializer(self.get_object()).data)
 
-    # list() is DRF's: the pagination class answers in the envelope.
+    def list(self, request, *args, **kwargs):
+        # DRF's, within the query time budget (its filters are queries too); the pagination class answers in
+        # the envelope.
+        with query_budget(settings.QUERY_TIME_BUDGET, self.get_queryset().db):
+            return super().list(request, *args, **kwargs)
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,
@@ -92,6 +100,10 @@ class RecordViewSet(viewsets.ModelViewSet):
     @action(detail=False, methods=["post"], url_path="query")
     def query(self, request):
         document = request.data if request.body else {}
+        with query_budget(settings.QUERY_TIME_BUDGET, self.get_queryset().db):
+            return self._query(request, document)
+
+    def _query(self, request, document):
         try:
             queryset, count = filter_and_count(self.get_queryset(), document)
         except QueryError as exc:
@@ -130,17 +142,23 @@ class RecordViewSet(viewsets.ModelViewSet):
 
     @staticmethod
     def _non_negative(request, name, default):
-        raw = request.query_params.get(name)
+        values = request.query_params.getlist(name)
+        if len(values) > 1:
+            raise ApiError(f"'{name}' is given {len(values)} times", 400, errors={name: ["given more than once"]})
+        raw = values[0] if values else None
         if raw is None or raw == "":
             return default
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):  # str.isdigit() takes '²', which int() refuses
             raise ApiError(f"'{name}' must be a non-negative integer", 400, errors={name: ["not a non-negative integer"]})
-        return int(raw)
+        value = int(raw)
+        if value > settings.QUERY_MAX_SKIP_LIMIT:
+            # SQL's LIMIT and OFFSET are 64-bit: 2**63 overflowed the driver (a 500).
+            reason = f"at most {settings.QUERY_MAX_SKIP_LIMIT}"
+            raise ApiError(f"'{name}' must be {reason}", 400, errors={name: [reason]})
+        return value
 
     # --- write ----------------------------------------------------------------------------------------
     def create(self, request, *args, **kwargs):
-        if not self.allow_create:
-            raise ApiError("records of this kind are created through their own route, not here", 405)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         instance = self.save_or_conflict(serializer, action="create", created_by=request.user)
