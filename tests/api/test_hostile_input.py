@@ -172,6 +172,8 @@ def test_merged_update_and_paging_rules_refuse_what_the_document_refuses(client_
     assert empty.status_code == 400 and "changes nothing" in str(empty.json()), empty.json()
     null_set = admin.patch("/executor/merge-x", {"$set": None}, format="json")
     assert null_set.status_code == 400, null_set.json()
+    no_filter = admin.generic("POST", "/executor/query", b"", content_type="")
+    assert no_filter.status_code == 400 and "send {} for every record" in no_filter.json()["message"]
     untyped = admin.generic("POST", "/executor/query", b"\x8f\x01 random", content_type="")
     assert untyped.status_code == 415, untyped.content
     both = admin.post("/executor/query?skip=1&page=2", {}, format="json")

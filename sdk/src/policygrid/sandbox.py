@@ -41,6 +41,10 @@ def _lower(which: int, value: int) -> bool:
         return False
 
 
+# RLIMIT_NPROC's room, beyond the policy's own allowance, for the service's processes started after a worker.
+NPROC_ROOM = 32
+
+
 def apply_rlimits(memory_mb: int, max_processes: int, file_size_mb: int = 1024,
                   open_files: int = 1024) -> dict[str, Any]:
     """Hard limits equal to the soft ones (the capabilities are dropped afterwards, so none can be raised)."""
@@ -59,8 +63,11 @@ def apply_rlimits(memory_mb: int, max_processes: int, file_size_mb: int = 1024,
     else:
         uid = os.geteuid()
         running = sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and _owner(p) == uid)
-        applied = _lower(resource.RLIMIT_NPROC, running + max_processes)
-        report["process_limit_rlimit"] = f"RLIMIT_NPROC {running}+{max_processes}" if applied else "NOT applied"
+        # The kernel counts every process of the user, the service's own included (and those started after this
+        # one: other workers, their per-call children): room for those on top of the policy's own allowance.
+        room = max_processes + NPROC_ROOM
+        applied = _lower(resource.RLIMIT_NPROC, running + room)
+        report["process_limit_rlimit"] = f"RLIMIT_NPROC {running}+{room}" if applied else "NOT applied"
     return report
 
 
