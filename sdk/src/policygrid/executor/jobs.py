@@ -107,7 +107,9 @@ class LocalJob:
         self.task: asyncio.Task | None = None
 
     def note(self, message: str) -> None:
-        self.own_lines.append(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())} [executor] {message}")
+        now = time.time()
+        self.own_lines.append(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(now))}.{int(now % 1 * 1000):03d} "
+                              f"[executor] {message}")
 
     def describe(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "state": self.state, "pid": self.runner.process.pid if self.runner else None,
@@ -148,12 +150,20 @@ class JobSupervisor:
             self.spares.append(runner)
 
     async def _take_runner(self) -> _Runner:
-        while self.spares:
-            runner = self.spares.popleft()
-            if runner.process.returncode is None:
-                asyncio.ensure_future(self._refill())
-                return runner
-        runner = await self._start_runner()
+        """A spare whose sandbox is up if there is one, else the oldest spare (raised to normal priority, where
+        this service may), else a new runner; a replacement spare is started behind it."""
+        live = [runner for runner in self.spares if runner.process.returncode is None]
+        self.spares = deque(live)
+        runner = next((r for r in live if r.worker_pids), live[0] if live else None)
+        if runner is not None:
+            self.spares.remove(runner)
+            if not runner.worker_pids:
+                try:
+                    os.setpriority(os.PRIO_PROCESS, runner.process.pid, 0)
+                except OSError:
+                    pass
+        else:
+            runner = await self._start_runner()
         asyncio.ensure_future(self._refill())
         return runner
 
