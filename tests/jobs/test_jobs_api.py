@@ -264,3 +264,31 @@ def test_jobs_are_read_only_in_the_admin(setup, users, client):
     assert page.status_code == 200
     assert b'name="job_status"' not in page.content and b'name="job_output_data"' not in page.content
     assert client.get("/admin/jobs/job/add/").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_posts_of_a_jobs_result_give_one_200_and_the_rest_409(users, runtime):
+    from django.db import connection, connections
+    from rest_framework.test import APIClient
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL; SQLite serialises them (the sequential replay test covers it)")
+    job, token = make_job(users)
+    barrier = threading.Barrier(6)
+    statuses = []
+
+    def post(n):
+        barrier.wait()
+        try:
+            statuses.append(post_result(APIClient(), job, token, {"status": "completed", "output": n}).status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] + [409] * 5
+    job.refresh_from_db()
+    assert job.job_status == "completed"
