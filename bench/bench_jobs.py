@@ -96,7 +96,26 @@ def server_seconds(record):
     return (datetime.fromisoformat(record["finished_at"]) - datetime.fromisoformat(record["created_at"])).total_seconds()
 
 
-def bench_latency(s, base, count):
+def executor_pid(root: int) -> int | None:
+    """The local executor service among the embedded system's processes."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    if b"policygrid.executor" in handle.read():
+                        with open(f"/proc/{entry}/stat") as stat:
+                            if int(stat.read().rsplit(")", 1)[1].split()[1]) == root:
+                                return int(entry)
+            except OSError:
+                continue
+    return None
+
+
+def bench_latency(s, base, count, root):
+    from bench.machine import tree_cpu_seconds
+
+    service = executor_pid(root)
+    cpu_before, service_before = tree_cpu_seconds(root), tree_cpu_seconds(service) if service else 0.0
     client, server, submits = [], [], []
     for n in range(count):
         started = time.perf_counter()
@@ -111,6 +130,11 @@ def bench_latency(s, base, count):
     summary("submit → completed, as the client sees it", client)
     summary("created_at → finished_at, the portal's record", server)
     summary("the submit request alone (201 once launched)", submits)
+    time.sleep(1)  # the last runners are reaped
+    cpu = tree_cpu_seconds(root) - cpu_before
+    service_cpu = (tree_cpu_seconds(service) - service_before) if service else float("nan")
+    print(f"  CPU per job: {cpu / count * 1000:.0f} ms for the whole system (portal, worker, beat, executor), "
+          f"of which {service_cpu / count * 1000:.0f} ms in the executor service and its runners")
     return client
 
 
@@ -143,6 +167,9 @@ def bench_load(s, base, count, rate):
     for record in records.values():
         statuses[record["job_status"]] = statuses.get(record["job_status"], 0) + 1
     stuck = sum(1 for r in records.values() if r["job_status"] not in TERMINAL)
+    for record in records.values():
+        if record["job_status"] != "completed":
+            print(f"  job {record['job_id']} {record['job_status']}: {record['job_error'][:300]}")
     print(f"  outcomes: {statuses}; stuck (not ended 120 s after the last submission): {stuck}; "
           f"lost: {statuses.get('lost', 0)}")
     summary("created_at → finished_at under load", [v for r in records.values() if (v := server_seconds(r)) is not None])
@@ -167,7 +194,7 @@ def main():
             for n in range(5):  # warm: the package reaches the executor, the runners start
                 follow(s, base, submit(s, base, n), time.monotonic() + 60)
             if args.latency_jobs:
-                bench_latency(s, base, args.latency_jobs)
+                bench_latency(s, base, args.latency_jobs, process.pid)
             if args.load_jobs:
                 bench_load(s, base, args.load_jobs, args.rate)
         finally:
