@@ -2,7 +2,6 @@
 concurrent first calls of a package through the portal (which the executor answers by calling back into it)."""
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -13,8 +12,8 @@ import pytest
 import requests
 
 from tests.executors.conftest import free_port
+from tests.portal.embedded import ROOT, EmbeddedRun, clean_env
 
-ROOT = Path(__file__).resolve().parents[2]
 WEB_THREADS = 2
 
 
@@ -24,42 +23,23 @@ ORDINARY_UID = 4242
 def start_embedded(state: Path, as_uid: int | None = None):
     """``manage.py run_embedded`` on free ports with its state in ``state``; as root, or as ``as_uid``."""
     port, executor_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYGRID_", "DATABASE_URL", "CELERY_"))}
     # One web worker with two threads: the deadlock this guards against needs only as many concurrent first
     # calls as web threads.
-    env.update(POLICYGRID_STATE_DIR=str(state), POLICYGRID_PORT=str(port), POLICYGRID_EXECUTOR_PORT=str(executor_port),
-               POLICYGRID_WEB_WORKERS="1", POLICYGRID_WEB_THREADS=str(WEB_THREADS), POLICYGRID_EXECUTOR_WORKERS="2")
-    command = [sys.executable, "manage.py", "run_embedded"]
+    env = clean_env(POLICYGRID_STATE_DIR=str(state), POLICYGRID_PORT=str(port),
+                    POLICYGRID_EXECUTOR_PORT=str(executor_port), POLICYGRID_WEB_WORKERS="1",
+                    POLICYGRID_WEB_THREADS=str(WEB_THREADS), POLICYGRID_EXECUTOR_WORKERS="2")
+    prefix = ()
     if as_uid is not None:
         os.chown(state, as_uid, as_uid)
         env.update(HOME=str(state), USER="ordinary", LOGNAME="ordinary")
-        command = [sys.executable, str(Path(__file__).with_name("as_ordinary_user.py")), str(as_uid), str(state),
-                   str(ROOT), "--", *command]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    printed, token = [], None
-    deadline = time.monotonic() + 120
+        prefix = (sys.executable, str(Path(__file__).with_name("as_ordinary_user.py")), str(as_uid), str(state),
+                  str(ROOT), "--")
+    run = EmbeddedRun(env, port, prefix)
     try:
-        while token is None and time.monotonic() < deadline and process.poll() is None:
-            line = process.stdout.readline().decode()
-            printed.append(line)
-            if "admin API token:" in line:
-                token = line.split(":", 1)[1].strip()
-        assert token, "run_embedded printed no API token:\n" + "".join(printed)
-        base = f"http://127.0.0.1:{port}"
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.3)
-        yield {"base": base, "token": token, "printed": "".join(printed), "state": state, "executor_port": executor_port}
+        yield {"base": run.base, "token": run.token, "printed": run.printed, "state": state,
+               "executor_port": executor_port}
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        run.stop()
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +163,7 @@ def test_a_hostile_draft_run_dry_can_read_no_secret_and_reach_no_port(started_by
     (package / "code" / "function.py").write_text(HOSTILE_DRAFT)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "POLICYGRID_URL": embedded["base"],
            "POLICYGRID_TOKEN": embedded["token"], "POLICYGRID_CACHE_DIR": str(tmp_path / "cache"),
-           "POLICYGRID_FETCH_ALLOW_PRIVATE": "true"}
+           "POLICYGRID_ALLOW_PRIVATE_NETWORKS": "true"}
     pushed = subprocess.run([sys.executable, "-m", "policygrid.cli", "policy", "push", str(package), "--name",
                              "hostile-draft", "--version", "1.0", "--tag", "draft"], env=env, capture_output=True,
                             text=True, timeout=120)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from pathlib import Path
 
 import pytest
 from policygrid.errors import Unavailable
-from policygrid.workers import PoolLimits, WorkerPool
-from policygrid.workers import identity
+from policygrid.workers import PoolLimits, WorkerPool, identity
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="switching users is what a root service does")
 

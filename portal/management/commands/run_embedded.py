@@ -5,6 +5,7 @@ come from the environment so that two instances can run side by side.
 """
 import io
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -40,12 +41,14 @@ class Command(BaseCommand):
             folder.mkdir(parents=True, exist_ok=True)
         refuse_earlier_layout()
         call_command("migrate", interactive=False, verbosity=0)
+        # The demo data, loaded in this process, names the sample's package with the portal's address: it must be
+        # this run's (``--port`` may differ from POLICYGRID_PORT), or every client of the sample is refused.
+        settings.PUBLIC_BASE_URL = os.environ.get("POLICYGRID_PUBLIC_URL", f"http://{host}:{port}").rstrip("/")
         credentials = state / "credentials.txt"
         if not no_demo:
             call_command("demo_data", credentials_file=str(credentials), stdout=io.StringIO())
 
-        env = {**os.environ, "POLICYGRID_STATE_DIR": str(state),
-               "POLICYGRID_PUBLIC_URL": os.environ.get("POLICYGRID_PUBLIC_URL", f"http://{host}:{port}")}
+        env = {**os.environ, "POLICYGRID_STATE_DIR": str(state), "POLICYGRID_PUBLIC_URL": settings.PUBLIC_BASE_URL}
         python = sys.executable
         commands = {
             "web": self.web_command(f"{host}:{port}", workers, threads, "access.log"),
@@ -72,6 +75,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  admin:      {base}/admin/")
         self.stdout.write(f"  API docs:   {base}/api/docs/")
         self.stdout.write(f"  state:      {state}   (logs in {state / 'logs'})")
+        self.stdout.write(f"  commands:   {manage_command_hint(state)} <command>")
         if credentials.exists():
             self.stdout.write("  " + credentials.read_text().strip().replace("\n", "\n  "))
         self.stdout.write("Press Ctrl-C to stop.")
@@ -190,6 +194,19 @@ def refuse_earlier_layout() -> None:
             f"the database in {settings.STATE_DIR} was made by an earlier PolicyGrid layout: move the state "
             "folder aside (or set POLICYGRID_STATE_DIR to a new one) and start again"
         )
+
+
+def manage_command_hint(state: Path) -> str:
+    """How to run ``manage.py`` commands against this run's database: with its state folder, unless the default."""
+    python = Path(sys.executable)
+    if python.is_relative_to(settings.BASE_DIR):
+        python = python.relative_to(settings.BASE_DIR)
+    command = f"{python} manage.py"
+    if "DATABASE_URL" in os.environ:
+        return "DATABASE_URL=… " + command
+    if state != (Path(settings.BASE_DIR) / "state").resolve():
+        return f"POLICYGRID_STATE_DIR={shlex.quote(str(state))} {command}"
+    return command
 
 
 def default_web_workers() -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 # Imported before the filesystem is locked down: the modules every call needs, warm from the start.
-from .. import sandbox
+from .. import extras, sandbox
 from ..context import MemoryContext, RedisContext
 from ..errors import PolicyGridError, Unavailable
 from ..loader import load_rule_class
@@ -196,8 +196,7 @@ class _Calls:
             runner = holder.get("runner")
             if runner is None:
                 if redis_url:
-                    import redis
-
+                    redis = extras.require("redis", "redis", "the Redis context store")
                     context = RedisContext(redis.Redis.from_url(redis_url, socket_timeout=5), uri)
                 else:
                     context = MemoryContext()
