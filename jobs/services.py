@@ -97,14 +97,16 @@ def _audit_view(job: Job) -> dict[str, Any]:
 def submit_job(actor, body: Any, executor_id: str | None) -> Job:
     """Create the job (``pending``) and launch it on the executor's runtime (``running``), for ``actor``.
 
-    Order of checks: the body (400), the executor (404; none named: 501 until the allocator exists), the
+    Order of checks: the body (400), the executor (404; none named: 400 until the allocator exists), the
     policy (404), the execution gate (409), the executor's address (409). A launch that fails leaves the job
     ``failed`` with the reason, and answers the failure with its ``job_id``.
     """
     data = _check(_VALIDATOR, body)
     if executor_id is None:
-        raise ApiError("submitting a job without an executor needs the resource allocator, which is not built yet: "
-                       "name the executor, POST /jobs/submit/<executor_id>", 501, error_type="not_implemented")
+        # 400 naming what is missing (the brief allowed 400 or 501): a client can act on it by naming one.
+        raise ApiError("no executor named: choosing one needs the resource allocator, which is not built yet; "
+                       "submit to an executor with POST /jobs/submit/<executor_id>", 400,
+                       errors={"executor_id": ["required until the resource allocator exists"]})
     executor = PolicyExecutor.objects.filter(executor_id=executor_id).first()
     if executor is None:
         raise NotFound(f"no executor with executor_id '{executor_id}'", errors={"executor_id": ["no such executor"]})

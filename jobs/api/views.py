@@ -33,17 +33,17 @@ class JobViewSet(RecordViewSet):
             raise Http404(f"no job with job_id '{key}'")
         return super().get_object()
 
-    @extend_schema(request=SubmitRequest, responses={201: JobSerializer, 400: OpenApiTypes.OBJECT,
-                                                     501: OpenApiTypes.OBJECT},
+    @extend_schema(request=SubmitRequest, responses={201: JobSerializer, 400: OpenApiTypes.OBJECT},
+                   operation_id="jobs_submit_without_executor",
                    description="Submit a job without an executor: the resource allocator chooses one (not built "
-                               "yet: 501 naming the route to use).")
+                               "yet: 400 naming the route to use, POST /jobs/submit/<executor_id>).")
     @action(detail=False, methods=["post"], url_path="submit")
     def submit(self, request):
         return self._submitted(services.submit_job(request.user, request.data, None))
 
     @extend_schema(request=SubmitRequest, responses={201: JobSerializer, 400: OpenApiTypes.OBJECT,
                                                      404: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT,
-                                                     502: OpenApiTypes.OBJECT},
+                                                     501: OpenApiTypes.OBJECT, 502: OpenApiTypes.OBJECT},
                    description="Submit a job to this executor: the record exists from now (pending), running once "
                                "the executor's runtime took it; 201 with `job_id` and the record.")
     @action(detail=False, methods=["post"], url_path=r"submit/(?P<executor_id>[^/]+)")
@@ -59,7 +59,8 @@ class JobViewSet(RecordViewSet):
     def cancel(self, request, job_id=None):
         return ok(self.get_serializer(services.cancel_job(request.user, self.get_object())).data)
 
-    @extend_schema(parameters=[OpenApiParameter("tail", int, description="only the last N lines")],
+    @extend_schema(parameters=[OpenApiParameter("tail", {"type": "integer", "minimum": 0, "maximum": MAX_TAIL},
+                                                description="only the last N lines")],
                    responses={200: OpenApiTypes.OBJECT},
                    description="The job's log text (its runner's lines, what the policy printed, the runtime's notes).")
     @action(detail=True, methods=["get"], url_path="logs")

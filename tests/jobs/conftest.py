@@ -92,7 +92,7 @@ def system(tmp_path_factory):
         (folder / "code" / "function.py").write_text(BEHAVING)
         env = {"PATH": "/usr/bin:/bin", "HOME": str(folder), "POLICYGRID_URL": system.base,
                "POLICYGRID_TOKEN": system.token, "POLICYGRID_CACHE_DIR": str(folder / "cache"),
-               "POLICYGRID_FETCH_ALLOW_PRIVATE": "true"}
+               "POLICYGRID_ALLOW_PRIVATE_NETWORKS": "true"}
         name, rest = BEHAVING_URI.split(":")
         version, tag = rest.split("-")
         pushed = subprocess.run([sys.executable, "-m", "policygrid.cli", "policy", "push", str(folder), "--name",

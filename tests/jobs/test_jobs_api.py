@@ -115,11 +115,12 @@ def test_submitting_needs_the_operator_role(setup, clients, anon):
     assert clients["viewer"].get(f"/jobs/{job_id}/logs").status_code == 200
 
 
-def test_without_an_executor_the_answer_is_501_until_the_allocator_exists(setup, api):
+def test_without_an_executor_the_answer_is_400_naming_the_route_until_the_allocator_exists(setup, api):
     answer = submit(api, executor=None)
-    assert answer.status_code == 501 and "/jobs/submit/<executor_id>" in answer.json()["message"]
-    assert api.post("/jobs/submit/", {"name": "x", "policy_rule_uri": URI}, format="json").status_code == 501
-    assert submit(api, {"name": "x"}, executor=None).status_code == 400  # the body is checked first
+    assert answer.status_code == 400 and "/jobs/submit/<executor_id>" in answer.json()["message"]
+    assert "executor_id" in answer.json()["errors"]
+    assert api.post("/jobs/submit/", {"name": "x", "policy_rule_uri": URI}, format="json").status_code == 400
+    assert "name" in submit(api, {"policy_rule_uri": URI}, executor=None).json()["errors"]  # the body first
     assert not Job.objects.exists()
 
 
