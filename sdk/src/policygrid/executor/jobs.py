@@ -1,7 +1,7 @@
 """The local runtime's jobs (Type 3, docs/runtime.md §6): each job is a supervised ``python -m policygrid.job``.
 
-* A runner is started ahead (``SPARES`` of them), its sandbox already up, so a job starts by writing one line
-  to a waiting process. At most ``max_jobs`` run at once; the others wait in order (``queued``).
+* From the first job on, runners are started ahead (``SPARES`` of them), their sandbox already up, so a job
+  starts by writing one line to a waiting process. At most ``max_jobs`` run at once; the others wait in order (``queued``).
 * Each runner and its sandbox workers are killed past the job's timeout (plus ``GRACE_SECONDS`` for the runner
   to post its own timeout), on ``DELETE /jobs/<id>``, and when the service stops: nothing is left behind.
 * A runner that ends without posting its outcome (exit status not 0: a signal, a crash, out of memory, killed
@@ -174,8 +174,7 @@ class JobSupervisor:
         return Path(self.limits.tmp_root or tempfile.gettempdir())
 
     async def start(self) -> None:
-        if self.portal_url:
-            asyncio.ensure_future(self._refill())
+        """Nothing runs ahead until the first job: a service that never runs jobs has no runner process."""
 
     async def close(self) -> None:
         self.closed = True
