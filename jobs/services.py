@@ -160,14 +160,17 @@ def submit_job(actor, body: Any, executor_id: str | None) -> Job:
 def _transition(job: Job, to: str, allowed_from: set[str], **fields) -> bool:
     """Move ``job`` to ``to`` if it is still in ``allowed_from``: one conditional UPDATE, so of two concurrent
     writers (a runner's post, a cancel, the reconciliation) exactly one wins. Returns whether this one did."""
-    won = Job.objects.filter(pk=job.pk, job_status__in=allowed_from).update(
-        job_status=to, updated_at=timezone.now(), **fields)
-    if won:
-        job.job_status = to
-        for name, value in fields.items():
-            setattr(job, name, value)
-        # The search index and the record cache follow a save (records.signals), not a QuerySet.update.
-        job.save(update_fields=["job_status", "updated_at", *fields])
+    # One transaction: the save below writes the same values again, and must not land after another writer's
+    # outcome (the row stays locked until commit on PostgreSQL; SQLite's IMMEDIATE transaction holds the lock).
+    with transaction.atomic():
+        won = Job.objects.filter(pk=job.pk, job_status__in=allowed_from).update(
+            job_status=to, updated_at=timezone.now(), **fields)
+        if won:
+            job.job_status = to
+            for name, value in fields.items():
+                setattr(job, name, value)
+            # The search index and the record cache follow a save (records.signals), not a QuerySet.update.
+            job.save(update_fields=["job_status", "updated_at", *fields])
     return bool(won)
 
 
