@@ -27,6 +27,9 @@ def resolve_update(
     """
     if not isinstance(body, dict):
         raise ValidationError({"non_field_errors": [f"expected a JSON object, got {type(body).__name__}"]})
+    if not body:
+        raise ValidationError({"non_field_errors": ["an empty document changes nothing: name the fields to set, "
+                                                    "or send $set/$unset"]})
     if any(key.startswith("$") for key in body):
         if not is_operator_document(body):
             raise ValidationError(

@@ -99,6 +99,10 @@ class RecordViewSet(viewsets.ModelViewSet):
     )
     @action(detail=False, methods=["post"], url_path="query")
     def query(self, request):
+        if request.body and not (request.content_type or "").startswith("application/json"):
+            # DRF reads a body without a content type as no data: the filter would silently become {}.
+            raise ApiError("the filter document must be sent as application/json", 415,
+                           errors={"Content-Type": [f"'{request.content_type or ''}' is not application/json"]})
         document = request.data if request.body else {}
         with query_budget(settings.QUERY_TIME_BUDGET, self.get_queryset().db):
             return self._query(request, document)

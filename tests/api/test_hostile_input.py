@@ -168,8 +168,12 @@ def test_merged_update_and_paging_rules_refuse_what_the_document_refuses(client_
                       format="json").status_code == 201
     no_body = admin.put("/executor/merge-x")
     assert no_body.status_code == 400 and "request body is required" in no_body.json()["message"]
+    empty = admin.put("/executor/merge-x", {}, format="json")
+    assert empty.status_code == 400 and "changes nothing" in str(empty.json()), empty.json()
     null_set = admin.patch("/executor/merge-x", {"$set": None}, format="json")
     assert null_set.status_code == 400, null_set.json()
+    untyped = admin.generic("POST", "/executor/query", b"\x8f\x01 random", content_type="")
+    assert untyped.status_code == 415, untyped.content
     both = admin.post("/executor/query?skip=1&page=2", {}, format="json")
     assert both.status_code == 400 and "not both" in both.json()["message"]
     assert admin.get("/executor/merge-x").json()["data"]["executor_host_uri"] == "http://127.0.0.1:9"
