@@ -123,12 +123,7 @@ def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Execution:
     if not may_execute and not (actor.pk == policy.created_by_id or actor.has_perm("policies.review_policyrule")):
         raise PermissionDenied(f"only the author or a reviewer of {policy.key} may dry-run it")
     assert_executable(policy, actor, dry_run=call.dry_run)
-    if not executor.executor_host_uri:
-        raise Conflict(
-            f"executor {executor.executor_id} has no address: set its executor_host_uri (PATCH /executor/"
-            f"{executor.executor_id} with {{\"$set\": {{\"executor_host_uri\": \"http://host:port\"}}}}), or "
-            f"its cluster_public_ip, or provision it with POST /executor/{executor.executor_id}/create-infra"
-        )
+    require_address(executor)
 
     started = time.monotonic()
     error: PolicyGridError | None = None
@@ -184,15 +179,25 @@ def release_signature(policy: PolicyRule) -> dict[str, str] | None:
     return found or None
 
 
-def _forward(executor: PolicyExecutor, policy: PolicyRule, call: ExecuteRequest) -> Execution:
-    call_timeout = call.timeout_seconds or settings.EXECUTOR_CALL_TIMEOUT
+def require_address(executor: PolicyExecutor) -> None:
+    """409 saying how to give an executor an address, before anything is sent to it."""
+    if not executor.executor_host_uri:
+        raise Conflict(
+            f"executor {executor.executor_id} has no address: set its executor_host_uri (PATCH /executor/"
+            f"{executor.executor_id} with {{\"$set\": {{\"executor_host_uri\": \"http://host:port\"}}}}), or "
+            f"its cluster_public_ip, or provision it with POST /executor/{executor.executor_id}/create-infra"
+        )
+
+
+def executor_channel(executor: PolicyExecutor, read_timeout: float, answered: list | None = None):
+    """``send(method, path, data) -> (status, parsed JSON or None)``: one request to ``executor`` with its
+    credential, its transport failures mapped to ``Unavailable`` (502) and ``Timeout`` (504); ``answered`` keeps
+    the last parsed answer."""
     connect_timeout = (settings.EXECUTOR_UNREACHABLE_CONNECT_TIMEOUT
                        if executor.executor_status == ExecutorStatus.UNREACHABLE else settings.EXECUTOR_CONNECT_TIMEOUT)
     base = executor.executor_host_uri.rstrip("/")
-    read_timeout = call_timeout + settings.EXECUTOR_TIMEOUT_MARGIN
-    answered: list[Any] = []  # the executor's last answer, for what the policy printed
 
-    def send(method: str, path: str, data: bytes) -> tuple[int, Any]:
+    def send(method: str, path: str, data: bytes | None = None) -> tuple[int, Any]:
         url = base + path
         content_type = "application/octet-stream" if method == "PUT" else "application/json"
         try:
@@ -207,11 +212,19 @@ def _forward(executor: PolicyExecutor, policy: PolicyRule, call: ExecuteRequest)
             raise Timeout(f"executor {executor.executor_id} did not answer within {read_timeout:g}s") from exc
         except TransportError as exc:
             raise Unavailable(f"executor {executor.executor_id} at {url} did not answer: {exc}") from exc
-        answered[:] = [response.json()]
-        return response.status, answered[0]
+        if answered is not None:
+            answered[:] = [response.json()]
+            return response.status, answered[0]
+        return response.status, response.json()
+
+    return send
+
+
+def package_reader(executor: PolicyExecutor, policy: PolicyRule):
+    """``read_package(code_digest) -> bytes``: the package an executor lacks, read here (our asset storage, or
+    its URL) and checked against the version's pin."""
 
     def read_package(code_digest: str) -> bytes:
-        # The package the executor lacks, read here (our asset storage, or its URL), checked against the pin.
         if code_digest != policy.code_digest:
             raise Unavailable(f"executor {executor.executor_id} asked for package {code_digest}, "
                               f"not {policy.code_digest} of {policy.key}")
@@ -223,7 +236,15 @@ def _forward(executor: PolicyExecutor, policy: PolicyRule, call: ExecuteRequest)
             raise Unavailable(f"the package of {policy.key} can't be read for executor "
                               f"{executor.executor_id}: {'; '.join(exc.messages)}") from exc
 
-    data = execute_with_upload(send, execution_body(policy, call), read_package, executor.executor_id)
+    return read_package
+
+
+def _forward(executor: PolicyExecutor, policy: PolicyRule, call: ExecuteRequest) -> Execution:
+    call_timeout = call.timeout_seconds or settings.EXECUTOR_CALL_TIMEOUT
+    answered: list[Any] = []  # the executor's last answer, for what the policy printed
+    send = executor_channel(executor, call_timeout + settings.EXECUTOR_TIMEOUT_MARGIN, answered)
+    data = execute_with_upload(send, execution_body(policy, call), package_reader(executor, policy),
+                               executor.executor_id)
     printed = answered[0].get("output") if call.capture_output and answered else None
     return Execution(data, printed if isinstance(printed, dict) else None)
 

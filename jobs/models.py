@@ -10,12 +10,16 @@ from records.validators import validate_dns_label
 
 
 class Job(RecordModel):
-    """A one-shot run of a policy. Status transitions are written by the job services, not by clients."""
+    """A one-shot run of a policy on an executor's runtime (``executors.runtime``); its ``job_status`` is
+    written by the job services only (``jobs.choices.JobStatus`` draws the transitions): ``running`` when the
+    runtime took it, ``completed``/``failed`` from its runner's post (``result_token_hash``: only the holder of
+    the job's token may post, once) or from the reason the runtime saw, ``cancelled``, or ``lost`` past
+    ``deadline_at`` without a sign of life (the periodic reconciliation, ``jobs.tasks``)."""
 
     lookup_field = "job_id"
     identity_fields = ("job_id", "job_name", "job_policy_rule_uri", "job_executor_id")
     references = {"policy": "job_policy_rule_uri", "executor": "job_executor_id"}
-    internal_fields = ("policy", "executor")
+    internal_fields = ("policy", "executor", "result_token_hash")
     # The description's job query names the submission's keys: {"policy_rule_uri": …, "inputs.ip": …}.
     query_aliases = {"policy_rule_uri": "job_policy_rule_uri", "inputs": "job_inputs", "name": "job_name",
                      "executor_id": "job_executor_id", "status": "job_status"}
@@ -34,8 +38,13 @@ class Job(RecordModel):
     node_selector = models.JSONField(default=dict, blank=True)
     resources = models.JSONField(default=dict, blank=True)
     timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    dry_run = models.BooleanField(default=False)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Past this moment, a job still unfinished with no runtime that knows it is ``lost``.
+    deadline_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # SHA-256 of the job's own result token: shown to its runtime once, never stored or answered in clear.
+    result_token_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
     # The records the two keys above name, kept by save() (RecordModel.references): a policy version or
     # executor with jobs can't be deleted (PROTECT → 409 naming the jobs).
     policy = models.ForeignKey("policies.PolicyRule", null=True, blank=True, editable=False,

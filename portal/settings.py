@@ -364,7 +364,18 @@ EXECUTOR_PROBE_CONNECT_TIMEOUT = env_float("POLICYGRID_EXECUTOR_PROBE_CONNECT_TI
 EXECUTOR_PROBE_TIMEOUT = env_float("POLICYGRID_EXECUTOR_PROBE_TIMEOUT", 3)
 EXECUTOR_DEGRADED_LATENCY_MS = env_float("POLICYGRID_EXECUTOR_DEGRADED_LATENCY_MS", 1000)
 EXECUTOR_PROBE_CONCURRENCY = env_int("POLICYGRID_EXECUTOR_PROBE_CONCURRENCY", 16)
+# Jobs (Type 3, docs/api.md §4.4): default and largest timeout_seconds; how long past its timeout a job with no
+# sign of life is kept before it is ``lost``; how often the unfinished jobs are reconciled with their runtime.
+JOB_DEFAULT_TIMEOUT = env_int("POLICYGRID_JOB_DEFAULT_TIMEOUT", 600)
+JOB_MAX_TIMEOUT = env_int("POLICYGRID_JOB_MAX_TIMEOUT", 86400)
+JOB_LOST_GRACE = env_int("POLICYGRID_JOB_LOST_GRACE", 60)
+JOB_RECONCILE_INTERVAL = env_float("POLICYGRID_JOB_RECONCILE_INTERVAL", 30)
 CELERY_BEAT_SCHEDULE = {
+    "reconcile-jobs": {
+        "task": "jobs.reconcile_jobs",
+        "schedule": JOB_RECONCILE_INTERVAL,
+        "options": {"expires": JOB_RECONCILE_INTERVAL},
+    },
     "probe-executors": {
         "task": "executors.probe_executors",
         "schedule": EXECUTOR_PROBE_INTERVAL,

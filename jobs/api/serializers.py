@@ -12,5 +12,5 @@ class JobSerializer(RecordSerializer):
         read_only_fields = [
             "job_name", "job_status", "job_policy_rule_uri", "job_executor_id", "job_inputs",
             "job_parameters", "job_settings", "job_output_data", "job_error", "node_id", "node_selector",
-            "resources", "timeout_seconds", "started_at", "finished_at",
+            "resources", "timeout_seconds", "dry_run", "started_at", "finished_at", "deadline_at",
         ]

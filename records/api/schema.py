@@ -53,6 +53,7 @@ ERROR_REASONS = {
     415: "The body is not of the documented content type.",
     431: "The request's headers are too large.",
     500: "The policy failed (`error_type`: policy_error, output_invalid, resource_limit, integrity).",
+    501: "Not built yet in this deployment (`error_type`: not_implemented), named in the message.",
     502: "The executor could not be reached or answered nonsense (`error_type`: unavailable).",
     504: "The time limit ran out (`error_type`: timeout).",
 }

@@ -232,8 +232,9 @@ def executor_result(status: int, body: Any, executor: str) -> Any:
 
 
 def execute_with_upload(send: Callable[[str, str, bytes], tuple[int, Any]], body: dict[str, Any],
-                        read_package: Callable[[str], bytes], executor: str) -> Any:
-    """Run ``POST /execute_policy``, uploading the package once if the executor asks for it (409 package_required).
+                        read_package: Callable[[str], bytes], executor: str, path: str = "/execute_policy") -> Any:
+    """Run ``POST /execute_policy`` (or ``path``: ``/jobs`` launches a job the same way), uploading the package
+    once if the executor asks for it (409 package_required).
 
     ``send(method, path, data)`` makes one authenticated request to the executor and returns (status, parsed
     JSON or None); ``read_package(code_digest)`` returns the archive's bytes. The upload is ``PUT
@@ -241,13 +242,13 @@ def execute_with_upload(send: Callable[[str, str, bytes], tuple[int, Any]], body
     """
     request = json.dumps(body).encode()
     try:
-        return executor_result(*send("POST", "/execute_policy", request), executor)
+        return executor_result(*send("POST", path, request), executor)
     except PackageRequired as needed:
         status, answer = send("PUT", f"/packages/{needed.code_digest}", read_package(needed.code_digest))
         if status not in (200, 201):
             executor_result(status, answer, executor)  # raises the upload's error
             raise Unavailable(f"executor {executor} answered the package upload with HTTP {status}") from None
-    return executor_result(*send("POST", "/execute_policy", request), executor)
+    return executor_result(*send("POST", path, request), executor)
 
 
 # --- the health document ------------------------------------------------------------------------------------

@@ -65,6 +65,9 @@ class ExecutorConfig:
     preload: tuple[str, ...] = ("requests",)
     log_level: str = "info"
     degraded_queue_factor: int = 4
+    # The local runtime's jobs (Type 3): how many run at once (the rest wait, queued), and the longest timeout.
+    max_jobs: int = 4
+    max_job_timeout_seconds: float = 86400
     extra: dict[str, str] = field(default_factory=dict)
     # Read by the worker pool itself (PoolLimits, workers/confine.py), listed here for the operator:
     # POLICYGRID_ALLOW_WEAKER_SANDBOX=true runs policy code even when Landlock, seccomp or the per-call fork
@@ -111,6 +114,8 @@ class ExecutorConfig:
                           if v.strip()),
             log_level=(_env("POLICYGRID_EXECUTOR_LOG_LEVEL", "info") or "info").lower(),
             sandbox_uids=_uids(),
+            max_jobs=int(_number("POLICYGRID_EXECUTOR_MAX_JOBS", 2 * (os.cpu_count() or 1), int)),
+            max_job_timeout_seconds=_number("POLICYGRID_EXECUTOR_MAX_JOB_TIMEOUT", 86400),
         )
 
 

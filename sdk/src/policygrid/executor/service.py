@@ -27,8 +27,10 @@ deprecated version runs that way.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
+import os
 import logging
 import time
 from typing import Any
@@ -41,6 +43,7 @@ from ..fetch import FetchOptions
 from ..wire import error_envelope, parse_execute_request
 from ..workers import PoolLimits, WorkerPool
 from .config import ExecutorConfig
+from .jobs import JobSupervisor, parse_tail
 from .keys import SigningKeys
 from .store import PolicyStore
 
@@ -61,6 +64,7 @@ class ExecutorService:
         self.pool: WorkerPool | None = None
         self.store: PolicyStore | None = None
         self.keys: SigningKeys | None = None
+        self.jobs: JobSupervisor | None = None
         self.started_at = time.time()
         self.calls = 0
         self.failures = 0
@@ -78,14 +82,12 @@ class ExecutorService:
             await self.keys.start()
         self.store = PolicyStore(client, cache, client.fetch_options() if client else FetchOptions(), self.keys,
                                  config.record_ttl_seconds, verify_signatures=config.verify_signatures)
-        self.pool = WorkerPool(PoolLimits(
-            workers=config.workers, timeout_seconds=config.timeout_seconds, cpu_seconds=config.cpu_seconds,
-            memory_mb=config.memory_mb, max_processes=config.max_processes,
-            max_result_bytes=config.max_result_bytes, landlock=config.landlock, preload=config.preload,
-            pass_env=config.pass_env, redis_url=config.redis_url, tmp_root=config.tmp_dir,
-            sandbox_uids=config.sandbox_uids,
-        ))
+        self.pool = WorkerPool(self.pool_limits())
         await self.pool.start()
+        # Jobs run in runners of their own, with this pool's protections; their CPU budget is their timeout.
+        self.jobs = JobSupervisor(dataclasses.replace(self.pool.limits, cpu_seconds=config.max_job_timeout_seconds),
+                                  portal_url=config.portal_url, max_jobs=config.max_jobs, env=dict(os.environ))
+        await self.jobs.start()
         logger.warning("policygrid executor %s on http://%s:%s: %d workers, portal %s, signing keys %s",
                        __version__, config.host, config.port, config.workers, client.base_url if client else "none",
                        self.keys.stats() if config.verify_signatures else "not used (verification off)")
@@ -93,7 +95,19 @@ class ExecutorService:
             level = logging.WARNING if "NOT" in note or "not enforced" in note else logging.INFO
             logger.log(level, "protection %-28s %s", name + ":", note)
 
+    def pool_limits(self) -> PoolLimits:
+        config = self.config
+        return PoolLimits(
+            workers=config.workers, timeout_seconds=config.timeout_seconds, cpu_seconds=config.cpu_seconds,
+            memory_mb=config.memory_mb, max_processes=config.max_processes,
+            max_result_bytes=config.max_result_bytes, landlock=config.landlock, preload=config.preload,
+            pass_env=config.pass_env, redis_url=config.redis_url, tmp_root=config.tmp_dir,
+            sandbox_uids=config.sandbox_uids,
+        )
+
     async def shutdown(self) -> None:
+        if self.jobs is not None:
+            await self.jobs.close()
         if self.keys is not None:
             await self.keys.close()
         if self.pool is not None:
@@ -144,13 +158,17 @@ class ExecutorService:
                 if not authorised:
                     raise _refusal(401, _UNAUTHORISED)
                 status, payload = await self.put_package(path[len("/packages/"):], scope, receive)
+            elif path == "/jobs" or path.startswith("/jobs/"):
+                if not authorised:
+                    raise _refusal(401, _UNAUTHORISED)
+                status, payload = await self.job_route(method, path, scope, receive)
             elif path == "/health":
                 if method not in ("GET", "HEAD"):
                     raise _refusal(405, "use GET for /health")
                 status, payload = 200, json.dumps(self.health(detailed=authorised)).encode()
             else:
                 raise NotFound(f"no route {method} {path} on this executor (it serves /health, "
-                               "/execute_policy and /packages/<code_digest>)")
+                               "/execute_policy, /packages/<code_digest> and /jobs)")
         except PolicyGridError as exc:
             status, payload = exc.status, json.dumps(error_envelope(exc), default=str).encode()
         await send({"type": "http.response.start", "status": status,
@@ -204,6 +222,49 @@ class ExecutorService:
             return 200, b'{"success":true,"data":' + result + b',"output":' + json.dumps(output).encode() + b"}"
         return 200, b'{"success":true,"data":' + result + b"}"
 
+    async def job_route(self, method: str, path: str, scope, receive) -> tuple[int, bytes]:
+        """``POST /jobs``, ``GET``/``DELETE /jobs/<id>``, ``GET /jobs/<id>/logs?tail=N`` (the local runtime)."""
+        parts = path.split("/")[2:]
+        if path == "/jobs":
+            if method != "POST":
+                raise _refusal(405, "use POST for /jobs")
+            return await self.launch_job(await self._body(receive, self.config.max_body_bytes))
+        if len(parts) == 2 and parts[1] == "logs":
+            if method not in ("GET", "HEAD"):
+                raise _refusal(405, "use GET for /jobs/<id>/logs")
+            text = self.jobs.logs(parts[0], parse_tail(scope.get("query_string", b"")))
+            return 200, json.dumps({"success": True, "data": text}).encode()
+        if len(parts) != 1:
+            raise NotFound(f"no route {method} {path} on this executor")
+        if method == "DELETE":
+            return 200, json.dumps({"success": True, "data": self.jobs.cancel(parts[0]).describe()}).encode()
+        if method in ("GET", "HEAD"):
+            return 200, json.dumps({"success": True, "data": self.jobs.get(parts[0]).describe()}).encode()
+        raise _refusal(405, "use GET or DELETE for /jobs/<id>")
+
+    async def launch_job(self, raw: bytes) -> tuple[int, bytes]:
+        """``POST /jobs``: the body of ``/execute_policy`` (record, release, grant: authorised the same way) plus
+        ``job: {"job_id", "token"}``; the policy's package is prepared here, the job runs in a runner of its own."""
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise InputInvalid("the request body is not valid JSON") from None
+        job = body.pop("job", None) if isinstance(body, dict) else None
+        if not isinstance(job, dict) or set(job) - {"job_id", "token"}:
+            raise InputInvalid("invalid request: job: {\"job_id\", \"token\"} is required",
+                               errors={"job": ["an object with job_id and token"]})
+        call = parse_execute_request(body, max_timeout=self.config.max_job_timeout_seconds)
+        if call.record is not None:
+            resolved = await self.store.resolve_record(call.record, call.release, call.dry_run, call.grant)
+        else:
+            resolved = await self.store.resolve(call.policy_rule_uri, call.policy_stamp)
+        spec = {"record": resolved.record, "package_dir": str(resolved.package_dir),
+                "requirements_dir": str(resolved.requirements_dir) if resolved.requirements_dir else None,
+                "input_data": call.input_data, "settings": call.settings, "parameters": call.parameters,
+                "timeout_seconds": call.timeout_seconds or self.config.timeout_seconds}
+        launched = self.jobs.submit(job.get("job_id"), job.get("token"), spec, spec["timeout_seconds"])
+        return 200, json.dumps({"success": True, "data": launched.describe()}).encode()
+
     async def put_package(self, digest: str, scope, receive) -> tuple[int, bytes]:
         """``PUT /packages/<code_digest>``: 201 when unpacked now, 200 when already held."""
         limit = self.config.max_package_bytes
@@ -233,6 +294,7 @@ class ExecutorService:
             "workers": stats["workers"],
             "busy": stats["busy"],
             "queued": stats["queued"],
+            "jobs": self.jobs.stats() if self.jobs is not None else {},
             "cache": self.store.stats() if self.store is not None and detailed else {
                 "records": self.store.stats()["records"] if self.store else 0},
         }
