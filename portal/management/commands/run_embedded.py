@@ -6,7 +6,6 @@ come from the environment so that two instances can run side by side.
 import io
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,10 +13,6 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
-
-# gunicorn's default (Apache's combined format), then the time taken in milliseconds and the request id that
-# the answer's X-Request-ID header and the request's audit entries carry.
-ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms %({x-request-id}o)s'
 
 
 class Command(BaseCommand):
@@ -56,25 +51,13 @@ class Command(BaseCommand):
         }
         commands.update(self.extra_processes(env, host, port))
         base = f"http://{host}:{port}"
-        processes = {}
-        for name, command in commands.items():
-            log = open(state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
-            processes[name] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-            if name == "web":
-                # The executor reads the signing keys from the portal when it starts: serve them first.
-                wait_for_health(base, processes["web"])
-        if "executor" in processes:
-            wait_for_health(env["POLICYGRID_EXECUTOR_URL"], processes["executor"])
+        from portal.heartbeat import WorkerHeartbeat
+        from portal.supervisor import Supervisor
 
-        self.stdout.write(self.style.SUCCESS("PolicyGrid is running (embedded: SQLite, local runtime, file broker)"))
-        self.stdout.write(f"  API:        {base}/policy   (health: {base}/health)")
-        self.stdout.write(f"  portal:     {base}/portal/")
-        self.stdout.write(f"  admin:      {base}/admin/")
-        self.stdout.write(f"  API docs:   {base}/api/docs/")
-        self.stdout.write(f"  state:      {state}   (logs in {state / 'logs'})")
-        if credentials.exists():
-            self.stdout.write("  " + credentials.read_text().strip().replace("\n", "\n  "))
-        self.stdout.write("Press Ctrl-C to stop.")
+        supervisor = Supervisor(state, env, say=lambda line: self.stderr.write(line))
+        probes = {"worker": WorkerHeartbeat(state)}
+        for name, command in commands.items():
+            supervisor.add(name, command, alive=probes.get(name))
 
         stopping = False
 
@@ -85,29 +68,39 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         try:
+            for name, child in supervisor.children.items():
+                supervisor.start(child)
+                if name == "web":
+                    # The executor reads the signing keys from the portal when it starts: serve them first.
+                    wait_for_health(base, child.process)
+            if "executor" in supervisor.children:
+                wait_for_health(env["POLICYGRID_EXECUTOR_URL"], supervisor.children["executor"].process)
+            if not stopping:
+                self.print_banner(base, state, credentials)
             while not stopping:
-                for name, process in processes.items():
-                    if process.poll() is not None:
-                        self.stderr.write(f"{name} exited with {process.returncode}; see {state / 'logs' / (name + '.log')}")
-                        stopping = True
-                time.sleep(0.5)
+                supervisor.tick()
+                time.sleep(0.25)
         finally:
-            for process in processes.values():
-                if process.poll() is None:
-                    process.terminate()
-            deadline = time.time() + 10
-            for process in processes.values():
-                try:
-                    process.wait(timeout=max(0.1, deadline - time.time()))
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            supervisor.stop_all()
+
+    def print_banner(self, base: str, state: Path, credentials: Path) -> None:
+        self.stdout.write(self.style.SUCCESS("PolicyGrid is running (embedded: SQLite, local runtime, file broker)"))
+        self.stdout.write(f"  API:        {base}/policy   (health: {base}/health)")
+        self.stdout.write(f"  portal:     {base}/portal/")
+        self.stdout.write(f"  admin:      {base}/admin/")
+        self.stdout.write(f"  API docs:   {base}/api/docs/")
+        self.stdout.write(f"  state:      {state}   (logs in {state / 'logs'})")
+        if credentials.exists():
+            self.stdout.write("  " + credentials.read_text().strip().replace("\n", "\n  "))
+        self.stdout.write("Processes are restarted when they die (state in /health); Ctrl-C stops them all.")
+        self.stdout.flush()
 
     @staticmethod
     def web_command(bind: str, workers: int, threads: int, access_log: str) -> list[str]:
-        return [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", bind, "--workers", str(workers),
-                "--worker-class", "gthread", "--threads", str(threads),
-                "--access-logfile", str(Path(settings.STATE_DIR) / "logs" / access_log),
-                "--access-logformat", ACCESS_LOG_FORMAT, "--graceful-timeout", "5"]
+        """portal/server.py: uvicorn reading requests on its event loop, Django in a pool of threads per process."""
+        return [sys.executable, "-m", "portal.server", "--bind", bind, "--workers", str(workers),
+                "--threads", str(threads), "--access-log", str(Path(settings.STATE_DIR) / "logs" / access_log),
+                "--graceful-timeout", "5"]
 
     def extra_processes(self, env, host, port) -> dict[str, list[str]]:
         """The local executor service, registered as executor ``local``.
@@ -205,7 +198,7 @@ def default_web_workers() -> int:
     return min(8, max(2, 2 * (os.cpu_count() or 1)))
 
 
-def wait_for_health(base: str, web: subprocess.Popen, seconds: float = 60) -> None:
+def wait_for_health(base: str, web, seconds: float = 60) -> None:
     """Return once ``base``/health answers (or the web process died, or ``seconds`` passed)."""
     import urllib.request
 
