@@ -6,15 +6,15 @@ persist between requests (DATABASE_CONN_MAX_AGE) and every request paid for a ne
 """
 import os
 
-from a2wsgi import WSGIMiddleware
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
 from portal.front import Front
+from portal.wsgi_threads import ThreadedWSGI
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 application = Front(
-    WSGIMiddleware(get_wsgi_application(), workers=int(os.environ.get("POLICYGRID_WEB_THREADS", "8"))),
+    ThreadedWSGI(get_wsgi_application(), threads=int(os.environ.get("POLICYGRID_WEB_THREADS", "8"))),
     max_body=settings.API_MAX_BODY_BYTES, max_upload=settings.API_MAX_UPLOAD_BYTES,
     body_idle_seconds=float(os.environ.get("POLICYGRID_WEB_BODY_IDLE_SECONDS", "10")),
     body_total_seconds=float(os.environ.get("POLICYGRID_WEB_BODY_SECONDS", "60")),

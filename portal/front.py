@@ -126,8 +126,7 @@ def header(scope, name: bytes) -> str | None:
 def with_length(scope, length: int) -> dict:
     """The scope with the body's real length and no Transfer-Encoding: Django reads exactly the body read here."""
     headers = [(k, v) for k, v in scope["headers"] if k.lower() not in (b"content-length", b"transfer-encoding")]
-    if length or scope.get("method") not in ("GET", "HEAD", "OPTIONS", "DELETE"):
-        headers.append((b"content-length", str(length).encode()))
+    headers.append((b"content-length", str(length).encode()))
     return {**scope, "headers": headers}
 
 

@@ -211,11 +211,15 @@ class Supervisor:
 def children_of(pid: int) -> set[int]:
     """Pids whose parent is ``pid`` (zombies included), from /proc."""
     found = set()
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return {int(p) for p in handle.read().split()}
-    except FileNotFoundError:
-        pass
+    if os.path.exists(f"/proc/{pid}/task/{pid}/children"):
+        # One file per thread: a child is listed under the thread that started (or adopted) it.
+        for thread in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{thread}/children") as handle:
+                    found.update(int(p) for p in handle.read().split())
+            except OSError:
+                continue
+        return found
     # Kernels without the children file: scan every process's parent.
     for entry in os.listdir("/proc"):
         if entry.isdigit():

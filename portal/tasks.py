@@ -13,3 +13,14 @@ def heartbeat() -> None:
     partial = path.with_name(f".{path.name}.{os.getpid()}")
     partial.write_text(f"{time.time()}\n")
     os.replace(partial, path)
+
+
+@shared_task(name="portal.mark", ignore_result=True)
+def mark(name: str) -> None:
+    """Create ``<state>/marks/<name>``: proof, end to end, that a task sent was run (bench/soak.py counts them to
+    find lost tasks; an operator can send one to check the worker). ``name`` is 32 hex digits."""
+    if not (len(name) == 32 and all(c in "0123456789abcdef" for c in name)):
+        raise ValueError("a mark's name is 32 hexadecimal digits")
+    folder = settings.STATE_DIR / "marks"
+    folder.mkdir(exist_ok=True)
+    (folder / name).touch()

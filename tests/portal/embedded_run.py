@@ -76,7 +76,12 @@ class Embedded:
         return json.loads((self.state / "supervisor.json").read_text())
 
     def pid(self, name: str) -> int:
-        return self.supervision()["processes"][name]["pid"]
+        """The pid of one of the run's own processes, found by its command line among the run's children."""
+        marker = {"web": ("portal.server", "gunicorn"), "worker": (" worker ",), "beat": (" beat ",),
+                  "executor": ("policygrid.executor",)}[name]
+        found = [pid for pid in children(self.process.pid) if any(m in command_of(pid) for m in marker)]
+        assert len(found) == 1, (name, [(pid, command_of(pid)) for pid in children(self.process.pid)])
+        return found[0]
 
     def descendants(self, pid: int | None = None) -> set[int]:
         """Every live process under ``pid`` (default: the supervisor), by parent links."""
@@ -102,11 +107,19 @@ class Embedded:
 
 
 def children(pid: int) -> set[int]:
+    """Every child of ``pid``, whichever of its threads started it."""
+    found = set()
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return {int(p) for p in handle.read().split()}
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return set()
+        return found
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/children") as handle:
+                found.update(int(p) for p in handle.read().split())
+        except OSError:
+            continue
+    return found
 
 
 def alive(pid: int) -> bool:

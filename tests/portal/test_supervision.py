@@ -4,6 +4,7 @@ what happened. Stopping the run stops every process it started."""
 import os
 import signal
 import time
+import uuid
 from datetime import datetime
 
 import pytest
@@ -84,12 +85,39 @@ def test_a_killed_process_is_replaced_and_good_calls_succeed_within_30_s(embedde
 def test_a_worker_whose_pool_stalls_is_replaced(embedded):
     """A pool process SIGKILLed while idle used to leave the worker alive but taking no task; the heartbeat
     check finds the worker that runs no task and the supervisor replaces it (or the pool recovers by itself)."""
-    master = embedded.pid("worker")
+    def pool():
+        master = embedded.pid("worker")
+        return [child for child in children(master) if "celery" in command_of(child)]
+
     for _ in range(2):  # both pool processes, one after the other
-        os.kill(one_child(master, "celery"), signal.SIGKILL)
+        assert embedded.wait_for(pool, 30), "the worker has no pool process"
+        os.kill(pool()[0], signal.SIGKILL)
         time.sleep(1)
     killed_at = time.time()
     assert embedded.wait_for(lambda: probed_at(embedded) > killed_at, RECOVERY_SECONDS, every=0.5)
+
+
+@pytest.mark.timeout(120)
+def test_a_task_taken_by_a_worker_that_dies_is_run_by_its_replacement(embedded):
+    """The worker takes the task (its pool is frozen, so it can't run it) and is SIGKILLed: the task must run."""
+    from celery import Celery
+
+    master = embedded.pid("worker")
+    pool = [child for child in children(master) if "celery" in command_of(child)]
+    for child in pool:
+        os.kill(child, signal.SIGSTOP)
+    broker = embedded.state / "broker"
+    app = Celery(broker="filesystem://", broker_transport="portal.broker:Transport", broker_transport_options={
+        "data_folder_in": str(broker / "out"), "data_folder_out": str(broker / "out"),
+        "control_folder": str(broker / "control"), "store_processed": False})
+    mark = uuid.uuid4().hex
+    app.send_task("portal.mark", args=[mark], ignore_result=True)
+    claimed = broker / "claimed"
+    assert embedded.wait_for(lambda: any(name.startswith(f"{master}.") for name in os.listdir(claimed)), 10), (
+        "the worker did not take the task")
+    os.kill(master, signal.SIGKILL)
+    assert embedded.wait_for(lambda: (embedded.state / "marks" / mark).exists(), RECOVERY_SECONDS), (
+        "the task taken by the killed worker was lost")
 
 
 @pytest.mark.timeout(120)
