@@ -150,6 +150,9 @@ def task_sender(state: Path, stop: threading.Event, sent: list[str]) -> None:
     os.environ.update(POLICYGRID_STATE_DIR=str(state), DJANGO_SETTINGS_MODULE="portal.settings")
     for name in [k for k in os.environ if k.startswith(("CELERY_", "DATABASE_URL"))]:
         del os.environ[name]
+    import django
+
+    django.setup()
     from portal.celery import app
 
     while not stop.is_set():

@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m portal.server", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bind", default="127.0.0.1:8000", help="host:port")
+    parser.add_argument("--fd", type=int, help="serve this inherited listening socket instead of binding (the embedded "
+                                               "run's supervisor holds it, so a restart refuses no connection)")
     parser.add_argument("--workers", type=int, default=2, help="processes (uvicorn restarts one that dies)")
     parser.add_argument("--threads", type=int, default=8, help="threads per process running Django")
     parser.add_argument("--access-log", help="file the access log is appended to")
@@ -123,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["POLICYGRID_WEB_THREADS"] = str(args.threads)
     if args.access_log:
         os.environ["POLICYGRID_ACCESS_LOG"] = args.access_log
-    uvicorn.run("portal.asgi:application", host=host, port=int(port), workers=args.workers,
+    where = {"fd": args.fd} if args.fd is not None else {"host": host, "port": int(port)}
+    uvicorn.run("portal.asgi:application", **where, workers=args.workers,
                 http=f"{__name__}:BoundedHttpToolsProtocol", loop="uvloop", lifespan="off", access_log=False,
                 timeout_keep_alive=int(HEAD_SECONDS), timeout_graceful_shutdown=args.graceful_timeout, backlog=2048,
                 log_level=os.environ.get("POLICYGRID_WEB_LOG_LEVEL", "warning"))

@@ -30,6 +30,7 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 FIRST_BACKOFF, MAX_BACKOFF, STABLE_SECONDS = 1.0, 30.0, 60.0
 PROBE_EVERY = 2.0
+ORPHAN_GRACE = 5.0
 STATUS_EVERY = 5.0  # /health shows when the supervisor last wrote: a stale time means it is gone
 
 try:
@@ -49,6 +50,7 @@ class Child:
     name: str
     command: list[str]
     alive: Callable[[Child], bool] | None = None  # the liveness probe, called while the child runs
+    pass_fds: tuple[int, ...] = ()  # descriptors it inherits (the web server's listening socket)
     process: subprocess.Popen | None = None
     state: str = "stopped"  # running, backoff (waiting to restart), stopped
     started_at: float = 0.0
@@ -69,13 +71,15 @@ class Supervisor:
         self.status_file = self.state_dir / "supervisor.json"
         self.log_file = self.state_dir / "logs" / "supervisor.log"
         self.orphans_killed = 0
+        self.orphans: dict[int, float] = {}  # pid -> when first seen
         self.subreaper = prctl(PR_SET_CHILD_SUBREAPER, 1)
         self.status_written = 0.0
 
     # --- starting ----------------------------------------------------------------------------------------------
 
-    def add(self, name: str, command: list[str], alive: Callable[[Child], bool] | None = None) -> Child:
-        child = Child(name, command, alive)
+    def add(self, name: str, command: list[str], alive: Callable[[Child], bool] | None = None,
+            pass_fds: tuple[int, ...] = ()) -> Child:
+        child = Child(name, command, alive, pass_fds)
         self.children[name] = child
         return child
 
@@ -91,7 +95,8 @@ class Supervisor:
 
         try:
             child.process = subprocess.Popen(child.command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, preexec_fn=in_child)
+                                             stdin=subprocess.DEVNULL, preexec_fn=in_child,
+                                             pass_fds=child.pass_fds)
         finally:
             log.close()
         child.state, child.started_at, child.last_probe = "running", time.time(), time.monotonic()
@@ -133,20 +138,29 @@ class Supervisor:
         self.kill_group(child, signal.SIGKILL)  # whatever it left in its group
         child.backoff = min(MAX_BACKOFF, child.backoff * 2)
 
-    def kill_orphans(self) -> None:
-        """Kill and reap every process the kernel handed to this subreaper (its parent, one of ours, died)."""
+    def kill_orphans(self, force: bool = False) -> None:
+        """End every process the kernel handed to this subreaper (its parent, one of ours, died): SIGTERM first, so
+        that a web worker finishes the requests it took, then SIGKILL after ``ORPHAN_GRACE`` seconds; reap them."""
         ours = {child.process.pid for child in self.children.values() if child.process is not None}
-        me = os.getpid()
-        for pid in children_of(me) - ours:
+        now = time.monotonic()
+        orphans = children_of(os.getpid()) - ours
+        for pid in orphans:
+            first_seen = self.orphans.setdefault(pid, now)
+            sig = signal.SIGKILL if force or now - first_seen >= ORPHAN_GRACE else signal.SIGTERM
+            if first_seen == now or sig == signal.SIGKILL:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
             try:
-                os.kill(pid, signal.SIGKILL)
-                self.orphans_killed += 1
-            except ProcessLookupError:
-                pass
-            try:
-                os.waitpid(pid, 0)
+                done, _ = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                pass
+                done = pid
+            if done:
+                del self.orphans[pid]
+                self.orphans_killed += 1
+        for pid in set(self.orphans) - orphans:
+            del self.orphans[pid]
 
     # --- stopping ----------------------------------------------------------------------------------------------
 
@@ -167,10 +181,10 @@ class Supervisor:
                     child.process.wait()
             child.state = "stopped"
         # Orphans of the children's last moments: repeat until none is left.
-        for _ in range(20):
+        for _ in range(40):
             if not children_of(os.getpid()):
                 break
-            self.kill_orphans()
+            self.kill_orphans(force=True)
             time.sleep(0.05)
         self.write_status()
 

@@ -69,7 +69,7 @@ def test_a_killed_process_is_replaced_and_good_calls_succeed_within_30_s(embedde
     assert embedded.wait_for(lambda: probed_at(embedded) > killed_at, max(remaining, 1), every=0.5), (
         f"no background task ran within 30 s of killing the {target}")
     # Nothing it had started outlives it (the executor's sandbox workers, the pool processes, web workers).
-    assert embedded.wait_for(lambda: not any(alive(p) for p in left_behind | {pid}), 5), (
+    assert embedded.wait_for(lambda: not any(alive(p) for p in left_behind | {pid}), 10), (
         [(p, command_of(p)) for p in left_behind | {pid} if alive(p)])
     if supervised:
         status = requests.get(f"{embedded.base}/health", timeout=5).json()["processes"]

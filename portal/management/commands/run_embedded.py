@@ -6,6 +6,7 @@ come from the environment so that two instances can run side by side.
 import io
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -42,8 +43,12 @@ class Command(BaseCommand):
         env = {**os.environ, "POLICYGRID_STATE_DIR": str(state),
                "POLICYGRID_PUBLIC_URL": os.environ.get("POLICYGRID_PUBLIC_URL", f"http://{host}:{port}")}
         python = sys.executable
+        # The supervisor holds the portal's listening socket and hands it to each web server it starts: while a
+        # killed server is restarted, connections wait in the backlog instead of being refused.
+        listener = socket.create_server((host, port), backlog=2048)
+        listener.set_inheritable(True)
         commands = {
-            "web": self.web_command(f"{host}:{port}", workers, threads, "access.log"),
+            "web": self.web_command(listener.fileno(), workers, threads, "access.log"),
             "worker": [python, "-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO",
                        "--concurrency", "2", "--pool", "prefork"],
             "beat": [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
@@ -57,7 +62,9 @@ class Command(BaseCommand):
         supervisor = Supervisor(state, env, say=lambda line: self.stderr.write(line))
         probes = {"worker": WorkerHeartbeat(state)}
         for name, command in commands.items():
-            supervisor.add(name, command, alive=probes.get(name))
+            inherited = {"web": listener, "executor": getattr(self, "executor_listener", None)}.get(name)
+            supervisor.add(name, command, alive=probes.get(name),
+                           pass_fds=(inherited.fileno(),) if inherited is not None else ())
 
         stopping = False
 
@@ -96,9 +103,9 @@ class Command(BaseCommand):
         self.stdout.flush()
 
     @staticmethod
-    def web_command(bind: str, workers: int, threads: int, access_log: str) -> list[str]:
+    def web_command(fd: int, workers: int, threads: int, access_log: str) -> list[str]:
         """portal/server.py: uvicorn reading requests on its event loop, Django in a pool of threads per process."""
-        return [sys.executable, "-m", "portal.server", "--bind", bind, "--workers", str(workers),
+        return [sys.executable, "-m", "portal.server", "--fd", str(fd), "--workers", str(workers),
                 "--threads", str(threads), "--access-log", str(Path(settings.STATE_DIR) / "logs" / access_log),
                 "--graceful-timeout", "5"]
 
@@ -158,9 +165,13 @@ class Command(BaseCommand):
             "POLICYGRID_CACHE_DIR": str(settings.PACKAGE_CACHE_DIR),
         })
         self.stdout.write(f"  executor:   {address} (registered as 'local'; secret in {secret_file})")
+        # Held here like the portal's socket: a restarted service finds the calls that came meanwhile waiting.
+        self.executor_listener = socket.create_server(("127.0.0.1", executor_port), backlog=2048)
+        self.executor_listener.set_inheritable(True)
         return {
             "executor": [sys.executable, "-m", "policygrid.executor", "serve", "--host", "127.0.0.1",
-                         "--port", str(executor_port), "--tmp-dir", str(folder / "tmp")],
+                         "--port", str(executor_port), "--fd", str(self.executor_listener.fileno()),
+                         "--tmp-dir", str(folder / "tmp")],
         }
 
 
