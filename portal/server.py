@@ -60,8 +60,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self.head_timer is None:
-            self.start_head_timer()
+        self.start_head_timer()  # the head is timed from its first byte
 
     def on_url(self, url: bytes) -> None:
         self.head_bytes += len(url)
