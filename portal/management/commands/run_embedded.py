@@ -1,7 +1,9 @@
 """Starts the whole embedded system: migrations, demo data, the portal, a Celery worker and beat.
 
-Every process is a child of this command; Ctrl-C (or SIGTERM) stops them all. Ports and the state folder
-come from the environment so that two instances can run side by side.
+Every process is a child of this command, which supervises them (portal/supervisor.py: a process that dies is
+restarted, nothing it started is left behind) and holds the portal's and the executor's listening sockets so
+that a restart refuses no connection; Ctrl-C (or SIGTERM) stops them all. Ports and the state folder come from
+the environment so that two instances can run side by side.
 """
 import io
 import os
@@ -54,6 +56,7 @@ class Command(BaseCommand):
             "beat": [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
                      "--schedule", str(state / "celerybeat-schedule")],
         }
+        self.executor_listener = None
         commands.update(self.extra_processes(env, host, port))
         base = f"http://{host}:{port}"
         from portal.heartbeat import WorkerHeartbeat
@@ -62,7 +65,7 @@ class Command(BaseCommand):
         supervisor = Supervisor(state, env, say=lambda line: self.stderr.write(line))
         probes = {"worker": WorkerHeartbeat(state)}
         for name, command in commands.items():
-            inherited = {"web": listener, "executor": getattr(self, "executor_listener", None)}.get(name)
+            inherited = {"web": listener, "executor": self.executor_listener}.get(name)
             supervisor.add(name, command, alive=probes.get(name),
                            pass_fds=(inherited.fileno(),) if inherited is not None else ())
 
