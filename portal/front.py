@@ -87,7 +87,8 @@ class Front:
         while True:
             wait = min(self.body_idle_seconds, deadline - time.monotonic())
             try:
-                message = await asyncio.wait_for(receive(), max(wait, 0.001))
+                async with asyncio.timeout(max(wait, 0.001)):  # no task of its own, unlike wait_for
+                    message = await receive()
             except TimeoutError:
                 raise Refused(408, f"the request body did not arrive in time (a pause of {self.body_idle_seconds:g} s "
                                    f"at most, {self.body_total_seconds:g} s in all)") from None
