@@ -1,10 +1,10 @@
 #!/usr/bin/env python
-"""Django's command-line entry point for the PolicyGrid portal."""
+"""Django's command-line entry point for the PolicyGrid portal (portal/commandline.py checks the database first)."""
 import os
 import sys
 
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    from django.core.management import execute_from_command_line
+    from portal.commandline import main
 
-    execute_from_command_line(sys.argv)
+    sys.exit(main(sys.argv))

@@ -8,5 +8,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
-.venv/bin/python -m pip install --quiet -e ./sdk -e .
+.venv/bin/python -m pip install --quiet -e './sdk[executor,s3,redis]' -e .
 exec .venv/bin/python manage.py run_embedded "$@"

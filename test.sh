@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv || exit 1
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
-.venv/bin/python -m pip install --quiet -e ./sdk -e '.[dev]' || exit 1
+.venv/bin/python -m pip install --quiet -e './sdk[executor,s3,redis]' -e '.[dev]' || exit 1
 
 # The browser test drives Debian's chromium (Playwright can't download its own browser here).
 if [ ! -x /usr/bin/chromium ]; then

@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import tree_cpu_seconds  # noqa: E402
+
 
 async def _client(port, request, deadline, latencies, failures):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -70,10 +72,19 @@ def load(port, path, body, headers, concurrency, seconds):
             "p50_ms": round(pick(0.50), 2), "p99_ms": round(pick(0.99), 2), "failures": len(failures)}
 
 
-def measure(label, port, path, body, headers, concurrency, args):
-    """``args.repeat`` runs at one concurrency, each shown; returns the run of median throughput."""
-    runs = sorted((load(port, path, body, headers, concurrency, args.seconds) for _ in range(args.repeat)),
-                  key=lambda figures: figures["calls_per_s"])
+def measure(label, port, path, body, headers, concurrency, args, server_pid=None):
+    """``args.repeat`` runs at one concurrency, each shown; returns the run of median throughput.
+
+    With ``server_pid``, each run also says the CPU milliseconds per call spent by that process and all its
+    descendants (the service, its workers, their per-call children)."""
+    def one_run():
+        cpu_before = tree_cpu_seconds(server_pid) if server_pid else 0
+        figures = load(port, path, body, headers, concurrency, args.seconds)
+        if server_pid and figures["calls"]:
+            figures["cpu_ms"] = round((tree_cpu_seconds(server_pid) - cpu_before) * 1000 / figures["calls"], 3)
+        return figures
+
+    runs = sorted((one_run() for _ in range(args.repeat)), key=lambda figures: figures["calls_per_s"])
     for figures in runs if args.repeat > 1 else ():
         show(label + " (run)", figures)
     median = runs[len(runs) // 2]
@@ -83,7 +94,8 @@ def measure(label, port, path, body, headers, concurrency, args):
 
 def show(label, figures):
     print(f"  {label:<45} c={figures['concurrency']:<3} {figures['calls_per_s']:>6} calls/s   "
-          f"p50 {figures['p50_ms']:>6} ms   p99 {figures['p99_ms']:>6} ms   failures {figures['failures']}")
+          f"p50 {figures['p50_ms']:>6} ms   p99 {figures['p99_ms']:>6} ms   failures {figures['failures']}"
+          + (f"   CPU {figures['cpu_ms']:.2f} ms/call (server side)" if "cpu_ms" in figures else ""))
 
 
 def bench_service(args, tmp: Path):
@@ -122,7 +134,7 @@ def bench_service(args, tmp: Path):
         results = {}
         for concurrency in (1, 8, 32):
             results[concurrency] = measure("POST /execute_policy", service.port, "/execute_policy", body, headers,
-                                           concurrency, args)
+                                           concurrency, args, server_pid=service.process.pid)
         return results
     finally:
         stop_service(service)
@@ -209,7 +221,8 @@ def bench_portal(args, tmp: Path):
         results = {}
         for concurrency in (1, 8, 32):
             results[concurrency] = measure("POST /executor/local/execute_policy", port,
-                                           "/executor/local/execute_policy", body, headers, concurrency, args)
+                                           "/executor/local/execute_policy", body, headers, concurrency, args,
+                                           server_pid=process.pid)
         return results
     finally:
         os.killpg(process.pid, 15)

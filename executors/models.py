@@ -13,6 +13,14 @@ from records.validators import validate_dns_label
 CLUSTER_EXECUTOR_PORT = 30900
 
 
+def is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 class PolicyExecutor(RecordModel):
     """An executor service; its address is ``executor_host_uri`` (or derived from ``cluster_public_ip``)."""
 
@@ -45,7 +53,7 @@ class PolicyExecutor(RecordModel):
         verbose_name = "policy executor"
 
     def compute_derived_fields(self) -> None:
-        if not self.executor_host_uri and self.cluster_public_ip:
+        if not self.executor_host_uri and self.cluster_public_ip and is_ip_address(self.cluster_public_ip):
             host = self.cluster_public_ip
             if ":" in host:  # an IPv6 literal needs brackets in a URL
                 host = f"[{host}]"
@@ -55,11 +63,8 @@ class PolicyExecutor(RecordModel):
 
     def clean(self):
         errors: dict[str, list[str]] = {}
-        if self.cluster_public_ip:
-            try:
-                ipaddress.ip_address(self.cluster_public_ip)
-            except ValueError:
-                errors["cluster_public_ip"] = ["must be an IPv4 or IPv6 address"]
+        if self.cluster_public_ip and not is_ip_address(self.cluster_public_ip):
+            errors["cluster_public_ip"] = ["must be an IPv4 or IPv6 address"]
         if self.executor_host_uri:
             try:
                 URLValidator(schemes=["http", "https"])(self.executor_host_uri)
@@ -68,8 +73,12 @@ class PolicyExecutor(RecordModel):
                 # plain http(s)://host[:port] too, as executors often live on loopback or cluster DNS.
                 from urllib.parse import urlsplit
 
-                parts = urlsplit(self.executor_host_uri)
-                if parts.scheme not in ("http", "https") or not parts.hostname:
+                try:
+                    parts = urlsplit(self.executor_host_uri)
+                    valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+                except ValueError:  # e.g. "Invalid IPv6 URL" for an unbalanced bracket
+                    valid = False
+                if not valid:
                     errors["executor_host_uri"] = ["must be an http:// or https:// URL"]
         for field in ("executor_metadata", "executor_hardware_info"):
             if not isinstance(getattr(self, field), dict):

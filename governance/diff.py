@@ -2,32 +2,58 @@
 import difflib
 
 from django.contrib.contenttypes.models import ContentType
+from packaging.version import InvalidVersion, Version
 
 from audit.services import _json_safe
+from governance.choices import LifecycleStatus
 from governance.contributors import contributors
-from governance.lifecycle import release_of
 from governance.models import Release
 
 
 def previous_approved(obj):
-    """The version of the same name approved most recently before this one (or before now)."""
+    """The version ``obj`` follows: of the same name, approved or deprecated now (never a retired one), and
+    before ``obj`` — a lower version number, or for equal or unparsable numbers, created earlier — the
+    highest such; ties go to the most recent approval."""
     model = type(obj)
     name_field = next(n for n in model.identity_fields if n.endswith("name"))
-    ids = model.objects.filter(**{name_field: getattr(obj, name_field)}).exclude(pk=obj.pk).values_list("pk", flat=True)
-    releases = Release.objects.filter(content_type=ContentType.objects.get_for_model(model), object_id__in=list(ids))
-    own = release_of(obj)
-    if own is not None:
-        releases = releases.filter(approved_at__lt=own.approved_at)
-    latest = releases.order_by("-approved_at", "-pk").first()
-    return model.objects.filter(pk=latest.object_id).first() if latest else None
+    candidates = [other for other in model.objects.filter(**{name_field: getattr(obj, name_field)},
+                                                          status__in=LifecycleStatus.EXECUTABLE).exclude(pk=obj.pk)
+                  if _precedes(other, obj)]
+    if not candidates:
+        return None
+    approved_at = dict(Release.objects.filter(content_type=ContentType.objects.get_for_model(model),
+                                              object_id__in=[c.pk for c in candidates])
+                       .values_list("object_id", "approved_at"))
+    return max(candidates, key=lambda other: (_version_of(other) or Version("0"),
+                                              approved_at.get(other.pk) or other.created_at))
+
+
+def _version_of(obj) -> Version | None:
+    field = next(n for n in type(obj).identity_fields if n.endswith("version"))
+    try:
+        return Version(str(getattr(obj, field)))
+    except InvalidVersion:
+        return None
+
+
+def _precedes(other, obj) -> bool:
+    mine, theirs = _version_of(obj), _version_of(other)
+    if mine is not None and theirs is not None and mine != theirs:
+        return theirs < mine
+    return other.created_at < obj.created_at
 
 
 DIFF_SKIP = {"id", "created_at", "updated_at"}
 
 
 def _field_value(obj, name):
-    value = getattr(obj, f"{name}_id") if obj._meta.get_field(name).is_relation else getattr(obj, name)
-    return _json_safe(value)
+    if obj._meta.get_field(name).is_relation:
+        # A person is named by username (a reviewer reads "created_by alice → bob", not "2 → 1").
+        related = getattr(obj, name)
+        if related is None:
+            return None
+        return related.get_username() if hasattr(related, "get_username") else getattr(related, "key", related.pk)
+    return _json_safe(getattr(obj, name))
 
 
 def diff(obj, against, *, with_files: bool = True) -> dict:

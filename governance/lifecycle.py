@@ -248,6 +248,10 @@ def reject(obj, actor, comment: str = ""):
     def work(locked):
         _require(may_review(actor, locked), f"rejecting needs the permission '{permission(locked, 'review')}' (reviewer role)")
         _require_state(locked, "reject", (S.IN_REVIEW,))
+        if not (comment or "").strip():
+            # The author gets the version back as a draft: the comment is the only place the reason is said.
+            raise TransitionRefused("a rejection needs a comment telling the author what to change", status=400,
+                                    errors={"comment": ["required when rejecting"]})
         submission = open_submission(locked)
         if submission is not None:
             Review.objects.create(

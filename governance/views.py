@@ -24,6 +24,7 @@ from governance import diff as version_diff
 from governance import lifecycle
 from governance.choices import LifecycleStatus
 from governance.contributors import contribution_of, contributors
+from records.api.filtersets import filterset_for
 
 # URL kind → model label. The API's own routes are /policy and /graphs; pages say /portal/policy/<uri>/.
 KINDS = {"policy": "policies.policyrule", "graph": "graphs.graph"}
@@ -85,15 +86,18 @@ def version_list(request, kind: str):
     model = _model(kind)
     _require_view(request.user, model)
     queryset = model.objects.all().order_by("-updated_at")
+    # The API list's own filters (status, q for free text…): one implementation of searching a resource.
+    filterset = filterset_for(model)(request.GET, queryset=queryset)
+    if filterset.is_valid():
+        queryset = filterset.qs
     status = request.GET.get("status")
-    if status in LifecycleStatus.values:
-        queryset = queryset.filter(status=status)
     return render(request, "portal/version_list.html", {
         "kind": kind,
         "label": model._meta.verbose_name_plural,
         "objects": queryset[:500],
         "statuses": LifecycleStatus.choices,
-        "current_status": status,
+        "current_status": status if status in LifecycleStatus.values else None,
+        "query": request.GET.get("q", ""),
         "nav": kind,
     })
 

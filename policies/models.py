@@ -79,6 +79,7 @@ class PolicyRule(GovernedModel, RecordModel):
     class Meta:
         ordering = ["name", "version", "release_tag"]
         verbose_name = "policy"
+        verbose_name_plural = "policies"
         constraints = [
             models.UniqueConstraint(
                 fields=["name", "version", "release_tag"], name="%(app_label)s_%(class)s_unique_identity"

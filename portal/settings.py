@@ -193,8 +193,10 @@ STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(STATE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("POLICYGRID_MEDIA_ROOT", str(STATE_DIR / "media")))
 WHITENOISE_USE_FINDERS = True
-# WhiteNoise expects STATIC_ROOT to exist even when it serves through the finders (no collectstatic step).
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# WhiteNoise expects STATIC_ROOT to exist even when it serves through the finders (no collectstatic step). Not
+# inside a state folder that doesn't exist: a command aimed at the wrong folder must not leave an empty one.
+if STATIC_ROOT.parent.is_dir():
+    STATIC_ROOT.mkdir(exist_ok=True)
 
 LOGIN_URL = "/portal/login/"
 LOGIN_REDIRECT_URL = "/portal/"
@@ -260,6 +262,7 @@ SPECTACULAR_SETTINGS = {
     # 3.1: its schemas are JSON Schema (2020-12), the dialect the execute body is validated with.
     "OAS_VERSION": "3.1.0",
     "PREPROCESSING_HOOKS": ["records.api.schema.spec_paths"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "records.api.schema.envelope_responses"],
     # Swagger UI served from the sidecar package: the docs page works without internet access.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -270,8 +273,18 @@ SPECTACULAR_SETTINGS = {
 API_MAX_BODY_BYTES = env_int("POLICYGRID_MAX_BODY_BYTES", 1024 * 1024)
 API_MAX_UPLOAD_BYTES = env_int("POLICYGRID_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 QUERY_MAX_DEPTH = env_int("POLICYGRID_QUERY_MAX_DEPTH", 8)
+# Containers nested in a JSON body (records.api.parsers): far beyond any schema, far below the stack's depth.
+API_MAX_JSON_DEPTH = env_int("POLICYGRID_MAX_JSON_DEPTH", 64)
+# The largest ?skip= / ?limit= of a query: their sum must stay within SQL's 64-bit integers.
+QUERY_MAX_SKIP_LIMIT = 10**18
 QUERY_MAX_NODES = env_int("POLICYGRID_QUERY_MAX_NODES", 200)
+# Seconds of database time a query (POST /<resource>/query, a filtered list) may take before it answers 504
+# (records.budget); well under the web server's worker timeout, so that a worker is never killed mid-query.
+QUERY_TIME_BUDGET = env_float("POLICYGRID_QUERY_TIME_BUDGET", 10)
 API_MAX_PAGE_SIZE = env_int("POLICYGRID_MAX_PAGE_SIZE", 500)
+# A /query without page, page_size or limit answers every match up to this many, else 400 saying to page
+# (never a silent first page: the earlier system's clients read no `pagination`).
+QUERY_MAX_RESULTS = env_int("POLICYGRID_QUERY_MAX_RESULTS", 10000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, 2 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
@@ -303,7 +316,12 @@ AUDIT_CHECKPOINT_FILE = Path(env_str("POLICYGRID_AUDIT_CHECKPOINT_FILE", str(STA
 PACKAGE_ALLOW_PRIVATE_NETWORKS = env_bool("POLICYGRID_ALLOW_PRIVATE_NETWORKS", False)
 PACKAGE_ALLOW_LOCAL_PATHS = env_bool("POLICYGRID_ALLOW_LOCAL_PATHS", False)
 PACKAGE_CACHE_DIR = Path(env_str("POLICYGRID_CACHE_DIR", str(STATE_DIR / "cache")))
-PUBLIC_BASE_URL = env_str("POLICYGRID_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# The portal's own address, which names uploaded assets (``<it>/asset-object/<id>``). By default the address
+# ./run.sh serves on, so that a portal on another POLICYGRID_PORT names its assets where they are.
+PUBLIC_BASE_URL = env_str(
+    "POLICYGRID_PUBLIC_URL",
+    f"http://{env_str('POLICYGRID_HOST', '127.0.0.1')}:{env_int('POLICYGRID_PORT', 8000)}",
+).rstrip("/")
 
 # --- Celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")

@@ -7,5 +7,5 @@ class RecordsConfig(AppConfig):
     verbose_name = "Records and search"
 
     def ready(self):
-        from records import signals  # noqa: F401  (connects the search-index maintenance)
+        from records import regexp, signals  # noqa: F401  (RE2 as SQLite's REGEXP; the search-index maintenance)
         from records.api import schema  # noqa: F401  (registers the token scheme with drf-spectacular)

@@ -1,4 +1,5 @@
-"""Refuses oversized API bodies with 413 before anything reads them (docs/api.md §1 limits)."""
+"""Refuses oversized API bodies with 413 before anything reads them (docs/api.md §1 limits), and chunked ones
+with 411."""
 from django.conf import settings
 from django.http import JsonResponse
 
@@ -11,6 +12,12 @@ class ApiBodyLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if request.META.get("HTTP_TRANSFER_ENCODING", "identity").strip().lower() != "identity":
+            # Under WSGI, Django reads CONTENT_LENGTH bytes of a body: a chunked body has none, so it read as
+            # empty, and POST /policy/query answered every record instead of the filtered ones. Refused, as
+            # RFC 9110 §15.5.12 allows, whatever the server in front.
+            return JsonResponse({"success": False, "message": "send the request body with a Content-Length header: "
+                                 "chunked transfer encoding is not accepted"}, status=411)
         length = request.META.get("CONTENT_LENGTH")
         if length:
             try:

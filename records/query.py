@@ -18,10 +18,12 @@ stays a lazy queryset: ordering, counting and slicing remain SQL.
 * Top-level string, number and boolean columns (and the creator's username) compile to their own column
   (``release_tag`` equality uses its btree index): their values compare exactly as the document's do.
   A value of another bracket (a number against a string column) matches nothing.
-* Regular expressions are parsed here into a subset both engines agree on (SQLite runs Python's ``re``,
-  PostgreSQL its ARE engine) and re-emitted for each: ``\\d \\w \\s \\b`` are ASCII, as in MongoDB's PCRE;
-  ``.``, ``^`` and ``$`` are rewritten so that newlines behave as in PCRE/Python on PostgreSQL too;
-  backreferences, possessive quantifiers, ``\\Z`` and scoped flags are refused with a QueryError.
+* Regular expressions are parsed here into a subset both engines agree on (SQLite runs RE2 through
+  ``records.regexp``, PostgreSQL its ARE engine) and re-emitted for each: ``\\d \\w \\s \\b`` are ASCII, as in
+  MongoDB's PCRE; ``.``, ``^`` and ``$`` are rewritten so that newlines behave as in PCRE on both;
+  what needs a backtracking engine (backreferences, lookahead and lookbehind, possessive quantifiers) and
+  ``\\Z`` and scoped flags are refused with a QueryError, so matching is linear in the value's length
+  (docs/api.md §2); PostgreSQL's engine is further bounded by the query's time budget (``records.budget``).
 
 Limits: the filter is at most ``QUERY_MAX_DEPTH`` containers deep (the filter object itself is level 1,
 every nested object or array one more) and has at most ``QUERY_MAX_NODES`` values (objects, arrays and
@@ -48,6 +50,7 @@ from django.db.models.lookups import (
 
 from records.documents import BOOL, INDEXED, NUMBER, STRING, USER
 from records.models import KEY_LENGTH, PATH_LENGTH, SearchEntry, ValueKind
+from records.regexp import PatternError, compile_pattern
 from records.search import (
     MAX_POSITIONS,
     digest,
@@ -622,10 +625,10 @@ class Compiler:
             raise QueryError(err.rsplit(".", 1)[0] + ".$options" if "." in err else "$options",
                              "$options is a string of the flags i, m, s and x")
         try:
-            python, postgresql = translate_regex(pattern, set(options))
+            re2, postgresql = translate_regex(pattern, set(options))
         except RegexError as exc:
             raise QueryError(err, f"the regular expression is not supported: {exc}") from None
-        return postgresql if self.vendor == "postgresql" else python
+        return postgresql if self.vendor == "postgresql" else re2
 
 
 def check_literal(value, err: str) -> None:
@@ -658,18 +661,18 @@ MAX_REPEAT = 255  # PostgreSQL's largest repetition count
 
 
 def translate_regex(pattern: str, flags: set[str]) -> tuple[str, str]:
-    """The pattern for Python's ``re`` (SQLite) and for PostgreSQL, matching the same strings."""
+    """The pattern for RE2 (SQLite) and for PostgreSQL, matching the same strings."""
     parser = RegexParser(pattern, flags)
     tree = parser.parse()
     flags = parser.flags
-    python_flags = "".join(sorted(flags & {"i", "m", "s"}))
-    python = (f"(?{python_flags})" if python_flags else "") + emit(tree, "python", flags)
+    re2_flags = "".join(sorted(flags & {"i", "m", "s"}))
+    re2 = (f"(?{re2_flags})" if re2_flags else "") + emit(tree, "re2", flags)
     postgresql = ("(?i)" if "i" in flags else "") + emit(tree, "postgresql", flags)
     try:
-        re.compile(python)
-    except re.error as exc:
-        raise RegexError(str(exc)) from None
-    return python, postgresql
+        compile_pattern(re2)
+    except PatternError as exc:
+        raise RegexError(f"RE2 can't take it ({exc})") from None
+    return re2, postgresql
 
 
 class RegexParser:
@@ -788,14 +791,12 @@ class RegexParser:
         return ("lit", c)
 
     def group(self):
-        kind = "group"
         if self.peek() == "?":
-            for prefix, name in (("?:", "group"), ("?=", "ahead"), ("?!", "not-ahead"), ("?<=", "behind"),
-                                 ("?<!", "not-behind")):
-                if self.pattern.startswith(prefix, self.pos):
-                    kind = name
-                    self.pos += len(prefix)
-                    break
+            if self.pattern.startswith("?:", self.pos):
+                self.pos += 2
+            elif any(self.pattern.startswith(prefix, self.pos) for prefix in ("?=", "?!", "?<=", "?<!")):
+                raise RegexError(f"lookahead and lookbehind (position {self.pos - 1}) need a backtracking "
+                                 "engine; $regex runs in linear time (RE2 semantics)")
             else:
                 raise RegexError(f"the group syntax at position {self.pos - 1} is not supported "
                                  "(named groups, scoped flags, comments, conditionals)")
@@ -803,7 +804,7 @@ class RegexParser:
         if self.peek() != ")":
             raise RegexError("missing ), unterminated subpattern")
         self.pos += 1
-        return ("group", inner) if kind == "group" else ("look", kind, inner)
+        return ("group", inner)
 
     def escape(self, in_class: bool = False):
         c = self.peek()
@@ -837,7 +838,8 @@ class RegexParser:
         if c == "A":
             return ("bos",)
         if c.isdigit():
-            raise RegexError("backreferences and octal escapes are not supported")
+            raise RegexError("backreferences and octal escapes are not supported (backreferences need a "
+                             "backtracking engine)")
         if c.isascii() and c.isalnum():
             raise RegexError(f"the escape \\{c} is not supported")
         return ("lit", c)
@@ -892,34 +894,35 @@ def emit(node, target: str, flags: set[str]) -> str:
     if kind == "seq":
         return "".join(emit(item, target, flags) for item in node[1])
     if kind == "lit":
-        return emit_char(node[1])
+        return emit_char(node[1], target)
     if kind == "any":
-        # PostgreSQL's '.' matches a newline; PCRE's and Python's don't, unless the s flag is given.
-        return "." if target == "python" or "s" in flags else "[^\\n]"
+        # PostgreSQL's '.' matches a newline; PCRE's and RE2's don't, unless the s flag is given.
+        return "." if target == "re2" or "s" in flags else "[^\\n]"
     if kind == "class":
-        body = "".join(emit_class_char(low) + ("" if low == high else "-" + emit_class_char(high))
+        body = "".join(emit_char(low, target) + ("" if low == high else "-" + emit_char(high, target))
                        for low, high in node[2])
         return f"[{'^' if node[1] else ''}{body}]"
     if kind == "bol":
-        if target == "python":
+        if target == "re2":
             return "^"
         return "(?<![^\\n])" if "m" in flags else "^"
     if kind == "eol":
-        if target == "python":
-            return "$"
-        # PCRE/Python: '$' also matches before a final newline (or before every newline with m).
+        # PCRE: '$' also matches before a final newline (or before every newline with m). RE2's (?m)$ does
+        # too; without m its '$' is the end of the text only, and RE2 has no lookahead: the final newline is
+        # consumed instead, which is the same whenever nothing but the end follows '$' in the pattern.
+        if target == "re2":
+            return "$" if "m" in flags else "(?:\\n?\\z)"
         return "(?![^\\n])" if "m" in flags else "(?=\\n?$)"
     if kind == "bos":
-        return "\\A" if target == "python" else "^"
+        return "\\A" if target == "re2" else "^"
     if kind == "wordb":
+        if target == "re2":
+            return "\\b" if node[1] else "\\B"  # RE2's word boundary is ASCII, as this subset's \\w
         if node[1]:
             return f"(?:(?<={WORD})(?!{WORD})|(?<!{WORD})(?={WORD}))"
         return f"(?:(?<={WORD})(?={WORD})|(?<!{WORD})(?!{WORD}))"
     if kind == "group":
         return f"(?:{emit(node[1], target, flags)})"
-    if kind == "look":
-        opener = {"ahead": "(?=", "not-ahead": "(?!", "behind": "(?<=", "not-behind": "(?<!"}[node[1]]
-        return f"{opener}{emit(node[2], target, flags)})"
     if kind == "rep":
         _, inner, low, high = node
         if (low, high) == (0, None):
@@ -936,15 +939,11 @@ def emit(node, target: str, flags: set[str]) -> str:
     raise AssertionError(kind)
 
 
-def emit_char(c: str) -> str:
+def emit_char(c: str, target: str) -> str:
     if c.isascii() and c.isalnum():
         return c
     if ord(c) < 32 or ord(c) == 127:
-        return f"\\u{ord(c):04x}"
+        return f"\\x{{{ord(c):04x}}}" if target == "re2" else f"\\u{ord(c):04x}"
     if not c.isascii():
         return c
     return "\\" + c
-
-
-def emit_class_char(c: str) -> str:
-    return emit_char(c)

@@ -82,8 +82,8 @@ def digest(value) -> str:
 def to_number(value) -> float:
     try:
         return float(value)
-    except OverflowError:
-        return math.copysign(math.inf, value)
+    except OverflowError:  # an integer beyond a double's range (math.copysign would convert it too)
+        return math.inf if value > 0 else -math.inf
 
 
 def value_columns(value) -> tuple[int, float | None, str | None, str | None]:

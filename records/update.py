@@ -1,4 +1,4 @@
-"""The update language of docs/api.md §3: full replacement, or ``$set``/``$unset`` with dotted paths."""
+"""The update language of docs/api.md §3: a plain document of fields to set, or ``$set``/``$unset`` with dotted paths."""
 import copy
 from typing import Any
 
@@ -40,8 +40,11 @@ def resolve_update(
     for name in identity_fields:
         if name in body and body[name] != current.get(name):
             raise ValidationError({name: ["is an identity field and cannot be changed"]})
-    # Full replacement: omitted writable fields go back to their defaults (the serializer fills them).
-    return {key: value for key, value in body.items() if key in writable or key not in current}
+    # A plain document sets the fields it names and keeps the others, as the earlier system's PUT did (its
+    # clients' update_policy sends a few fields; a replacement wiped the rest). `$unset` resets a field.
+    doc = {key: copy.deepcopy(current[key]) for key in writable if key in current}
+    doc.update({key: value for key, value in body.items() if key in writable or key not in current})
+    return doc
 
 
 def _apply_operators(current, body, writable, json_fields, identity_fields) -> dict:

@@ -6,6 +6,7 @@ from rest_framework.permissions import IsAuthenticated
 
 from accounts.models import ApiToken
 from accounts.services import issue_token, revoke_token
+from records.api.serializers import refuse_coercion
 from records.api.viewsets import ok
 
 
@@ -18,6 +19,11 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 
 class NewTokenSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            refuse_coercion(self.fields, data)
+        return super().to_internal_value(data)
 
 
 class ApiTokenViewSet(viewsets.ViewSet):

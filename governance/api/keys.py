@@ -6,7 +6,11 @@ from records.api.viewsets import ok
 
 
 @extend_schema(
-    responses={200: dict},
+    responses={200: {"type": "array", "items": {"type": "object", "properties": {
+        "key_id": {"type": "string"}, "algorithm": {"type": "string"}, "public_key": {"type": "string"},
+        "status": {"type": "string", "enum": ["active", "retired", "revoked"]},
+        "created_at": {"type": "string"}, "retired_at": {"type": ["string", "null"]},
+        "revoked_at": {"type": ["string", "null"]}}}}},
     description="Public Ed25519 keys (base64, raw) with key_id and status: active signs new releases, "
     "retired still verifies old ones, revoked verifies nothing.",
 )

@@ -35,7 +35,7 @@ def _text(request, name: str, required: bool = False) -> str:
     return value
 
 
-COMMENT_BODY = inline_serializer("LifecycleComment", {"comment": serializers.CharField(required=False)})
+COMMENT_BODY = inline_serializer("LifecycleComment", {"comment": serializers.CharField(required=False, allow_blank=True)})
 
 
 class LifecycleViewSetMixin:
@@ -177,7 +177,7 @@ class LifecycleViewSetMixin:
         return self._answer(copy, status.HTTP_201_CREATED)
 
     @extend_schema(responses=AuditEntrySerializer(many=True), description="The audit entries of this version.")
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def history(self, request, **kwargs):
         obj = self.get_object()
         return ok(AuditEntrySerializer(lifecycle.history(obj), many=True).data)

@@ -3,6 +3,7 @@ from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from policygrid.archive import detect_format
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import MultiPartParser
@@ -72,17 +73,27 @@ class UploadAssetView(APIView):
         )
 
 
+ARCHIVE_CONTENT_TYPES = {"zip": "application/zip", "tar": "application/x-tar", "tar.gz": "application/gzip",
+                         "tar.xz": "application/x-xz", "tar.bz2": "application/x-bzip2"}
+
+
 class AssetObjectView(APIView):
     """``GET /asset-object/<asset_id>``: the stored bytes (the URL a policy's ``code`` points at)."""
 
     queryset = Asset.objects.all()
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(responses={(200, content_type): OpenApiTypes.BINARY
+                               for content_type in (*ARCHIVE_CONTENT_TYPES.values(), "application/octet-stream")})
     def get(self, request, asset_id):
         asset = Asset.objects.filter(asset_id=asset_id).first()
         if asset is None:
             raise NotFound(f"no asset with asset_id '{asset_id}'")
         handle = asset_storage().open(asset.storage_key, "rb")
-        response = FileResponse(handle, as_attachment=True, filename=asset.file_name or "asset")
+        # The type of what the bytes are (an archive format, told by content as the package loader tells it),
+        # not a guess from the uploaded file's name.
+        content_type = ARCHIVE_CONTENT_TYPES.get(detect_format(handle.read(512)), "application/octet-stream")
+        handle.seek(0)
+        response = FileResponse(handle, as_attachment=True, filename=asset.file_name or "asset",
+                                content_type=content_type)
         response["X-Content-Digest"] = asset.digest
         return response

@@ -12,6 +12,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from records.budget import QueryTimeout
 from records.services import DeleteRefused, RecordInUse, in_use
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ def exception_handler(exc, context):
         exc = exceptions.PermissionDenied(exc.message)
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge("the request body exceeds the configured limit")
+    elif isinstance(exc, QueryTimeout):
+        exc = ApiError(str(exc), status.HTTP_504_GATEWAY_TIMEOUT, error_type="timeout")
     else:
         sdk_error = _sdk_error(exc)
         if sdk_error is not None:

@@ -1,8 +1,14 @@
-"""Page-number pagination that answers in the envelope: {"success", "data", "pagination"}."""
+"""Page-number pagination that answers in the envelope: {"success", "data", "pagination"}, and the streamed
+envelope of an answer too long for one page."""
+from itertools import islice
+
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 
@@ -40,9 +46,28 @@ class EnvelopePagination(PageNumberPagination):
             paginator.count = self.count_hint()  # Paginator.count is a cached property: this is its value
         return paginator
 
+    def page_requested(self, request) -> bool:
+        return self.page_query_param in request.query_params or self.page_size_query_param in request.query_params
+
     @property
     def max_page_size(self):
         return settings.API_MAX_PAGE_SIZE
+
+    def get_page_number(self, request, paginator):
+        # DRF reads an empty or repeated ?page= as some page; say what is wrong instead.
+        values = request.query_params.getlist(self.page_query_param)
+        if values and (len(values) > 1 or not (values[0].isascii() and values[0].isdigit())):
+            raise ValidationError({self.page_query_param: ["must be a positive integer, given once"]})
+        return super().get_page_number(request, paginator)
+
+    def get_page_size(self, request):
+        # DRF falls back to the default size for a page_size it can't read; say so instead (a 400 naming it).
+        values = request.query_params.getlist(self.page_size_query_param)
+        raw = values[-1] if values else None
+        if len(values) > 1 or raw is not None and not (raw.isascii() and raw.isdigit() and int(raw) > 0):
+            raise ValidationError({self.page_size_query_param: [
+                f"must be a positive integer (at most {self.max_page_size} are returned)"]})
+        return super().get_page_size(request)
 
     def get_paginated_response(self, data):
         return Response(
@@ -68,9 +93,25 @@ class EnvelopePagination(PageNumberPagination):
                     "type": "object",
                     "properties": {
                         "count": {"type": "integer"},
-                        "next": {"type": "string", "nullable": True, "format": "uri"},
-                        "previous": {"type": "string", "nullable": True, "format": "uri"},
+                        # OpenAPI 3.1 (SPECTACULAR_SETTINGS): null is a type, "nullable" means nothing.
+                        "next": {"type": ["string", "null"], "format": "uri"},
+                        "previous": {"type": ["string", "null"], "format": "uri"},
                     },
                 },
             },
         }
+
+
+def stream_envelope(queryset, serialize, extra: dict, batch: int) -> StreamingHttpResponse:
+    """``{"success": true, "data": [...], **extra}`` written ``batch`` records at a time, as DRF renders them."""
+    renderer = JSONRenderer()
+
+    def chunks():
+        yield b'{"success":true,"data":['
+        rows, separator = queryset.iterator(chunk_size=batch), b""
+        while page := list(islice(rows, batch)):
+            yield separator + renderer.render(serialize(page))[1:-1]
+            separator = b","
+        yield b"]," + renderer.render(extra)[1:]
+
+    return StreamingHttpResponse(chunks(), content_type="application/json")

@@ -20,6 +20,40 @@ _PASS_THROUGH: dict[type, type | bool] = {
 }
 
 
+# The JSON type each kind of DRF field takes, as the OpenAPI document states it. DRF would coerce (5 into
+# "5", "5" into 5, "true" into True); the API refuses instead, naming the field, so that what the schema calls
+# invalid is invalid (tests/openapi checks it with schemathesis).
+_JSON_TYPES: list[tuple[type, tuple[type, ...], str]] = [
+    (serializers.BooleanField, (bool,), "true or false"),
+    (serializers.ChoiceField, (str,), "a string"),
+    (serializers.CharField, (str,), "a string"),
+    (serializers.DateTimeField, (str,), "a string"),
+    (serializers.IntegerField, (int,), "an integer"),
+    (serializers.FloatField, (int, float), "a number"),
+    (serializers.ListField, (list,), "an array"),
+    (serializers.DictField, (dict,), "an object"),
+]
+
+
+def refuse_coercion(fields, data: dict) -> None:
+    """A 400 naming each field of ``data`` whose JSON type is not the one its serializer field takes."""
+    errors = {}
+    for name, value in data.items():
+        field = fields.get(name)
+        if field is None or field.read_only or (value is None and field.allow_null):
+            continue
+        if not type(field).__module__.startswith("rest_framework."):
+            continue  # a field of ours reads its own forms (tags as a list or a string)
+        for kind, types, wording in _JSON_TYPES:
+            if isinstance(field, kind):
+                wrong_bool = isinstance(value, bool) and bool not in types
+                if wrong_bool or not isinstance(value, types):
+                    errors[name] = [f"must be {wording}"]
+                break
+    if errors:
+        raise serializers.ValidationError(errors)
+
+
 class RecordSerializer(serializers.ModelSerializer):
     """Serializer of a ``RecordModel``.
 
@@ -31,7 +65,8 @@ class RecordSerializer(serializers.ModelSerializer):
       create, as the earlier system's clients do) are ignored.
     """
 
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # Null for records made by the system (a migration, a command) rather than a user.
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model: type[models.Model]
@@ -60,6 +95,7 @@ class RecordSerializer(serializers.ModelSerializer):
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        refuse_coercion(self.fields, data)
         return super().to_internal_value(data)
 
     @cached_property

@@ -2,8 +2,11 @@
 
 A resource's viewset declares its queryset, serializer and filterset; everything else is here.
 """
+from __future__ import annotations
+
 import logging
 
+from django.conf import settings
 from django.db import IntegrityError
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
@@ -13,8 +16,11 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from records.api.errors import ApiError, Conflict
+from records.api.pagination import stream_envelope
+from records.budget import query_budget
 from records.query import QueryError, filter_and_count
 from records.services import delete_record, save_record
+from records.sorting import sort_order
 from records.update import resolve_update
 
 logger = logging.getLogger(__name__)
@@ -32,7 +38,8 @@ class RecordViewSet(viewsets.ModelViewSet):
     # `query` reads, whatever its HTTP method: it needs the view permission (and passes anonymous read).
     read_actions = ("query",)
     action_permissions: dict[str, str] = {}
-    # Which record types may not be created through `POST /<resource>` (they have their own routes).
+    # Which record types may not be created through `POST /<resource>` (they have their own routes): the
+    # router (records.api.routers) leaves the route out.
     allow_create = True
     sortable_fields: tuple[str, ...] = ()
     # The columns an action reads, where it needs only a few of a wide row (the rest stay deferred).
@@ -72,20 +79,31 @@ class RecordViewSet(viewsets.ModelViewSet):
     def retrieve(self, request, *args, **kwargs):
         return ok(self.get_serializer(self.get_object()).data)
 
-    # list() is DRF's: the pagination class answers in the envelope.
+    def list(self, request, *args, **kwargs):
+        # DRF's, within the query time budget (its filters are queries too); the pagination class answers in
+        # the envelope.
+        with query_budget(settings.QUERY_TIME_BUDGET, self.get_queryset().db):
+            return super().list(request, *args, **kwargs)
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,
         parameters=[
             OpenApiParameter("limit", int, description="at most this many records"),
             OpenApiParameter("skip", int, description="skip this many records first"),
-            OpenApiParameter("sort", str, description="comma-separated fields, '-' for descending"),
+            OpenApiParameter("sort", str, description="comma-separated fields or dotted paths into JSON fields, "
+                                                      "'-' for descending"),
+            OpenApiParameter("page", int, description="paginate like a list (also page_size)"),
         ],
-        description="MongoDB-style filter document (docs/api.md §2), compiled into a database query.",
+        description="MongoDB-style filter document (docs/api.md §2), compiled into a database query. Without "
+                    "limit, page or page_size: every match, up to POLICYGRID_QUERY_MAX_RESULTS (else 400).",
     )
     @action(detail=False, methods=["post"], url_path="query")
     def query(self, request):
         document = request.data if request.body else {}
+        with query_budget(settings.QUERY_TIME_BUDGET, self.get_queryset().db):
+            return self._query(request, document)
+
+    def _query(self, request, document):
         try:
             queryset, count = filter_and_count(self.get_queryset(), document)
         except QueryError as exc:
@@ -98,39 +116,49 @@ class RecordViewSet(viewsets.ModelViewSet):
         if skip or limit is not None:
             queryset = queryset[skip : skip + limit if limit is not None else None]
             return ok(self.get_serializer(queryset, many=True).data)
+        if not self.paginator.page_requested(request):
+            return self.every_match(queryset, count)
         self.paginator.count_hint = count
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
-    def _sort_fields(self, sort: str | None) -> list[str]:
-        if not sort:
-            return list(self.queryset.model._meta.ordering or ["pk"])
-        model = self.queryset.model
-        names = {f.name for f in model._meta.concrete_fields} - set(model.internal_fields)
-        fields = []
-        for item in sort.split(","):
-            item = item.strip()
-            if item.lstrip("-") not in names:
-                raise ApiError(
-                    f"cannot sort by '{item.lstrip('-')}': not a field of this resource", 400,
-                    errors={"sort": [f"unknown field '{item.lstrip('-')}'"]},
-                )
-            fields.append(item)
-        return [*fields, "pk"]
+    def every_match(self, queryset, count):
+        """``/query`` without ``page``, ``page_size`` or ``limit``: every match, never a silent first page (the
+        earlier system's clients read no ``pagination``), up to ``QUERY_MAX_RESULTS``; more answers 400 saying
+        how to page. A long answer is streamed, so it never sits whole in memory."""
+        total, cap = count(), settings.QUERY_MAX_RESULTS
+        if total > cap:
+            reason = (f"{total} records match, more than the {cap} a query answers at once: page through them "
+                      f"with ?page=N&page_size=M (M at most {settings.API_MAX_PAGE_SIZE}) or ?skip=&limit=")
+            raise ApiError(reason, 400, errors={"page": [reason]})
+        pagination = {"count": total, "next": None, "previous": None}
+        if total <= settings.API_MAX_PAGE_SIZE:
+            return ok(self.get_serializer(queryset, many=True).data, pagination=pagination)
+        return stream_envelope(queryset, lambda rows: self.get_serializer(rows, many=True).data,
+                               {"pagination": pagination}, settings.API_MAX_PAGE_SIZE)
+
+    def _sort_fields(self, sort: str | None) -> list:
+        return sort_order(self.queryset.model, sort)
 
     @staticmethod
     def _non_negative(request, name, default):
-        raw = request.query_params.get(name)
+        values = request.query_params.getlist(name)
+        if len(values) > 1:
+            raise ApiError(f"'{name}' is given {len(values)} times", 400, errors={name: ["given more than once"]})
+        raw = values[0] if values else None
         if raw is None or raw == "":
             return default
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):  # str.isdigit() takes '²', which int() refuses
             raise ApiError(f"'{name}' must be a non-negative integer", 400, errors={name: ["not a non-negative integer"]})
-        return int(raw)
+        value = int(raw)
+        if value > settings.QUERY_MAX_SKIP_LIMIT:
+            # SQL's LIMIT and OFFSET are 64-bit: 2**63 overflowed the driver (a 500).
+            reason = f"at most {settings.QUERY_MAX_SKIP_LIMIT}"
+            raise ApiError(f"'{name}' must be {reason}", 400, errors={name: [reason]})
+        return value
 
     # --- write ----------------------------------------------------------------------------------------
     def create(self, request, *args, **kwargs):
-        if not self.allow_create:
-            raise ApiError("records of this kind are created through their own route, not here", 405)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         instance = self.save_or_conflict(serializer, action="create", created_by=request.user)

@@ -114,7 +114,7 @@ def start_service(tmp_path: Path, portal_url: str, *, port: int | None = None, p
         "POLICYGRID_URL": portal_url,
         "POLICYGRID_TOKEN": portal_token or SECRET_CANARIES["POLICYGRID_TOKEN"],
         "POLICYGRID_CACHE_DIR": str(tmp_path / "executor-cache"),
-        "POLICYGRID_FETCH_ALLOW_PRIVATE": "true",
+        "POLICYGRID_ALLOW_PRIVATE_NETWORKS": "true",
         "POLICYGRID_EXECUTOR_TIMEOUT": "5",
         "POLICYGRID_EXECUTOR_CPU_SECONDS": "1",
         "POLICYGRID_EXECUTOR_MEMORY_MB": "512",

@@ -95,6 +95,7 @@ def test_a_change_written_by_another_process_is_seen_by_the_next_call(setup, api
             from records.cache import forget_record
             forget_record(PolicyExecutor, PolicyExecutor(executor_id="scripted", executor_host_uri={moved.url!r}))
         """)
+        (tmp_path / "other").mkdir()  # the other process's state folder (settings no longer make one)
         env = {**{k: v for k, v in os.environ.items() if not k.startswith(("POLICYGRID_", "DATABASE_URL"))},
                **env, "DJANGO_SETTINGS_MODULE": "portal.settings", "POLICYGRID_STATE_DIR": str(tmp_path / "other")}
         done = subprocess.run([sys.executable, "-c", writer], env=env, cwd=Path(__file__).resolve().parents[2],

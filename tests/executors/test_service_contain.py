@@ -74,6 +74,11 @@ PROBE = """
                     resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY)))
             if input_data.get("own"):
                 out["own"] = attempt(lambda: read(__file__))
+            if input_data.get("who"):
+                out["who"] = {"uid": os.getresuid(), "gid": os.getresgid(), "groups": os.getgroups()}
+                out["become_root"] = attempt(lambda: os.setuid(0))
+                out["listdir"] = {p: attempt(lambda: sorted(os.listdir(p))) for p in input_data.get("listdir", [])}
+                out["kill"] = {str(pid): attempt(lambda: os.kill(pid, 0)) for pid in input_data.get("kill", [])}
             return out
 """
 
@@ -157,6 +162,9 @@ def fake_state(tmp_path_factory):
     return state
 
 
+READ_REFUSED = ("refused: PermissionError", "refused: FileNotFoundError")
+
+
 def test_reads_outside_the_grant_are_refused(executor_service, policies, fake_state):
     paths = [str(fake_state / "credentials.txt"), str(fake_state / "keys" / "signing.pem"), "/etc/shadow",
              f"/proc/{executor_service.process.pid}/environ", "/proc/1/environ", str(executor_service.log_path),
@@ -164,7 +172,8 @@ def test_reads_outside_the_grant_are_refused(executor_service, policies, fake_st
     code, body = executor_service.execute(policies["probe"], {"read": paths, "own": True})
     assert code == 200, body
     for path in paths:
-        assert body["data"]["read"][path].startswith("refused: PermissionError"), (path, body["data"]["read"][path])
+        # Refused by Landlock, or hidden outright (the folder it lies in is covered in the worker's mount namespace).
+        assert body["data"]["read"][path].startswith(READ_REFUSED), (path, body["data"]["read"][path])
     assert body["data"]["own"].startswith("ok"), body["data"]["own"]  # its own package is readable
     # What a policy legitimately reads: the standard library, certificates, time zones.
     ok_paths = [os.__file__, "/etc/hosts", "/dev/null"]
@@ -291,3 +300,28 @@ def test_a_missing_protection_refuses_policy_code_unless_allowed(tmp_path, fake_
         assert code == 200, body
     finally:
         stop_service(service)
+
+
+def test_policy_code_runs_as_an_unprivileged_user_of_its_own(executor_service, policies, fake_state):
+    """As root, each worker switches to a user number of its own before the package is imported; folders the
+    user can't enter are covered, in the worker's mount namespace, by an empty one holding only what it needs."""
+    if os.geteuid() != 0:
+        pytest.skip("the switch of user is what a root service does; this run is not root")
+    secret_dir = fake_state / "keys"
+    code, body = executor_service.execute(policies["probe"], {
+        "who": True, "listdir": [str(fake_state), "/root", str(secret_dir)],
+        "kill": [executor_service.process.pid, 1], "read": [str(secret_dir / "signing.pem")]})
+    assert code == 200, body
+    data = body["data"]
+    uid = data["who"]["uid"][0]
+    assert uid >= 1_800_000_000 and data["who"]["uid"] == [uid] * 3 and data["who"]["gid"] == [uid] * 3, data["who"]
+    assert data["who"]["groups"] == []
+    assert data["become_root"].startswith("refused: PermissionError"), data["become_root"]
+    for path, outcome in data["listdir"].items():
+        assert Path(path).is_dir() and outcome.startswith("refused"), (path, outcome)
+    for pid, outcome in data["kill"].items():
+        assert outcome.startswith("refused"), (pid, outcome)
+    # The service says so in its health answer.
+    health = executor_service.health()
+    assert health["protections"]["unprivileged_user"].startswith(f"uid {uid}") or \
+        "switched to when bound" in health["protections"]["unprivileged_user"], health["protections"]

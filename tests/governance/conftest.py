@@ -1,4 +1,9 @@
-"""Fixtures of the governance tests: a private key store, versions brought to each lifecycle state."""
+"""Fixtures of the governance tests: a private key store, versions brought to each lifecycle state, and
+Debian's chromium driven by Playwright for the page tests."""
+import functools
+import os
+from pathlib import Path
+
 import pytest
 
 from audit.models import AuditEntry
@@ -83,3 +88,40 @@ class AuditWatch:
 @pytest.fixture
 def audit(db):
     return AuditWatch()
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"BROWSER TEST SKIPPED: {CHROMIUM} is missing; install Debian's chromium (apt-get install chromium)")
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are synchronous.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"],
+        )
+        yield browser
+        browser.close()
+
+
+def closes_its_connections(test):
+    """The test body's ORM calls, made while Playwright's loop runs, get a database connection of their own
+    (Django keeps connections per context, and a fixture's teardown runs in another one): closed at the end of
+    the body, or PostgreSQL refuses to drop the test database at the end of the run."""
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        try:
+            return test(*args, **kwargs)
+        finally:
+            from django.db import connections
+
+            connections.close_all()
+
+    return run

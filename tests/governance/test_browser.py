@@ -1,55 +1,19 @@
 """The review flow in a real browser (docs/governance.md §4): an author submits, a reviewer logs in, opens the
 queue, reads the diff and the source, approves; the policy shows as approved. Screenshots of the queue and
 the policy page are saved under test-artifacts/."""
-import functools
 import io
-import os
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from governance import lifecycle
+from tests.governance.conftest import closes_its_connections
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PASSWORD = "pw-for-tests-1"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"BROWSER TEST SKIPPED: {CHROMIUM} is missing; install Debian's chromium (apt-get install chromium)")
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are synchronous.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"],
-        )
-        yield browser
-        browser.close()
-
-
-def closes_its_connections(test):
-    """The test body's ORM calls, made while Playwright's loop runs, get a database connection of their own
-    (Django keeps connections per context, and a fixture's teardown runs in another one): closed at the end of
-    the body, or PostgreSQL refuses to drop the test database at the end of the run."""
-
-    @functools.wraps(test)
-    def run(*args, **kwargs):
-        try:
-            return test(*args, **kwargs)
-        finally:
-            from django.db import connections
-
-            connections.close_all()
-
-    return run
 
 
 def changed_package(original: bytes) -> bytes:

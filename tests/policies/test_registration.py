@@ -62,6 +62,24 @@ def test_a_package_failing_the_checks_is_400_with_the_reason(api, policy_payload
     assert not PolicyRule.objects.exists()
 
 
+def test_a_chain_of_links_leading_out_of_the_package_is_refused(api, policy_payload, file_server):
+    """Issue 13: "code/sub/a -> c/../../.." and "code/sub/c -> .." each look inside; together "a" leads out."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("code/function.py", "class AIOSv1PolicyRule:\n    def eval(self, p, i, c):\n        return {}\n")
+        for name, target in (("code/sub/a", "c/../../.."), ("code/sub/c", "..")):
+            info = zipfile.ZipInfo(name)
+            info.create_system = 3
+            info.external_attr = 0o120777 << 16  # a symbolic link
+            archive.writestr(info, target)
+    url = file_server.serve("link-chain.zip", buffer.getvalue())
+    response = api.post("/policy", policy_payload(code=url), format="json")
+    assert response.status_code == 400, response.content
+    assert "code/sub/a" in response.json()["message"]
+    assert "leaves the package folder" in response.json()["message"]
+    assert not PolicyRule.objects.exists()
+
+
 def test_a_file_that_is_no_archive_is_refused(api, policy_payload, file_server):
     url = file_server.serve("not-an-archive.zip", b"just some text, not an archive")
     response = api.post("/policy", policy_payload(code=url), format="json")

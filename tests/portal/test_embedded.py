@@ -2,7 +2,6 @@
 concurrent first calls of a package through the portal (which the executor answers by calling back into it)."""
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -13,45 +12,47 @@ import pytest
 import requests
 
 from tests.executors.conftest import free_port
+from tests.portal.embedded import ROOT, EmbeddedRun, clean_env
 
-ROOT = Path(__file__).resolve().parents[2]
 WEB_THREADS = 2
+
+
+ORDINARY_UID = 4242
+
+
+def start_embedded(state: Path, as_uid: int | None = None):
+    """``manage.py run_embedded`` on free ports with its state in ``state``; as root, or as ``as_uid``."""
+    port, executor_port = free_port(), free_port()
+    # One web worker with two threads: the deadlock this guards against needs only as many concurrent first
+    # calls as web threads.
+    env = clean_env(POLICYGRID_STATE_DIR=str(state), POLICYGRID_PORT=str(port),
+                    POLICYGRID_EXECUTOR_PORT=str(executor_port), POLICYGRID_WEB_WORKERS="1",
+                    POLICYGRID_WEB_THREADS=str(WEB_THREADS), POLICYGRID_EXECUTOR_WORKERS="2")
+    prefix = ()
+    if as_uid is not None:
+        os.chown(state, as_uid, as_uid)
+        env.update(HOME=str(state), USER="ordinary", LOGNAME="ordinary")
+        prefix = (sys.executable, str(Path(__file__).with_name("as_ordinary_user.py")), str(as_uid), str(state),
+                  str(ROOT), "--")
+    run = EmbeddedRun(env, port, prefix)
+    try:
+        yield {"base": run.base, "token": run.token, "printed": run.printed, "state": state,
+               "executor_port": executor_port}
+    finally:
+        run.stop()
 
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
-    state = tmp_path_factory.mktemp("embedded-state")
-    port, executor_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYGRID_", "DATABASE_URL", "CELERY_"))}
-    # One web worker with two threads: the deadlock this guards against needs only as many concurrent first
-    # calls as web threads.
-    env.update(POLICYGRID_STATE_DIR=str(state), POLICYGRID_PORT=str(port), POLICYGRID_EXECUTOR_PORT=str(executor_port),
-               POLICYGRID_WEB_WORKERS="1", POLICYGRID_WEB_THREADS=str(WEB_THREADS), POLICYGRID_EXECUTOR_WORKERS="2")
-    process = subprocess.Popen([sys.executable, "manage.py", "run_embedded"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    printed, token = [], None
-    deadline = time.monotonic() + 120
-    try:
-        while token is None and time.monotonic() < deadline and process.poll() is None:
-            line = process.stdout.readline().decode()
-            printed.append(line)
-            if "admin API token:" in line:
-                token = line.split(":", 1)[1].strip()
-        assert token, "run_embedded printed no API token:\n" + "".join(printed)
-        base = f"http://127.0.0.1:{port}"
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.3)
-        yield {"base": base, "token": token, "printed": "".join(printed), "state": state}
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+    yield from start_embedded(tmp_path_factory.mktemp("embedded-state"))
+
+
+@pytest.fixture(scope="module")
+def embedded_as_ordinary_user(tmp_path_factory):
+    """The same system started by an ordinary user (uid 4242), as an operator without root would run it."""
+    if os.geteuid() != 0:
+        pytest.skip("this run is not root: the root run above already is the ordinary user's")
+    yield from start_embedded(tmp_path_factory.mktemp("embedded-ordinary-state"), as_uid=ORDINARY_UID)
 
 
 def test_it_prints_where_everything_is_and_how_to_log_in(embedded):
@@ -144,21 +145,25 @@ class AIOSv1PolicyRule:
         out = {"read": {path: attempt(lambda: read(path)) for path in input_data["paths"]}}
         out["glob_keys"] = attempt(lambda: os.listdir(input_data["keys"]))
         out["connect"] = {str(port): attempt(lambda: connect(port)) for port in input_data["ports"]}
+        out["uid"] = os.getuid()
         return out
 '''
 
 
 @pytest.mark.slow
-def test_a_hostile_draft_run_dry_can_read_no_secret_and_reach_no_port(embedded, tmp_path):
+@pytest.mark.parametrize("started_by", ["root", "ordinary user"])
+def test_a_hostile_draft_run_dry_can_read_no_secret_and_reach_no_port(started_by, request, tmp_path):
     """The finding this guards: a draft registered by an author and run with dry_run read the state folder's
-    credentials, the signing keys, the executor's token and the database, then called the portal on loopback."""
+    credentials, the signing keys, the executor's token and the database, then called the portal on loopback.
+    The system as root starts it (policy code then runs as a user of its own) and as an ordinary user does."""
+    embedded = request.getfixturevalue("embedded" if started_by == "root" else "embedded_as_ordinary_user")
     state = embedded["state"]
     package = tmp_path / "hostile"
     (package / "code").mkdir(parents=True)
     (package / "code" / "function.py").write_text(HOSTILE_DRAFT)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "POLICYGRID_URL": embedded["base"],
            "POLICYGRID_TOKEN": embedded["token"], "POLICYGRID_CACHE_DIR": str(tmp_path / "cache"),
-           "POLICYGRID_FETCH_ALLOW_PRIVATE": "true"}
+           "POLICYGRID_ALLOW_PRIVATE_NETWORKS": "true"}
     pushed = subprocess.run([sys.executable, "-m", "policygrid.cli", "policy", "push", str(package), "--name",
                              "hostile-draft", "--version", "1.0", "--tag", "draft"], env=env, capture_output=True,
                             text=True, timeout=120)
@@ -168,14 +173,22 @@ def test_a_hostile_draft_run_dry_can_read_no_secret_and_reach_no_port(embedded, 
     secrets_ = [str(p) for p in secrets_ if p.exists()]
     assert len(secrets_) >= 3, sorted(p.name for p in state.iterdir())
     portal_port = int(embedded["base"].rsplit(":", 1)[1])
+    # The portal, the executor service, PostgreSQL and Redis (refused inside the policy's process: no traffic).
+    control_ports = [portal_port, embedded["executor_port"], 5432, 6379]
     body = {"policy_rule_uri": "hostile-draft:1.0-draft", "dry_run": True,
-            "input_data": {"paths": [*secrets_, "/etc/shadow"], "keys": str(state / "keys"), "ports": [portal_port]}}
+            "input_data": {"paths": [*secrets_, "/etc/shadow"], "keys": str(state / "keys"), "ports": control_ports}}
     response = requests.post(f"{embedded['base']}/executor/local/execute_policy", json=body, timeout=60,
                              headers={"Authorization": f"Token {embedded['token']}"})
     envelope = response.json()
     assert response.status_code == 200 and envelope["success"] is True, envelope
     data = envelope["data"]
     for path, outcome in data["read"].items():
-        assert outcome.startswith("refused: PermissionError"), (path, outcome)
+        # Refused by Landlock, or hidden (the state folder is covered in the worker's mount namespace).
+        assert Path(path).exists() and outcome.startswith(("refused: PermissionError", "refused: FileNotFoundError")), (
+            path, outcome)
     assert data["glob_keys"].startswith("refused"), data["glob_keys"]
-    assert data["connect"][str(portal_port)].startswith("refused: PermissionError"), data["connect"]
+    for port in control_ports:
+        assert data["connect"][str(port)].startswith("refused: PermissionError"), data["connect"]
+    # As root, policy code runs as a user of its worker's own; as an ordinary user, as that user.
+    expected_uid = ORDINARY_UID if started_by == "ordinary user" else None
+    assert data["uid"] == expected_uid if expected_uid else data["uid"] >= 1_800_000_000, data["uid"]

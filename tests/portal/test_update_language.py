@@ -1,4 +1,4 @@
-"""The update language of docs/api.md §3 through PUT/PATCH: dotted $set/$unset, replacement, validation first."""
+"""The update language of docs/api.md §3 through PUT/PATCH: dotted $set/$unset, plain documents, validation first."""
 import pytest
 
 from policies.models import PolicyRule
@@ -63,14 +63,35 @@ def test_a_malformed_schema_in_an_update_is_refused_with_its_path(api, policy):
     assert any("policy_input_schema" in key for key in response.json()["errors"]), response.json()
 
 
-def test_full_replacement_resets_omitted_optional_fields(api, policy, policy_payload):
-    body = policy_payload()
-    del body["description"]
-    del body["metadata"]
-    response = api.put(policy, body, format="json")
+def test_a_plain_put_sets_the_fields_it_names_and_keeps_the_others(api, policy):
+    """Issue 14 item 9: an earlier client's update_policy sent a few fields, and the replacement reset the rest
+    (management_commands_schema among them)."""
+    before = api.get(policy).json()["data"]
+    assert before["management_commands_schema"] and before["metadata"]
+    response = api.put(policy, {"description": "only this"}, format="json")
     assert response.status_code == 200, response.content
-    data = response.json()["data"]
-    assert data["description"] == "" and data["metadata"] == {}
+    after = response.json()["data"]
+    assert after["description"] == "only this"
+    for name in ("management_commands_schema", "metadata", "policy_parameters", "policy_settings", "tags"):
+        assert after[name] == before[name], name
+
+
+def test_a_plain_put_is_validated_like_a_create(api, policy):
+    before = api.get(policy).json()["data"]
+    response = api.put(policy, {"policy_parameters": {"local_allowlist": ["not-an-ip"]}, "description": "no"},
+                       format="json")
+    assert response.status_code == 400, response.content
+    assert any(key.startswith("policy_parameters") for key in response.json()["errors"])
+    assert api.get(policy).json()["data"] == before
+
+
+def test_a_whole_record_put_back_changes_only_what_differs(api, policy):
+    full = api.get(policy).json()["data"]
+    full["description"] = "edited"
+    response = api.put(policy, full, format="json")
+    assert response.status_code == 200, response.content
+    assert {k: v for k, v in response.json()["data"].items() if k not in ("updated_at", "description")} == {
+        k: v for k, v in full.items() if k not in ("updated_at", "description")}
 
 
 def test_patch_accepts_only_the_operator_form(api, policy):

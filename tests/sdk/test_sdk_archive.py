@@ -90,6 +90,30 @@ def test_symlink_escaping_through_another_symlink_is_refused(cache):
     assert_refused(data, cache, match="leaves the package folder")
 
 
+@pytest.mark.parametrize("build", ["zip", "tar"])
+def test_a_chain_of_links_that_leaves_the_folder_only_once_all_exist_is_refused(build, cache):
+    """Issue 13: "code/sub/a -> c/../../.." resolves inside while "c" is missing, and "code/sub/c -> .." is inside
+    on its own; together "a" leads out of the package folder. Every link is resolved again once all exist."""
+    if build == "zip":
+        data = build_zip([("code/function.py", MINIMAL_POLICY), zip_symlink("code/sub/a", "c/../../.."),
+                          zip_symlink("code/sub/c", "..")])
+    else:
+        data = build_tar([tar_file("code/function.py", MINIMAL_POLICY),
+                          tar_special("code/sub/a", tarfile.SYMTYPE, "c/../../.."),
+                          tar_special("code/sub/c", tarfile.SYMTYPE, "..")])
+    assert_refused(data, cache, match="leaves the package folder", member="code/sub/a")
+
+
+def test_a_longer_chain_of_links_through_links_is_refused(tmp_path):
+    data = build_tar([tar_file("code/function.py", MINIMAL_POLICY),
+                      tar_special("code/x/p", tarfile.SYMTYPE, "q/.."),
+                      tar_special("code/x/q", tarfile.SYMTYPE, "r/../.."),
+                      tar_special("code/x/r", tarfile.SYMTYPE, "s"),
+                      tar_special("code/x/s", tarfile.SYMTYPE, "..")])
+    with pytest.raises(PackageError, match="leaves the package folder"):
+        safe_extract(data, tmp_path / "pkg")
+
+
 def test_link_and_file_at_the_same_path_is_refused(cache):
     # Links are made after all files, so "code/dir/x.txt" is never written through the link "code/dir".
     data = build_tar(

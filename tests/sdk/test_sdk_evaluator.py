@@ -29,7 +29,7 @@ def portal_env(fake_portal, monkeypatch, tmp_path):
     monkeypatch.setenv("POLICYGRID_URL", fake_portal.base_url)
     monkeypatch.setenv("POLICYGRID_TOKEN", "tok-123")
     monkeypatch.setenv("POLICYGRID_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("POLICYGRID_FETCH_ALLOW_PRIVATE", raising=False)
+    monkeypatch.delenv("POLICYGRID_ALLOW_PRIVATE_NETWORKS", raising=False)
     return fake_portal
 
 
@@ -52,7 +52,9 @@ def test_the_portal_is_read_with_the_token_and_the_package_fetched_once(portal_e
     LocalPolicyEvaluator(URI)
     LocalPolicyEvaluator(URI)
     paths = [r["path"] for r in portal_env.requests]
-    assert paths == ["/policy/ip_allowlist:1.0-beta", "/asset-object/1", "/policy/ip_allowlist:1.0-beta"]
+    # /keys: whether the portal publishes signing keys (this one doesn't), to verify releases by default.
+    assert paths == ["/policy/ip_allowlist:1.0-beta", "/keys", "/asset-object/1", "/policy/ip_allowlist:1.0-beta",
+                     "/keys"]
     assert all(r["headers"].get("Authorization") == "Token tok-123" for r in portal_env.requests)
 
 

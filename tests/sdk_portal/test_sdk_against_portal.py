@@ -44,7 +44,7 @@ def portal(live_server, settings, users, token_for, tmp_path):
     settings.PUBLIC_BASE_URL = live_server.url
     return {"url": live_server.url, "token": token_for(users["admin"]), "author_token": token_for(users["author"]),
             "env": {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "POLICYGRID_CACHE_DIR": str(tmp_path / "cache"),
-                    "POLICYGRID_FETCH_ALLOW_PRIVATE": "true"}}
+                    "POLICYGRID_ALLOW_PRIVATE_NETWORKS": "true"}}
 
 
 def run(code_or_args, portal, token, *, cli=False):
@@ -53,8 +53,17 @@ def run(code_or_args, portal, token, *, cli=False):
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_the_descriptions_local_example_runs_as_written(portal, api, policy_payload):
+def release(uri, users):
+    """Approve (and sign) a version through the real lifecycle: Type 1 runs only what the portal would run."""
+    from policies.models import PolicyRule
+    from policies.services import release_for_demo
+
+    release_for_demo(PolicyRule.objects.get(policy_rule_uri=uri), users["admin"])
+
+
+def test_the_descriptions_local_example_runs_as_written(portal, api, policy_payload, users):
     assert api.post("/policy", policy_payload(), format="json").status_code == 201
+    release("ip_allowlist:1.0-beta", users)
     result = run(EXAMPLE_LOCAL, portal, portal["token"])
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
@@ -77,10 +86,11 @@ def test_cli_push_registers_then_show_pull_and_run(portal, tmp_path):
     pulled = run(["policy", "pull", "pushed:2.0-rc", "-o", str(tmp_path / "pulled")], portal, portal["token"], cli=True)
     assert pulled.returncode == 0, pulled.stderr
     assert (tmp_path / "pulled" / "code" / "function.py").is_file()
-    ran = run(["policy", "run", "pushed:2.0-rc", "--input", '{"ip": "192.168.0.1"}'], portal, portal["token"], cli=True)
+    ran = run(["policy", "run", "pushed:2.0-rc", "--dry-run", "--input", '{"ip": "192.168.0.1"}'], portal,
+              portal["token"], cli=True)
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["allowed"] is False
-    ran = run(["policy", "run", "pushed:2.0-rc", "--input", '{"ip": "192.168.0.1"}',
+    ran = run(["policy", "run", "pushed:2.0-rc", "--dry-run", "--input", '{"ip": "192.168.0.1"}',
                "--parameters", '{"local_allowlist": ["192.168.0.1"]}'], portal, portal["token"], cli=True)
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["allowed"] is True

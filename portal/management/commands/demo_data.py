@@ -1,4 +1,5 @@
 """Loads the demo data of the embedded setup: an admin, one user per role, the sample ip_allowlist policy."""
+import os
 import secrets
 
 from django.contrib.auth.models import Group, User
@@ -9,6 +10,7 @@ from django.db import transaction
 from accounts.choices import Role
 
 SAMPLE = "ip_allowlist"
+UNKNOWN_PASSWORD = "{label:16} {user} / (set on first start; `manage.py changepassword {user}` sets a new one)"
 
 
 class Command(BaseCommand):
@@ -21,12 +23,12 @@ class Command(BaseCommand):
     def handle(self, *args, admin_password=None, credentials_file=None, **options):
         from policygrid.samples import sample_archive, sample_record
 
-        from accounts.services import issue_token
         from policies.models import Asset, PolicyRule
         from policies.registration import register_package
         from policies.services import store_asset
         from records.services import save_record
 
+        previous = read_credentials(credentials_file)
         lines = []
         with transaction.atomic():
             admin = User.objects.filter(username="admin").first()
@@ -36,16 +38,17 @@ class Command(BaseCommand):
                 admin.groups.add(Group.objects.get(name=Role.ADMIN))
                 lines.append(f"admin login:     admin / {password}")
             else:
-                lines.append("admin login:     admin / (unchanged: set on first start)")
+                lines.append(previous.get("admin login") or UNKNOWN_PASSWORD.format(label="admin login:", user="admin"))
             for role in (Role.AUTHOR, Role.REVIEWER, Role.OPERATOR, Role.VIEWER):
-                name = f"demo-{role.value}"
+                name, label = f"demo-{role.value}", f"{role.value} login:"
                 if not User.objects.filter(username=name).exists():
                     password = secrets.token_urlsafe(9)
                     user = User.objects.create_user(name, password=password)
                     user.groups.add(Group.objects.get(name=role.value))
-                    lines.append(f"{role.value + ' login:':16} {name} / {password}")
-            _token, key = issue_token(admin, name="demo")
-            lines.append(f"admin API token: {key}")
+                    lines.append(f"{label:16} {name} / {password}")
+                else:
+                    lines.append(previous.get(label[:-1]) or UNKNOWN_PASSWORD.format(label=label, user=name))
+            lines.append(f"admin API token: {demo_token(admin, previous.get('admin API token'))}")
 
         record = sample_record(SAMPLE)
         uri = f"{record['name']}:{record['version']}-{record['release_tag']}"
@@ -77,3 +80,29 @@ class Command(BaseCommand):
         except ImportError:  # governance not installed yet: the gate is relaxed in the embedded setup
             return
         release_for_demo(policy, admin)
+
+
+def read_credentials(path: str | None) -> dict[str, str]:
+    """The lines of an earlier start's credentials file by label (``admin login``…), so a restart keeps them."""
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        lines = [line.rstrip("\n") for line in handle if ":" in line]
+    return {line.split(":", 1)[0]: line for line in lines if "(set on first start" not in line}
+
+
+def demo_token(admin, previous_line: str | None) -> str:
+    """The demo admin token: the earlier start's while it is still valid, else a new one replacing the others.
+
+    Every start used to mint one more, and the earlier ones stayed valid.
+    """
+    from accounts.models import ApiToken, hash_token
+    from accounts.services import issue_token, revoke_token
+
+    demo_tokens = ApiToken.objects.active().filter(user=admin, name="demo")
+    key = previous_line.split(":", 1)[1].strip() if previous_line else ""
+    if key and demo_tokens.filter(key_hash=hash_token(key)).exists():
+        return key
+    for token in demo_tokens:
+        revoke_token(token, actor=admin)
+    return issue_token(admin, name="demo")[1]

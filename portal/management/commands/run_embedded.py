@@ -7,6 +7,7 @@ the environment so that two instances can run side by side.
 """
 import io
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -38,12 +39,14 @@ class Command(BaseCommand):
             folder.mkdir(parents=True, exist_ok=True)
         refuse_earlier_layout()
         call_command("migrate", interactive=False, verbosity=0)
+        # The demo data, loaded in this process, names the sample's package with the portal's address: it must be
+        # this run's (``--port`` may differ from POLICYGRID_PORT), or every client of the sample is refused.
+        settings.PUBLIC_BASE_URL = os.environ.get("POLICYGRID_PUBLIC_URL", f"http://{host}:{port}").rstrip("/")
         credentials = state / "credentials.txt"
         if not no_demo:
             call_command("demo_data", credentials_file=str(credentials), stdout=io.StringIO())
 
-        env = {**os.environ, "POLICYGRID_STATE_DIR": str(state),
-               "POLICYGRID_PUBLIC_URL": os.environ.get("POLICYGRID_PUBLIC_URL", f"http://{host}:{port}")}
+        env = {**os.environ, "POLICYGRID_STATE_DIR": str(state), "POLICYGRID_PUBLIC_URL": settings.PUBLIC_BASE_URL}
         python = sys.executable
         # The supervisor holds the portal's listening socket and hands it to each web server it starts: while a
         # killed server is restarted, connections wait in the backlog instead of being refused.
@@ -99,15 +102,19 @@ class Command(BaseCommand):
         self.stdout.write(f"  admin:      {base}/admin/")
         self.stdout.write(f"  API docs:   {base}/api/docs/")
         self.stdout.write(f"  state:      {state}   (logs in {state / 'logs'})")
+        self.stdout.write(f"  commands:   {manage_command_hint(state)} <command>")
         if credentials.exists():
             self.stdout.write("  " + credentials.read_text().strip().replace("\n", "\n  "))
         self.stdout.write("Processes are restarted when they die (state in /health); Ctrl-C stops them all.")
         self.stdout.flush()
 
     @staticmethod
-    def web_command(fd: int, workers: int, threads: int, access_log: str) -> list[str]:
-        """portal/server.py: uvicorn reading requests on its event loop, Django in a pool of threads per process."""
-        return [sys.executable, "-m", "portal.server", "--fd", str(fd), "--workers", str(workers),
+    def web_command(where: int | str, workers: int, threads: int, access_log: str) -> list[str]:
+        """portal/server.py: uvicorn reading requests on its event loop, Django in a pool of threads per process.
+
+        ``where``: an inherited listening socket's descriptor, or ``host:port`` to bind."""
+        listen = ["--fd", str(where)] if isinstance(where, int) else ["--bind", where]
+        return [sys.executable, "-m", "portal.server", *listen, "--workers", str(workers),
                 "--threads", str(threads), "--access-log", str(Path(settings.STATE_DIR) / "logs" / access_log),
                 "--graceful-timeout", "5"]
 
@@ -208,6 +215,19 @@ def refuse_earlier_layout() -> None:
             f"the database in {settings.STATE_DIR} was made by an earlier PolicyGrid layout: move the state "
             "folder aside (or set POLICYGRID_STATE_DIR to a new one) and start again"
         )
+
+
+def manage_command_hint(state: Path) -> str:
+    """How to run ``manage.py`` commands against this run's database: with its state folder, unless the default."""
+    python = Path(sys.executable)
+    if python.is_relative_to(settings.BASE_DIR):
+        python = python.relative_to(settings.BASE_DIR)
+    command = f"{python} manage.py"
+    if "DATABASE_URL" in os.environ:
+        return "DATABASE_URL=… " + command
+    if state != (Path(settings.BASE_DIR) / "state").resolve():
+        return f"POLICYGRID_STATE_DIR={shlex.quote(str(state))} {command}"
+    return command
 
 
 def default_web_workers() -> int:

@@ -234,9 +234,11 @@ def _extract(members: Iterator[_Member], root: Path, budget: _Budget) -> None:
         if target.exists() or target.is_symlink():
             raise _refuse(raw_name, "a link replaces an existing member")
         os.symlink(link, target)
-        # Lexical checks miss links through other links ("l -> .", "a -> l/../x"): resolve for real.
+    # Lexical checks miss links through other links ("l -> .", "a -> l/../x"), and a link checked when it is
+    # made may lead elsewhere once a later one exists ("code/sub/a -> c/../../.." resolves inside while "c" is
+    # missing; "code/sub/c -> .." then takes it out): resolve every link for real once all exist.
+    for raw_name, link, target in symlinks:
         if not _inside(root, os.path.realpath(target)):
-            target.unlink()
             raise _refuse(raw_name, f"link to '{link}' leaves the package folder")
 
 

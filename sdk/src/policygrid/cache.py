@@ -92,6 +92,8 @@ class PackageCache:
             work = Path(tempfile.mkdtemp(prefix=f"{hexdigest[:12]}-", dir=self.tmp_dir))
             try:
                 safe_extract(data, work, self.limits)
+                # mkdtemp's 0700 would keep out the unprivileged user that policy code runs as.
+                os.chmod(work, 0o755)
                 if check is not None:
                     check(work)
                 try:

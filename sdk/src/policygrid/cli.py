@@ -148,6 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         token=args.token,
         isolate=args.isolate,
         cache_dir=args.cache_dir,
+        dry_run=args.dry_run,
     )
     try:
         _print(evaluator.execute_policy_rule(_json_arg(args.input, "input")))
@@ -191,6 +192,8 @@ def _add_policy_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--parameters", help="parameter overrides, JSON or @file")
     p.add_argument("--settings", help="setting overrides, JSON or @file")
     p.add_argument("--isolate", action="store_true", help="run the policy in a child process with limits")
+    p.add_argument("--dry-run", action="store_true",
+                   help="try a draft or a version in review (otherwise only approved and deprecated versions run)")
     p.set_defaults(handler=cmd_run)
 
 

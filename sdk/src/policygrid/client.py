@@ -8,21 +8,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .environment import env
 from .errors import Unavailable
 from .fetch import FetchOptions, fetch_bytes
 from .wire import error_from_envelope
 
 
 def portal_url_from_env() -> str | None:
-    # POLICY_SYSTEM_URL is what clients of the earlier system set.
-    return os.environ.get("POLICYGRID_URL") or os.environ.get("POLICY_SYSTEM_URL") or None
+    # POLICY_SYSTEM_URL and POLICY_DB_URL are what clients of the earlier system set.
+    return env("POLICYGRID_URL")
 
 
 class PortalClient:
     """A thin client: every answer is the envelope of docs/api.md §1, and every failure raises its error class."""
 
     def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 10,
-                 public_url: str | None = None) -> None:
+                 public_url: str | None = None, auth_scheme: str = "Token") -> None:
         """``public_url``: the address the portal names its own assets under (``<public_url>/asset-object/…``)
         when this client reaches it at another one (an internal address, as the embedded run's executor
         does): such package URLs are fetched through ``base_url``."""
@@ -39,7 +40,7 @@ class PortalClient:
         self.timeout = timeout
         self.session = requests.Session()
         if self.token:
-            self.session.headers["Authorization"] = f"Token {self.token}"
+            self.session.headers["Authorization"] = f"{auth_scheme} {self.token}"
 
     # --- plumbing -----------------------------------------------------------------------------------------
 
@@ -102,8 +103,28 @@ class PortalClient:
         parameters: dict[str, Any] | None = None,
         settings: dict[str, Any] | None = None,
         timeout_seconds: float | None = None,
+        *,
+        dry_run: bool = False,
     ) -> Any:
         """Type 2: `POST /executor/<id>/execute_policy`; returns the eval output or raises its error class."""
+        body = self._execution_body(uri, input_data, parameters, settings, timeout_seconds)
+        if dry_run:
+            body["dry_run"] = True
+        wait = max(self.timeout, (timeout_seconds or 0) + 5)
+        return self.request("POST", f"executor/{self._quote(executor_id)}/execute_policy", json=body, timeout=wait)[
+            "data"
+        ]
+
+    def execute_policy_directly(self, uri: str, input_data: Any, parameters: dict[str, Any] | None = None,
+                                settings: dict[str, Any] | None = None, timeout_seconds: float | None = None) -> Any:
+        """`POST /execute_policy` of an executor service this client addresses (docs/executor.md): approved and
+        deprecated versions only, as the service reads the record itself."""
+        body = self._execution_body(uri, input_data, parameters, settings, timeout_seconds)
+        wait = max(self.timeout, (timeout_seconds or 0) + 5)
+        return self.request("POST", "execute_policy", json=body, timeout=wait)["data"]
+
+    @staticmethod
+    def _execution_body(uri, input_data, parameters, settings, timeout_seconds) -> dict[str, Any]:
         body: dict[str, Any] = {"policy_rule_uri": uri, "input_data": input_data}
         if parameters:
             body["parameters"] = parameters
@@ -111,10 +132,7 @@ class PortalClient:
             body["settings"] = settings
         if timeout_seconds is not None:
             body["timeout_seconds"] = timeout_seconds
-        wait = max(self.timeout, (timeout_seconds or 0) + 5)
-        return self.request("POST", f"executor/{self._quote(executor_id)}/execute_policy", json=body, timeout=wait)[
-            "data"
-        ]
+        return body
 
     # --- assets -------------------------------------------------------------------------------------------
 

@@ -9,14 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
+from .environment import env_flag
 from .errors import PackageError, PackageTooLarge, Unavailable
+from .extras import require
 
 MiB = 1024 * 1024
 _CHUNK = 64 * 1024
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 @dataclass
@@ -31,8 +29,8 @@ class FetchOptions:
     timeout_seconds: float = 10
     max_bytes: int = 50 * MiB
     max_redirects: int = 3
-    allow_private: bool = field(default_factory=lambda: _env_flag("POLICYGRID_FETCH_ALLOW_PRIVATE"))
-    allow_local_paths: bool = field(default_factory=lambda: _env_flag("POLICYGRID_FETCH_ALLOW_LOCAL_PATHS"))
+    allow_private: bool = field(default_factory=lambda: env_flag("POLICYGRID_ALLOW_PRIVATE_NETWORKS"))
+    allow_local_paths: bool = field(default_factory=lambda: env_flag("POLICYGRID_ALLOW_LOCAL_PATHS"))
     s3_endpoint_url: str | None = field(
         default_factory=lambda: os.environ.get("POLICYGRID_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
     )
@@ -182,7 +180,7 @@ def _read_capped(chunks, url: str, options: FetchOptions) -> bytes:
 
 
 def _s3_client(options: FetchOptions):
-    import boto3
+    boto3 = require("boto3", "s3", "an s3:// package location")
     from botocore.config import Config
 
     return boto3.client(
@@ -200,6 +198,7 @@ def _s3_client(options: FetchOptions):
 
 
 def _fetch_s3(url: str, options: FetchOptions) -> bytes:
+    require("boto3", "s3", "an s3:// package location")
     from botocore.exceptions import BotoCoreError, ClientError
 
     parts = urlsplit(url)

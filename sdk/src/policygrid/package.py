@@ -120,9 +120,6 @@ def read_archive_or_folder(path: Path) -> tuple[bytes | None, Path | None]:
     raise PackageError(f"'{path}' is neither a folder nor an archive file", errors={"path": [os.fspath(path)]})
 
 
-UNRELEASED_STATES = ("draft", "in_review")
-
-
 def load_record_package(
     record: dict,
     *,
@@ -141,6 +138,7 @@ def load_record_package(
     in review have no release to verify (they run only as dry runs, which the portal's gate allows to their
     authors and reviewers): their bytes are still checked against the pinned digest.
     """
+    from .lifecycle import UNRELEASED_STATES
     from .signing import verification_enabled, verify_release
 
     uri = record.get("policy_rule_uri", "?")

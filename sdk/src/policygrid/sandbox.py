@@ -64,6 +64,12 @@ def apply_rlimits(memory_mb: int, max_processes: int, file_size_mb: int = 1024,
     return report
 
 
+def lower_process_limit(count: int) -> bool:
+    """RLIMIT_NPROC = ``count`` for a process that has just become a user of its own (so ``count`` is all it
+    and its children may ever run at once)."""
+    return _lower(resource.RLIMIT_NPROC, count)
+
+
 def _owner(path: Path) -> int | None:
     try:
         return path.stat().st_uid

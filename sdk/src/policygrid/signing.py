@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import IntegrityError
+from .errors import IntegrityError, NotFound
 
 STATEMENT_VERSION = 1
 ALGORITHM = "ed25519"
@@ -183,6 +183,22 @@ def verification_enabled(explicit: bool | None = None) -> bool:
     if explicit is not None:
         return explicit
     return os.environ.get(VERIFY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def type1_verification(explicit: bool | None, keys: Any, client: Any) -> tuple[bool, Any]:
+    """``(verify, keys)`` for a run in the caller's process: as asked (``explicit``, else
+    ``POLICYGRID_VERIFY_SIGNATURES`` when it is set), else on whenever the portal publishes keys (``GET /keys``)."""
+    if explicit is not None or os.environ.get(VERIFY_ENV, "").strip():
+        return verification_enabled(explicit), keys
+    if keys is not None:
+        return True, keys
+    if client is None:
+        return False, None
+    try:
+        published = client.request("GET", "/keys").get("data", [])
+    except NotFound:  # a portal that signs nothing (the earlier system) has no /keys
+        return False, None
+    return bool(published), published or None
 
 
 def verify_loaded_release(record: Mapping[str, Any], digest: str | None, client: Any, keys: Any = None) -> str:

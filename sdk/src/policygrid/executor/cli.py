@@ -53,9 +53,12 @@ def config_from_args(args: argparse.Namespace) -> ExecutorConfig:
 
 def serve(config: ExecutorConfig, fd: int | None = None) -> int:
     """Run the service until SIGINT/SIGTERM (uvicorn with uvloop and httptools where installed)."""
-    import uvicorn
-
+    from ..extras import require
     from .service import ExecutorService
+
+    uvicorn = require("uvicorn", "executor", "the executor service (policygrid executor serve)")
+    if config.redis_url:
+        require("redis", "redis", "the Redis context store (POLICYGRID_REDIS_URL)")
 
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputInvalid
+from ..workers.identity import uid_range
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -69,6 +70,8 @@ class ExecutorConfig:
     # POLICYGRID_ALLOW_WEAKER_SANDBOX=true runs policy code even when Landlock, seccomp or the per-call fork
     # can't be applied; POLICYGRID_SANDBOX_DENY_PORTS=5433,6380 adds ports policy code may never connect to.
     allow_weaker_sandbox: bool = field(default_factory=lambda: _flag("POLICYGRID_ALLOW_WEAKER_SANDBOX", False))
+    # The user numbers a root service gives its workers, one each (POLICYGRID_SANDBOX_UIDS; None: stay root).
+    sandbox_uids: range | None = field(default_factory=lambda: uid_range(None))
 
     @classmethod
     def from_env(cls) -> ExecutorConfig:
@@ -107,4 +110,12 @@ class ExecutorConfig:
             preload=tuple(v.strip() for v in (_env("POLICYGRID_EXECUTOR_PRELOAD", "requests") or "").split(",")
                           if v.strip()),
             log_level=(_env("POLICYGRID_EXECUTOR_LOG_LEVEL", "info") or "info").lower(),
+            sandbox_uids=_uids(),
         )
+
+
+def _uids() -> range | None:
+    try:
+        return uid_range(_env("POLICYGRID_SANDBOX_UIDS"))
+    except ValueError as exc:
+        raise InputInvalid(str(exc), errors={"POLICYGRID_SANDBOX_UIDS": [str(exc)]}) from None

@@ -83,6 +83,7 @@ class ExecutorService:
             memory_mb=config.memory_mb, max_processes=config.max_processes,
             max_result_bytes=config.max_result_bytes, landlock=config.landlock, preload=config.preload,
             pass_env=config.pass_env, redis_url=config.redis_url, tmp_root=config.tmp_dir,
+            sandbox_uids=config.sandbox_uids,
         ))
         await self.pool.start()
         logger.warning("policygrid executor %s on http://%s:%s: %d workers, portal %s, signing keys %s",

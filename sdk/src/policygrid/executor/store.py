@@ -30,13 +30,11 @@ from ..cache import PackageCache, digest_hex
 from ..client import PortalClient
 from ..errors import InputInvalid, IntegrityError, NotExecutable, PackageRequired, Unavailable
 from ..fetch import FetchOptions
+from ..lifecycle import EXECUTABLE_STATUSES
 from ..package import check_package_dir, digest_of, load_record_package
 from ..requirements import ensure_requirements
 from ..signing import canonical_json, check_grant
 from .keys import SigningKeys
-
-# The lifecycle states in which a version may run (the portal's gate says the same for calls it forwards).
-EXECUTABLE_STATUSES = ("approved", "deprecated")
 
 # Records held by content, and remembered signature checks, before the oldest are dropped.
 MAX_RECORDS = 512

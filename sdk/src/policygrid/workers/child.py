@@ -136,14 +136,19 @@ def _serve(run, first: dict[str, Any] | None, request_fd: int | None, result_fd:
             return
 
 
-def _error_body(error_type: str, message: str, limit: int, exception_type, errors) -> bytes:
+def error_dict(error_type: str, message: str, limit: int, exception_type=None, errors=None) -> dict[str, Any]:
+    """The error object of a call (the worker's and the child's alike), its message capped at ``limit``."""
     text = message if len(message) <= limit else f"{message[:limit]}… (truncated: {len(message)} characters in all)"
     body: dict[str, Any] = {"error_type": error_type, "message": text}
     if exception_type:
         body["exception_type"] = exception_type
     if errors:
         body["errors"] = errors
-    return json.dumps({"error": body}, default=str).encode()
+    return body
+
+
+def _error_body(error_type: str, message: str, limit: int, exception_type, errors) -> bytes:
+    return json.dumps({"error": error_dict(error_type, message, limit, exception_type, errors)}, default=str).encode()
 
 
 # --- the warm worker's side -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import lifetime, sandbox
 from ..errors import PolicyError, PolicyGridError, ResourceLimit, Timeout, Unavailable
+from . import identity
 from .confine import control_plane_ports
 
 logger = logging.getLogger("policygrid.workers")
@@ -50,6 +51,9 @@ class PoolLimits:
     open_files: int = 1024
     # Ports policy code may never connect to, whatever its record declares (the service's, the portal's, ...).
     deny_ports: tuple[int, ...] = field(default_factory=control_plane_ports)
+    # The user numbers a root service gives its workers (POLICYGRID_SANDBOX_UIDS; None: stay root, weaker).
+    sandbox_uids: range | None = field(default_factory=lambda: identity.uid_range(
+        os.environ.get("POLICYGRID_SANDBOX_UIDS")))
     # Run policy code even when Landlock, seccomp or the per-call fork can't be applied (POLICYGRID_ALLOW_WEAKER_SANDBOX).
     allow_weaker_sandbox: bool = field(default_factory=lambda: os.environ.get(
         "POLICYGRID_ALLOW_WEAKER_SANDBOX", "").strip().lower() in {"1", "true", "yes", "on"})
@@ -97,9 +101,10 @@ async def start_process(tmp: Path, limits: PoolLimits) -> asyncio.subprocess.Pro
     )
 
 
-async def handshake(worker: Worker, limits: PoolLimits) -> dict[str, Any]:
+async def handshake(worker: Worker, limits: PoolLimits, uid: int | None = None) -> dict[str, Any]:
     """Send the init frame; return the protections the worker reports, or raise Unavailable."""
     init = {
+        "uid": uid,
         "tmp_base": str(worker.tmp), "memory_mb": limits.memory_mb, "max_processes": limits.max_processes,
         "cpu_seconds": limits.cpu_seconds, "max_result_bytes": limits.max_result_bytes,
         "max_message_chars": limits.max_message_chars, "redis_url": limits.redis_url,
@@ -182,13 +187,3 @@ def describe_death(code: int | None, limits: PoolLimits, *, hit_limit: bool = Fa
             return ResourceLimit(f"the policy's process was killed ({name}), probably for memory")
         return PolicyError(f"the policy's process died with signal {name}", exception_type=name)
     return PolicyError(f"the policy's process exited unexpectedly (exit code {code})", exception_type="ProcessExit")
-
-
-def user_note() -> str:
-    if os.geteuid() != 0:
-        return f"workers run as the parent's own unprivileged user (uid {os.geteuid()})"
-    # Not applied: the interpreter may live where another user can't read it (/root/.pyenv, mode 0700), and the
-    # package cache and temporary folders are the service's own. POLICYGRID_SANDBOX_USER is not implemented yet.
-    return ("NOT applied: runs as root without capabilities — every capability dropped, Landlock and seccomp "
-            f"applied (the interpreter's folder {Path(sys.executable).resolve().parent} may not be readable by "
-            "another user; see the executor docs to run the service as a dedicated user)")

@@ -28,7 +28,7 @@ from typing import Any
 from .. import sandbox
 from ..errors import InputInvalid, PolicyGridError, Unavailable
 from ..wire import error_from_envelope
-from . import control
+from . import control, identity
 from .control import PoolLimits, Worker
 
 logger = logging.getLogger("policygrid.workers")
@@ -39,7 +39,7 @@ MAX_RECORDS_PER_WORKER = 64
 _pool_numbers = itertools.count(1)
 _call_ids = itertools.count(1)
 # Protections without which policy code is refused (unless POLICYGRID_ALLOW_WEAKER_SANDBOX=true).
-REQUIRED_PROTECTIONS = ("filesystem", "network", "seccomp", "call_isolation")
+REQUIRED_PROTECTIONS = ("filesystem", "network", "seccomp", "call_isolation", "unprivileged_user")
 
 
 def escape_for_log(text: str) -> str:
@@ -61,11 +61,11 @@ class WorkerPool:
         self._counter = 0
         self._tasks: set[asyncio.Task] = set()
         # Unique per pool: several pools (Type 1 evaluators) may live in one process.
-        self.name = f"policygrid-{limits.label}-{next(_pool_numbers)}-{os.getpid()}"
+        self.number = next(_pool_numbers)
+        self.name = f"policygrid-{limits.label}-{self.number}-{os.getpid()}"
         self.tmp_root = Path(limits.tmp_root or tempfile.gettempdir()) / self.name
         self.cgroups, cgroup_note = sandbox.CgroupParent.create(self.name)
         self.protections["process_containment"] = cgroup_note
-        self.protections["unprivileged_user"] = control.user_note()
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
@@ -103,7 +103,9 @@ class WorkerPool:
                     cgroup = None
             worker = Worker(name, process, tmp, cgroup)
             self.workers.add(worker)
-            worker_notes = await control.handshake(worker, self.limits)
+            uids = self.limits.sandbox_uids
+            uid = identity.pick_uid(uids, self.number, self._counter) if uids and os.geteuid() == 0 else None
+            worker_notes = await control.handshake(worker, self.limits, uid)
             if cgroup is None:
                 worker_notes["process_containment_worker"] = "no cgroup: leftovers killed by session"
             self.protections.update(worker_notes)

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 # Imported before the filesystem is locked down: the modules every call needs, warm from the start.
-from .. import sandbox
+from .. import extras, sandbox
 from ..context import MemoryContext, RedisContext
 from ..errors import PolicyGridError, Unavailable
 from ..loader import load_rule_class
 from ..rule_runner import CompiledRecord, PolicyRunner
-from . import child, confine
+from . import child, confine, identity
 
 _HEADER = struct.Struct(">I")
 
@@ -54,16 +54,8 @@ def write_frame(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _truncate(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… (truncated: {len(text)} characters in all)"
-
-
-def _error(error_type: str, message: str, limit: int, **extra: Any) -> bytes:
-    body = {"error_type": error_type, "message": _truncate(message, limit)}
-    body.update({k: v for k, v in extra.items() if v})
-    return json.dumps(body, default=str).encode()
+def _error(error_type: str, message: str, limit: int, exception_type=None, errors=None) -> bytes:
+    return json.dumps(child.error_dict(error_type, message, limit, exception_type, errors), default=str).encode()
 
 
 def _not_empty(path: str) -> bool:
@@ -166,30 +158,37 @@ class _Calls:
         if message.get("req"):
             read.append(Path(message["req"]))
         notes = self.protections
+        uid = self.init.get("uid")
+        notes.update(identity.when_bound(None if uid is None else int(uid), int(self.init["max_processes"]), read,
+                                         [self.call_dir.parent, self.call_dir]))
         if self.init.get("landlock", True):
             ok, notes["filesystem"] = confine.apply_landlock(read, [self.call_dir], ports)
             notes["network"] = notes["filesystem"] if ok else "NOT applied: needs Landlock ABI >= 4"
         else:
             notes["filesystem"] = notes["network"] = "NOT applied: Landlock disabled by configuration"
         _, notes["seccomp"] = confine.apply_seccomp(ports is not None)
-        missing = [name for name in ("filesystem", "network", "seccomp") if notes[name].startswith("NOT")]
+        missing = [name for name in ("filesystem", "network", "seccomp", "unprivileged_user")
+                   if notes.get(name, "").startswith("NOT")]
         if missing and not self.init.get("allow_weaker"):
             self.refusal = (f"refusing to run policy code: protection(s) {', '.join(missing)} could not be "
                               "applied (set POLICYGRID_ALLOW_WEAKER_SANDBOX=true to run anyway)")
             raise Unavailable(self.refusal)
 
+    def compiled_for(self, message: dict[str, Any], record: dict[str, Any]) -> CompiledRecord | None:
+        """Schema checks compiled, and the stored settings/parameters checked, once per record."""
+        if not message.get("validate", True):
+            return None
+        compiled = self.compiled.get(message["rk"])
+        if compiled is None:
+            compiled = self.compiled[message["rk"]] = CompiledRecord(record)
+        return compiled
+
     def make_run(self, message: dict[str, Any], record: dict[str, Any]):
         """The function the child runs for a call: a PolicyRunner on a fresh instance, no output check."""
-        rk = message["rk"]
         requirements = message.get("req")
         rule_class = load_rule_class(Path(message["pkg"]), Path(requirements) if requirements else None)
         validate = message.get("validate", True)
-        compiled = None
-        if validate:
-            compiled = self.compiled.get(rk)
-            if compiled is None:
-                # Schema checks compiled, and the stored settings/parameters checked, once per record.
-                compiled = self.compiled[rk] = CompiledRecord(record)
+        compiled = self.compiled_for(message, record)
         holder: dict[str, PolicyRunner] = {}
         redis_url, uri = self.redis_url, message["uri"]
 
@@ -197,8 +196,7 @@ class _Calls:
             runner = holder.get("runner")
             if runner is None:
                 if redis_url:
-                    import redis
-
+                    redis = extras.require("redis", "redis", "the Redis context store")
                     context = RedisContext(redis.Redis.from_url(redis_url, socket_timeout=5), uri)
                 else:
                     context = MemoryContext()
@@ -222,11 +220,11 @@ class _Calls:
         rk = message["rk"]
         keep = bool(message.get("keep"))
         cpu = float(message.get("cpu_seconds") or self.cpu_seconds)
-        run, compiled = self.make_run(message, record)
+        compiled = self.compiled_for(message, record)
         if keep:
             kept = self.kept.get(rk)
             if kept is None:
-                kept = self.kept[rk] = child.Child(run, None, keep=True, cpu_seconds=cpu, limit=self.limit,
+                kept = self.kept[rk] = child.Child(self.make_run(message, record)[0], None, keep=True, cpu_seconds=cpu, limit=self.limit,
                                                       scope=self.scoped)
             try:
                 kept.send(message)
@@ -244,7 +242,7 @@ class _Calls:
                 except OSError:
                     pass  # it died: collect() says how
             else:
-                worker_child = child.Child(run, message, keep=False, cpu_seconds=cpu, limit=self.limit,
+                worker_child = child.Child(self.make_run(message, record)[0], message, keep=False, cpu_seconds=cpu, limit=self.limit,
                                            scope=self.scoped)
         try:
             body, captured, violation = worker_child.collect(self.max_result + FRAME_SLACK, one_shot=not keep)
@@ -338,7 +336,7 @@ def main() -> None:
                               if confine.seccomp_available() else "NOT applied: seccomp unavailable on this machine")
     protections["call_isolation"] = ("each call in a process forked from the warm worker; output checked by the "
                                      "worker" if hasattr(os, "pidfd_open") else "NOT applied: no pidfd_open")
-    protections["capabilities"] = sandbox.drop_capabilities()
+    protections.update(identity.at_start(init.get("uid")))
     protections["dumpable"] = "off (no ptrace/attach by other processes)" if sandbox.set_non_dumpable() else "NOT changed"
     write_frame(protocol_fd, json.dumps({"ok": True, "protections": protections, "pid": me}).encode())
 
