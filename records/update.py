@@ -53,9 +53,9 @@ def _apply_operators(current, body, writable, json_fields, identity_fields) -> d
         raise ValidationError({unknown[0]: [f"unknown update operator; use one of {', '.join(OPERATORS)}"]})
     doc = {key: copy.deepcopy(current[key]) for key in writable if key in current}
     for operator in OPERATORS:
-        changes = body.get(operator)
-        if changes is None:
+        if operator not in body:
             continue
+        changes = body[operator]
         if not isinstance(changes, dict) or not changes:
             raise ValidationError({operator: ["must be a non-empty object of path: value"]})
         for path, value in changes.items():

@@ -113,6 +113,10 @@ class RecordViewSet(viewsets.ModelViewSet):
         queryset = queryset.order_by(*self._sort_fields(request.query_params.get("sort")))
         skip = self._non_negative(request, "skip", 0)
         limit = self._non_negative(request, "limit", None)
+        if ("skip" in request.query_params or "limit" in request.query_params) and self.paginator.page_requested(
+                request):
+            reason = "page through a query with skip/limit or with page/page_size, not both"
+            raise ApiError(reason, 400, errors={"page": [reason]})
         if skip or limit is not None:
             queryset = queryset[skip : skip + limit if limit is not None else None]
             return ok(self.get_serializer(queryset, many=True).data)
@@ -166,6 +170,9 @@ class RecordViewSet(viewsets.ModelViewSet):
 
     def update(self, request, *args, **kwargs):
         partial = kwargs.pop("partial", False)
+        if not request.body:
+            raise ApiError("a request body is required: the fields to set, or an update document ($set/$unset)",
+                           400, errors={"body": ["required"]})
         instance = self.get_object()
         serializer = self.get_serializer(instance)
         current = serializer.data

@@ -157,3 +157,19 @@ def test_skip_and_limit_given_twice_are_a_400(param, api):
     response = api.post(f"/policy/query?{param}=1&{param}=2", {}, format="json")
     assert response.status_code == 400
     assert param in response.json()["errors"]
+
+
+@pytest.mark.django_db
+def test_merged_update_and_paging_rules_refuse_what_the_document_refuses(client_for, users):
+    """Found by schemathesis after the plain-PUT and the every-match query landed together: a PUT without a
+    body, ``{"$set": null}``, and ``page`` beside ``skip`` were answered 200."""
+    admin = client_for(users["admin"])
+    assert admin.post("/executor", {"executor_id": "merge-x", "executor_host_uri": "http://127.0.0.1:9"},
+                      format="json").status_code == 201
+    no_body = admin.put("/executor/merge-x")
+    assert no_body.status_code == 400 and "request body is required" in no_body.json()["message"]
+    null_set = admin.patch("/executor/merge-x", {"$set": None}, format="json")
+    assert null_set.status_code == 400, null_set.json()
+    both = admin.post("/executor/query?skip=1&page=2", {}, format="json")
+    assert both.status_code == 400 and "not both" in both.json()["message"]
+    assert admin.get("/executor/merge-x").json()["data"]["executor_host_uri"] == "http://127.0.0.1:9"
