@@ -105,7 +105,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  commands:   {manage_command_hint(state)} <command>")
         if credentials.exists():
             self.stdout.write("  " + credentials.read_text().strip().replace("\n", "\n  "))
-        self.stdout.write("Processes are restarted when they die (state in /health); Ctrl-C stops them all.")
+        self.stdout.write("Press Ctrl-C to stop. (A process that dies is restarted; /health shows each one.)")
         self.stdout.flush()
 
     @staticmethod
