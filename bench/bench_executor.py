@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_executor.py [--seconds 5] [--repeat 3] [--workers 4] [--skip-portal]
 
 Starts everything it measures on free loopback ports (a fake portal serving the sample ``ip_allowlist``
-record, the executor service; then a temporary SQLite portal under gunicorn with its own executor) and drives
+record, the executor service; then a temporary SQLite portal under ./run.sh's web server with its own executor) and drives
 them with a keep-alive HTTP/1.1 load generator (asyncio, one connection per concurrent client). Prints
 calls/s and latency percentiles at concurrency 1, 8 and 32 (each run ``--repeat`` times: the runs and the median
 run), the cold first call of a new package, and one
@@ -178,7 +178,7 @@ def bench_isolation():
 
 
 def bench_portal(args, tmp: Path):
-    """A temporary embedded portal (SQLite, gunicorn) with a local executor, driven on its route."""
+    """A temporary embedded portal (SQLite, ./run.sh's web server) with a local executor, driven on its route."""
     import requests
 
     from tests.executors.conftest import free_port
@@ -216,7 +216,7 @@ def bench_portal(args, tmp: Path):
                 pass
             time.sleep(0.5)
         load(port, "/executor/local/execute_policy", body, headers, 8, 1)
-        print(f"through the portal (./run.sh's gunicorn: {workers} workers × {threads} threads; SQLite; token auth, "
+        print(f"through the portal (./run.sh's web server: {workers} processes × {threads} threads; SQLite; token auth, "
               "gate, audit entry):")
         results = {}
         for concurrency in (1, 8, 32):
@@ -234,8 +234,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--workers", type=int, default=4, help="executor worker processes")
-    parser.add_argument("--web-workers", type=int, default=None, help="gunicorn workers of the portal (default: ./run.sh's)")
-    parser.add_argument("--web-threads", type=int, default=None, help="threads per gunicorn worker (default: ./run.sh's)")
+    parser.add_argument("--web-workers", type=int, default=None, help="web server processes of the portal (default: ./run.sh's)")
+    parser.add_argument("--web-threads", type=int, default=None, help="threads per web server process (default: ./run.sh's)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per concurrency; the median run is reported")
     parser.add_argument("--skip-portal", action="store_true")
     parser.add_argument("--skip-service", action="store_true", help="measure only the portal's route")

@@ -336,7 +336,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem://")
-    else {}
+    # Redis: a message a worker took and never acknowledged (the worker died) is delivered again after this many
+    # seconds; longer than any task runs or waits for its ETA (docs/operations.md).
+    else {"visibility_timeout": env_int("POLICYGRID_BROKER_VISIBILITY_TIMEOUT", 3600)}
 )
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's filesystem transport with atomic writes (portal/broker.py explains the race it closes).
@@ -345,6 +347,14 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# A lost worker loses no task (issue 13): a task is acknowledged once it has run, not when a worker takes it, and
+# one whose pool process died is put back in the queue; a worker takes one message per process at a time, so
+# a stalled worker holds few. Every task is idempotent (probes, checkpoints, heartbeats), so running one twice
+# is harmless. On the filesystem broker a message taken by a process that died goes back too (portal/broker.py).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Executors (Type 2) and their health probes (issue 4) ---------------------------------------------
 # The shared secret the portal sends to executor services (``Authorization: Bearer …``). The embedded run

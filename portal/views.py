@@ -1,4 +1,5 @@
 """Health, metrics and the JSON answers for unknown paths and server errors under the API."""
+import os
 import time
 
 from django.conf import settings
@@ -35,7 +36,26 @@ def _broker_status() -> dict:
     return {"status": "ok", "transport": scheme}
 
 
-@extend_schema(responses={200: dict, 503: dict}, description="Liveness of the portal, its database and broker.")
+def _supervision_status() -> dict | None:
+    """What the embedded run's supervisor last wrote (portal/supervisor.py): each process, its restarts and last
+    exit. None outside the embedded run."""
+    import json
+
+    try:
+        status = json.loads((settings.STATE_DIR / "supervisor.json").read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(int(status.get("supervisor_pid", 0)), 0)
+    except (ProcessLookupError, ValueError, OverflowError):
+        status["status"] = "unsupervised"  # the supervisor is gone: nothing restarts a process now
+    except PermissionError:
+        pass
+    return status
+
+
+@extend_schema(responses={200: dict, 503: dict},
+               description="Liveness of the portal, its database and broker; in the embedded run, of each process.")
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([])
@@ -44,6 +64,9 @@ def health(request):
     broker = _broker_status()
     healthy = database["status"] == "ok"
     body = {"status": "ok" if healthy else "error", "database": database, "broker": broker}
+    supervision = _supervision_status()
+    if supervision is not None:
+        body["processes"] = supervision
     return Response(body, status=200 if healthy else 503)
 
 

@@ -1,5 +1,6 @@
 """The embedded broker writes a message under a name no reader takes, then renames it into place."""
 import os
+from queue import Empty
 
 import pytest
 from kombu import Connection
@@ -41,3 +42,39 @@ def test_a_reader_never_sees_a_message_before_it_is_complete(channel, monkeypatc
     assert seen_during_write == []
     assert chan._get("q") == {"body": "x" * 1000}
     assert os.listdir(folder) == []
+
+
+def test_a_message_taken_by_a_process_that_died_goes_back_to_the_queue(channel, tmp_path):
+    """kombu deleted a message's file when a worker read it: a SIGKILLed worker lost every task it had taken."""
+    import multiprocessing
+    import signal
+
+    chan, folder = channel
+    chan._put("q", {"body": "survivor", "properties": {"delivery_tag": "tag-1"}})
+    options = dict(chan.connection.client.transport_options)
+
+    def take_and_die():
+        with Connection("filesystem://", transport="portal.broker:Transport", transport_options=options) as conn:
+            assert conn.default_channel._get("q")["body"] == "survivor"
+            os.kill(os.getpid(), signal.SIGKILL)  # taken, never acknowledged
+
+    taker = multiprocessing.get_context("fork").Process(target=take_and_die)
+    taker.start()
+    taker.join(30)
+    assert taker.exitcode == -signal.SIGKILL
+    assert os.listdir(folder) == []  # not in the queue while its claim stands
+    with Connection("filesystem://", transport="portal.broker:Transport", transport_options=options) as conn:
+        assert conn.default_channel._get("q")["body"] == "survivor"  # a new channel puts it back
+
+
+def test_an_acknowledged_message_is_gone_and_a_requeued_one_comes_back_once(channel):
+    chan, folder = channel
+    claimed = folder.parent / "claimed"
+    chan._put("q", {"body": "done", "properties": {"delivery_tag": "tag-a"}})
+    assert chan._get("q")["body"] == "done"
+    assert len(os.listdir(claimed)) == 1
+    chan.release("tag-a")  # what basic_ack does after kombu's own bookkeeping
+    assert os.listdir(claimed) == [] and os.listdir(folder) == []
+    chan.recover_dead_claims()
+    with pytest.raises(Empty):
+        chan._get("q")  # nothing came back

@@ -28,6 +28,8 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tmp-dir", help="where the workers' temporary folders live")
     parser.add_argument("--redis-url", help="context store (default $POLICYGRID_REDIS_URL; none: in memory per call)")
     parser.add_argument("--log-level", help="debug, info, warning (default info)")
+    parser.add_argument("--fd", type=int, help="serve this inherited listening socket instead of binding --host/--port "
+                                               "(a supervisor holds it, so a restart refuses no connection)")
 
 
 def config_from_args(args: argparse.Namespace) -> ExecutorConfig:
@@ -49,7 +51,7 @@ def config_from_args(args: argparse.Namespace) -> ExecutorConfig:
     return config
 
 
-def serve(config: ExecutorConfig) -> int:
+def serve(config: ExecutorConfig, fd: int | None = None) -> int:
     """Run the service until SIGINT/SIGTERM (uvicorn with uvloop and httptools where installed)."""
     from ..extras import require
     from .service import ExecutorService
@@ -68,8 +70,9 @@ def serve(config: ExecutorConfig) -> int:
     if config.portal_url:
         os.environ.setdefault("POLICYGRID_URL", config.portal_url)
     app = ExecutorService(config)
+    where = {"fd": fd} if fd is not None else {"host": config.host, "port": config.port}
     server = uvicorn.Server(uvicorn.Config(
-        app, host=config.host, port=config.port, lifespan="on", access_log=False,
+        app, **where, lifespan="on", access_log=False,
         loop=_pick("uvloop", "asyncio"), http=_pick("httptools", "h11"),
         log_level="warning" if config.log_level != "debug" else "debug", timeout_keep_alive=30, backlog=2048,
     ))
@@ -86,7 +89,7 @@ def _pick(preferred: str, fallback: str) -> str:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    return serve(config_from_args(args))
+    return serve(config_from_args(args), fd=args.fd)
 
 
 def add_command_group(groups: argparse._SubParsersAction) -> None:

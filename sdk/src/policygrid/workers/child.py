@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import lifetime
 from . import confine
 
 _HEADER = struct.Struct(">I")
@@ -170,10 +171,12 @@ class Child:
         # Objects alive now go to the permanent generation: the child's collections don't walk (and so don't
         # copy-on-write) the warm worker's whole heap. Several times faster a call.
         gc.freeze()
+        worker_pid = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             code = 0
             try:
+                lifetime.die_with_parent(worker_pid)  # a killed worker leaves no call running (issue 13)
                 for fd in (result_r, out_r, err_r, request_w):
                     if fd is not None:
                         os.close(fd)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import sandbox
+from .. import lifetime, sandbox
 from ..errors import PolicyError, PolicyGridError, ResourceLimit, Timeout, Unavailable
 from . import identity
 from .confine import control_plane_ports
@@ -95,6 +96,8 @@ async def start_process(tmp: Path, limits: PoolLimits) -> asyncio.subprocess.Pro
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None,
         cwd=str(tmp), env=worker_environment(tmp, limits.pass_env), start_new_session=True,
         limit=limits.max_result_bytes + FRAME_SLACK,
+        # Dies with the service (issue 13): a SIGKILLed service must not leave its workers running.
+        preexec_fn=functools.partial(lifetime.die_with_parent, os.getpid()),
     )
 
 

@@ -1,0 +1,26 @@
+"""Background tasks of the portal itself: the worker's heartbeat, which proves that its pool still runs tasks."""
+import os
+import time
+
+from celery import shared_task
+from django.conf import settings
+
+
+@shared_task(name="portal.heartbeat", ignore_result=True)
+def heartbeat() -> None:
+    """Stamp ``<state>/worker-heartbeat`` (portal/heartbeat.py reads it): a pool that takes no task never does."""
+    path = settings.STATE_DIR / "worker-heartbeat"
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(f"{time.time()}\n")
+    os.replace(partial, path)
+
+
+@shared_task(name="portal.mark", ignore_result=True)
+def mark(name: str) -> None:
+    """Create ``<state>/marks/<name>``: proof, end to end, that a task sent was run (bench/soak.py counts them to
+    find lost tasks; an operator can send one to check the worker). ``name`` is 32 hex digits."""
+    if not (len(name) == 32 and all(c in "0123456789abcdef" for c in name)):
+        raise ValueError("a mark's name is 32 hexadecimal digits")
+    folder = settings.STATE_DIR / "marks"
+    folder.mkdir(exist_ok=True)
+    (folder / name).touch()
