@@ -380,23 +380,12 @@ JOB_DEFAULT_TIMEOUT = env_int("POLICYGRID_JOB_DEFAULT_TIMEOUT", 600)
 JOB_MAX_TIMEOUT = env_int("POLICYGRID_JOB_MAX_TIMEOUT", 86400)
 JOB_LOST_GRACE = env_int("POLICYGRID_JOB_LOST_GRACE", 60)
 JOB_RECONCILE_INTERVAL = env_float("POLICYGRID_JOB_RECONCILE_INTERVAL", 30)
+# Each entry expires after one period: a backlog of stale probes or checkpoints is useless while workers are down.
 CELERY_BEAT_SCHEDULE = {
-    "reconcile-jobs": {
-        "task": "jobs.reconcile_jobs",
-        "schedule": JOB_RECONCILE_INTERVAL,
-        "options": {"expires": JOB_RECONCILE_INTERVAL},
-    },
-    "probe-executors": {
-        "task": "executors.probe_executors",
-        "schedule": EXECUTOR_PROBE_INTERVAL,
-        # A probe older than one interval is useless: don't let a backlog pile up while workers are down.
-        "options": {"expires": EXECUTOR_PROBE_INTERVAL},
-    },
-    "audit-checkpoint": {
-        "task": "audit.checkpoint",
-        "schedule": AUDIT_CHECKPOINT_MINUTES * 60,
-        "options": {"expires": AUDIT_CHECKPOINT_MINUTES * 60},
-    },
+    name: {"task": task, "schedule": every, "options": {"expires": every}}
+    for name, task, every in (("reconcile-jobs", "jobs.reconcile_jobs", JOB_RECONCILE_INTERVAL),
+                              ("probe-executors", "executors.probe_executors", EXECUTOR_PROBE_INTERVAL),
+                              ("audit-checkpoint", "audit.checkpoint", AUDIT_CHECKPOINT_MINUTES * 60))
 }
 
 LOGGING = {

@@ -30,8 +30,8 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import json
-import os
 import logging
+import os
 import time
 from typing import Any
 
