@@ -1,11 +1,13 @@
 """Fixtures of the executor tests: a real executor service in a subprocess, a fake portal serving policies."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from policygrid import lifetime
 
 from tests.executors.scripted import scripted, setup  # noqa: F401  (fixtures of the portal-route tests)
 
@@ -129,6 +132,8 @@ def start_service(tmp_path: Path, portal_url: str, *, port: int | None = None, p
         [sys.executable, "-m", "policygrid.executor", "serve", "--port", str(port), "--workers", str(workers),
          "--tmp-dir", str(tmp_dir)],
         env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115 - closed with the process
+        # A test run or bench that is killed takes its services with it (they stop their workers on SIGTERM).
+        preexec_fn=functools.partial(lifetime.die_with_parent, os.getpid(), signal.SIGTERM),
     )
     service = ServiceProcess(process, port, token, tmp_dir, log_path)
     deadline = time.monotonic() + 30
