@@ -12,6 +12,7 @@ from pathlib import Path
 
 import requests
 
+from portal.supervisor import children_of
 from tests.executors.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,20 +107,8 @@ class Embedded:
             self.process.wait(10)
 
 
-def children(pid: int) -> set[int]:
-    """Every child of ``pid``, whichever of its threads started it."""
-    found = set()
-    try:
-        threads = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for thread in threads:
-        try:
-            with open(f"/proc/{pid}/task/{thread}/children") as handle:
-                found.update(int(p) for p in handle.read().split())
-        except OSError:
-            continue
-    return found
+# One reader of a process's children: the supervisor's own.
+children = children_of
 
 
 def alive(pid: int) -> bool:

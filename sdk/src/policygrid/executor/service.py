@@ -197,16 +197,19 @@ class ExecutorService:
 
     # --- the routes ---------------------------------------------------------------------------------------
 
+    async def resolve(self, call):
+        """The package a call runs: from the record and release the portal sent (with its grant), or by URI."""
+        if call.record is not None:
+            return await self.store.resolve_record(call.record, call.release, call.dry_run, call.grant)
+        return await self.store.resolve(call.policy_rule_uri, call.policy_stamp)
+
     async def execute(self, raw: bytes) -> tuple[int, bytes]:
         """``POST /execute_policy``: (status, envelope bytes)."""
         self.calls += 1
         try:
             body = parse_execute_request(raw, max_timeout=self.config.max_timeout_seconds)
             timeout = body.timeout_seconds or self.config.timeout_seconds
-            if body.record is not None:
-                resolved = await self.store.resolve_record(body.record, body.release, body.dry_run, body.grant)
-            else:
-                resolved = await self.store.resolve(body.policy_rule_uri, body.policy_stamp)
+            resolved = await self.resolve(body)
             request = {"rk": resolved.record_key, "pkg": str(resolved.package_dir),
                        "req": str(resolved.requirements_dir) if resolved.requirements_dir else None,
                        "uri": resolved.uri, "input_data": body.input_data,
@@ -254,10 +257,7 @@ class ExecutorService:
             raise InputInvalid("invalid request: job: {\"job_id\", \"token\"} is required",
                                errors={"job": ["an object with job_id and token"]})
         call = parse_execute_request(body, max_timeout=self.config.max_job_timeout_seconds)
-        if call.record is not None:
-            resolved = await self.store.resolve_record(call.record, call.release, call.dry_run, call.grant)
-        else:
-            resolved = await self.store.resolve(call.policy_rule_uri, call.policy_stamp)
+        resolved = await self.resolve(call)
         spec = {"record": resolved.record, "package_dir": str(resolved.package_dir),
                 "requirements_dir": str(resolved.requirements_dir) if resolved.requirements_dir else None,
                 "input_data": call.input_data, "settings": call.settings, "parameters": call.parameters,
