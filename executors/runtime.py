@@ -1,10 +1,14 @@
 """The one runtime interface of jobs and functions (docs/runtime.md §6), chosen per executor by ``executor_runtime``.
 
-Jobs (and, later, functions) reach a runtime only through ``runtime_for(executor)``: ``local`` is the executor
-service's own supervised processes (``POST /jobs`` etc. on the service, authorised like ``execute_policy``: the
-executor's credential, the record, its release and a signed execution grant); ``kubernetes`` plugs in here with
-the same methods. The function methods are declared now so that Type 4 and the Kubernetes runtime fit without
-changing the callers; until they are built they answer ``RuntimeNotBuilt`` (501).
+Jobs and functions reach a runtime only through ``runtime_for(executor)``: ``local`` is the executor service's
+own supervised processes (``POST /jobs``, ``POST /functions`` etc. on the service, authorised like
+``execute_policy``: the executor's credential, the record, its release and a signed execution grant);
+``kubernetes`` creates cluster objects with the same methods.
+
+Calls, management commands and logs of a function go through the executor service in both runtimes
+(``POST /functions/<name>/call`` and so on: the service reaches the replicas beside it, local processes or the
+pods behind the function's Service), so ``Runtime`` implements them once; a runtime overrides how a function is
+deployed, removed and observed.
 """
 from __future__ import annotations
 
@@ -66,6 +70,43 @@ class RuntimeJob:
                    reason=str(data.get("reason") or ""), node=str(data.get("node") or ""))
 
 
+@dataclass(frozen=True)
+class FunctionDeployment:
+    """What a runtime needs to deploy one function: its name, the policy, the caller's overrides, the shape."""
+
+    name: str  # the function's DNS-1123 name (function_id): unique per deployment
+    policy: PolicyRule
+    settings: dict[str, Any] = field(default_factory=dict)  # the caller's overrides: they win key by key
+    parameters: dict[str, Any] = field(default_factory=dict)
+    replicas: int = 1
+    autoscaling: dict[str, Any] = field(default_factory=dict)  # {"enabled", "min_replicas", "max_replicas", …}
+    resources: dict[str, Any] = field(default_factory=dict)
+    node_selector: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RuntimeFunction:
+    """A function as its runtime sees it. ``state``: deploying (no replica ready yet), ready (at least one
+    replica serves calls), failed (none can: ``message`` says why). ``replicas``: one dict per replica,
+    ``{"replica", "state" (starting|ready|restarting|failed), "restarts", "message"}``."""
+
+    state: str
+    replicas: tuple[dict[str, Any], ...] = ()
+    message: str = ""
+
+    @property
+    def ready_replicas(self) -> int:
+        return sum(1 for replica in self.replicas if replica.get("state") == "ready")
+
+    @classmethod
+    def from_answer(cls, data: Any) -> RuntimeFunction:
+        if not isinstance(data, dict) or not isinstance(data.get("state"), str):
+            raise Unavailable("the runtime answered a function's status without a state")
+        replicas = data.get("replicas") if isinstance(data.get("replicas"), list) else []
+        return cls(state=data["state"], replicas=tuple(r for r in replicas if isinstance(r, dict)),
+                   message=str(data.get("message") or ""))
+
+
 class Runtime:
     """The interface. Every method takes the executor it acts on; failures are ``PolicyGridError``s."""
 
@@ -84,24 +125,56 @@ class Runtime:
     def job_logs(self, executor: PolicyExecutor, job_id: str, tail: int | None = None) -> str:
         raise NotImplementedError
 
-    # Type 4 (functions) and its call routing: declared, built with the functions.
-    def deploy_function(self, executor: PolicyExecutor, deployment: Any) -> Any:
+    # --- Type 4: how a function is deployed, removed and observed (per runtime) ----------------------------
+
+    def deploy_function(self, executor: PolicyExecutor, deployment: FunctionDeployment) -> RuntimeFunction:
+        """Start deploying; returns at once (state ``deploying``, or ``ready`` if it already is)."""
         raise self._not_built("deploying functions")
 
     def remove_function(self, executor: PolicyExecutor, name: str) -> None:
+        """Stop every replica and remove what the deployment made; a function the runtime doesn't know is gone."""
         raise self._not_built("removing functions")
 
-    def function_status(self, executor: PolicyExecutor, name: str) -> Any:
+    def function_status(self, executor: PolicyExecutor, name: str) -> RuntimeFunction | None:
+        """The function's state, or None when the runtime doesn't know it."""
         raise self._not_built("function status")
 
+    # --- Type 4: calls, management and logs (through the executor service, in every runtime) ---------------
+
+    def call_function(self, executor: PolicyExecutor, name: str, input_data: Any,
+                      timeout: float | None = None) -> Any:
+        """The policy's ``eval`` output from one replica; failures as ``PolicyGridError`` (the Type 2 mapping)."""
+        body = json.dumps({"input_data": input_data, **({"timeout_seconds": timeout} if timeout else {})}).encode()
+        read_timeout = (timeout or settings.EXECUTOR_CALL_TIMEOUT) + settings.EXECUTOR_TIMEOUT_MARGIN
+        status, answer = self._send(executor, "POST", f"/functions/{quote(name)}/call", body, read_timeout)
+        return executor_result(status, answer, executor.executor_id)
+
+    def manage_function(self, executor: PolicyExecutor, name: str, action: str, data: Any = None,
+                        target: str = "all") -> list[dict[str, Any]]:
+        """Run ``management(action, data)`` on every ready replica (``all``) or one; one result per replica:
+        ``{"replica", "success", "data"}`` or ``{"replica", "success": false, "error_type", "message"}``."""
+        body = json.dumps({"action": action, "data": data, "target": target}).encode()
+        read_timeout = settings.EXECUTOR_CALL_TIMEOUT + settings.EXECUTOR_TIMEOUT_MARGIN
+        status, answer = self._send(executor, "POST", f"/functions/{quote(name)}/management", body, read_timeout)
+        results = executor_result(status, answer, executor.executor_id)
+        if not isinstance(results, list):
+            raise Unavailable(f"executor {executor.executor_id} answered a management command without results")
+        return results
+
     def function_logs(self, executor: PolicyExecutor, name: str, tail: int | None = None) -> str:
-        raise self._not_built("function logs")
+        path = f"/functions/{quote(name)}/logs" + (f"?tail={int(tail)}" if tail is not None else "")
+        status, answer = self._send(executor, "GET", path)
+        if status == 404:
+            return ""
+        text = executor_result(status, answer, executor.executor_id)
+        return text if isinstance(text, str) else json.dumps(text)
 
-    def call_function(self, executor: PolicyExecutor, name: str, input_data: Any) -> Any:
-        raise self._not_built("calling functions")
-
-    def manage_function(self, executor: PolicyExecutor, name: str, command: dict[str, Any]) -> Any:
-        raise self._not_built("function management")
+    @staticmethod
+    def _send(executor: PolicyExecutor, method: str, path: str, data: bytes | None = None,
+              read_timeout: float | None = None) -> tuple[int, Any]:
+        require_address(executor)
+        timeout = read_timeout or settings.EXECUTOR_PROBE_TIMEOUT + settings.EXECUTOR_TIMEOUT_MARGIN
+        return executor_channel(executor, timeout)(method, path, data)
 
     def _not_built(self, what: str) -> RuntimeNotBuilt:
         return RuntimeNotBuilt(f"{what} on the {self.name} runtime is not built yet")
@@ -139,11 +212,28 @@ class LocalRuntime(Runtime):
         text = executor_result(status, answer, executor.executor_id)
         return text if isinstance(text, str) else json.dumps(text)
 
-    @staticmethod
-    def _send(executor: PolicyExecutor, method: str, path: str) -> tuple[int, Any]:
+    def deploy_function(self, executor: PolicyExecutor, deployment: FunctionDeployment) -> RuntimeFunction:
         require_address(executor)
-        return executor_channel(executor, settings.EXECUTOR_PROBE_TIMEOUT + settings.EXECUTOR_TIMEOUT_MARGIN)(
-            method, path, None)
+        policy = deployment.policy
+        call = ExecuteRequest(policy_rule_uri=policy.policy_rule_uri, input_data=None,
+                              settings=deployment.settings or None, parameters=deployment.parameters or None)
+        body = {**execution_body(policy, call),
+                "function": {"name": deployment.name, "replicas": deployment.replicas}}
+        send = executor_channel(executor, settings.EXECUTOR_CALL_TIMEOUT + settings.EXECUTOR_TIMEOUT_MARGIN)
+        data = execute_with_upload(send, body, package_reader(executor, policy), executor.executor_id,
+                                   path="/functions")
+        return RuntimeFunction.from_answer(data)
+
+    def remove_function(self, executor: PolicyExecutor, name: str) -> None:
+        status, answer = self._send(executor, "DELETE", f"/functions/{quote(name)}")
+        if status != 404:
+            executor_result(status, answer, executor.executor_id)
+
+    def function_status(self, executor: PolicyExecutor, name: str) -> RuntimeFunction | None:
+        status, answer = self._send(executor, "GET", f"/functions/{quote(name)}")
+        if status == 404:
+            return None
+        return RuntimeFunction.from_answer(executor_result(status, answer, executor.executor_id))
 
 
 class KubernetesRuntime(Runtime):
