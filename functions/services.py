@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -135,7 +136,7 @@ def queue_deployment(function: Function) -> None:
     from celery import current_app
 
     pk = function.pk
-    transaction.on_commit(lambda: current_app.tasks["functions.deploy_function"].delay(pk))
+    transaction.on_commit(lambda: current_app.send_task("functions.deploy_function", args=[pk]))
 
 
 def deploy(function_pk: int) -> str:
@@ -259,6 +260,12 @@ def reconcile_functions() -> dict[str, int]:
     """Compare every deployed function with its runtime (the periodic task): a ready function whose replicas
     all failed becomes ``failed``; one its runtime no longer knows (an executor restarted) is redeployed."""
     counts = {"checked": 0, "failed": 0, "redeployed": 0, "ready": 0}
+    # A deployment whose task was lost (a worker killed mid-task, a broker that dropped it) ends as failed.
+    stale = timezone.now() - timedelta(seconds=settings.FUNCTION_DEPLOY_TIMEOUT * 2 + 60)
+    for function in Function.objects.filter(function_status=FunctionStatus.DEPLOYING, updated_at__lt=stale):
+        if _transition(function, {FunctionStatus.DEPLOYING}, FunctionStatus.FAILED,
+                       "its deployment never finished (the task was lost): remove it and create it again"):
+            counts["failed"] += 1
     for function in Function.objects.filter(function_status=FunctionStatus.READY).select_related("executor"):
         counts["checked"] += 1
         try:
