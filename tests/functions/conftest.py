@@ -58,6 +58,10 @@ STATEFUL_URI = "stateful:1.0-test"
 
 
 class FunctionSystem(System):
+    def __init__(self, started: dict):
+        super().__init__(started)
+        self.extra_env = started.get("extra_env") or {}
+
     def deploy(self, name, uri=STATEFUL_URI, executor="local", **extra):
         path = "/function/deployments/create" + (f"/{executor}" if executor else "")
         return self.post(path, {"name": name, "policy_rule_uri": uri, **extra})
@@ -82,8 +86,9 @@ class FunctionSystem(System):
         return self.api.delete(f"{self.base}/function/deployments/remove/{name}", timeout=60)
 
 
-def manage(state, *args) -> str:
-    env = clean_env(POLICYGRID_STATE_DIR=str(state))
+def manage(system, *args) -> str:
+    """``manage.py`` against the system's own database (its state folder, or its DATABASE_URL)."""
+    env = clean_env(POLICYGRID_STATE_DIR=str(system.state), **getattr(system, "extra_env", {}))
     done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr + done.stdout
@@ -105,7 +110,7 @@ def push_and_approve(system: System, folder, source: str, uri: str, record: dict
     assert pushed.returncode == 0, pushed.stderr + pushed.stdout
     assert system.post(f"/policy/{uri}/submit", {"comment": "for the function tests"}).status_code == 200
     reviewer = requests.Session()
-    reviewer.headers["Authorization"] = "Token " + manage(system.state, "create_api_token", "demo-reviewer").split()[-1]
+    reviewer.headers["Authorization"] = "Token " + manage(system, "create_api_token", "demo-reviewer").split()[-1]
     approved = reviewer.post(f"{system.base}/policy/{uri}/approve", json={"comment": "ok"}, timeout=60)
     assert approved.status_code == 200, approved.text
 
