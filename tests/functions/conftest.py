@@ -109,8 +109,7 @@ def push_and_approve(system: System, folder, source: str, uri: str, record: dict
                             capture_output=True, text=True, timeout=120)
     assert pushed.returncode == 0, pushed.stderr + pushed.stdout
     assert system.post(f"/policy/{uri}/submit", {"comment": "for the function tests"}).status_code == 200
-    reviewer = requests.Session()
-    reviewer.headers["Authorization"] = "Token " + manage(system, "create_api_token", "demo-reviewer").split()[-1]
+    reviewer = user_session(system, "demo-reviewer")
     approved = reviewer.post(f"{system.base}/policy/{uri}/approve", json={"comment": "ok"}, timeout=60)
     assert approved.status_code == 200, approved.text
 
@@ -120,4 +119,35 @@ def functions_system(tmp_path_factory):
     for started in start_embedded(tmp_path_factory.mktemp("functions-state")):
         system = FunctionSystem(started)
         push_and_approve(system, tmp_path_factory.mktemp("stateful"), STATEFUL, STATEFUL_URI, STATEFUL_RECORD)
+        push_and_approve(system, tmp_path_factory.mktemp("allocator"), ALLOCATOR, ALLOCATOR_URI, ALLOCATOR_RECORD)
         yield system
+
+
+# An allocator whose behaviour its parameters choose: pick an executor, raise, name an unknown one, or none.
+ALLOCATOR = """
+class AIOSv1PolicyRule:
+    def __init__(self, rule_id, settings, parameters):
+        self.parameters = parameters
+
+    def eval(self, parameters, input_data, context):
+        how = parameters.get("how", "pick")
+        if how == "raise":
+            raise RuntimeError("this allocator is broken")
+        if how == "unknown":
+            return {"executor_id": "no-such-executor", "reason": "made up"}
+        if how == "none":
+            return {"executor_id": None, "reason": "everything is full"}
+        if how == "garbage":
+            return ["not", "an", "object"]
+        seen = sorted(e["executor_id"] for e in input_data["executors"])
+        return {"executor_id": parameters.get("pick", "local"), "replicas": 2, "reason": f"saw {seen}"}
+"""
+ALLOCATOR_RECORD = {"policy_parameters_schema": {"how": {"type": "string"}, "pick": {"type": "string"}},
+                    "policy_parameters": {"how": "pick", "pick": "local"}}
+ALLOCATOR_URI = "custom_allocator:1.0-test"
+
+
+def user_session(system, username: str) -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = "Token " + manage(system, "create_api_token", username).split()[-1]
+    return session
