@@ -86,7 +86,8 @@ def validate_execute_body(body: Any) -> ExecuteRequest:
 # The columns the gate, the audit entry and the call read: the record's behaviour fields go with the call.
 EXECUTION_POLICY_FIELDS = ("id", "status", "created_by_id", "updated_at", *RECORD_FIELDS)
 # What execute_policy reads of the executor: not health_data (the last /health answer) nor the metadata.
-EXECUTION_EXECUTOR_FIELDS = ("id", "executor_id", "executor_host_uri", "executor_status", "credential")
+EXECUTION_EXECUTOR_FIELDS = ("id", "executor_id", "executor_host_uri", "executor_status", "executor_runtime",
+                             "credential")
 
 
 def executor_for_execution(executor_id: str) -> PolicyExecutor | None:
