@@ -43,7 +43,7 @@ class FunctionViewSet(RecordViewSet):
                    operation_id="function_create_placed",
                    description="Deploy a function where the resource allocator places it (`alloc` names the "
                                "allocator policy; else the deployment's default).")
-    @action(detail=False, methods=["post"], url_path=r"deployments/create/?")
+    @action(detail=False, methods=["post"], url_path="deployments/create")
     def create_placed(self, request):
         return self._created(services.create_function(request.user, request.data, None))
 
