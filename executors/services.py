@@ -143,7 +143,7 @@ def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Execution:
         })
 
 
-def execution_body(policy: PolicyRule, call: ExecuteRequest) -> dict[str, Any]:
+def execution_body(policy: PolicyRule, call: ExecuteRequest, purpose: str = "call") -> dict[str, Any]:
     """What the executor needs, sent with the call so that it never reads the portal while we wait for it.
 
     The record's behaviour fields go with its release signature: the executor verifies them against the
@@ -158,7 +158,7 @@ def execution_body(policy: PolicyRule, call: ExecuteRequest) -> dict[str, Any]:
     if call.capture_output:
         body["capture_output"] = True
     body["release"] = release_signature(policy)
-    body["grant"] = (sign_grant(policy.policy_rule_uri, policy.code_digest, dry_run=call.dry_run)
+    body["grant"] = (sign_grant(policy.policy_rule_uri, policy.code_digest, dry_run=call.dry_run, purpose=purpose)
                      if settings.SIGNING_ENABLED else None)
     return body
 
