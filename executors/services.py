@@ -129,7 +129,7 @@ def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Execution:
     started = time.monotonic()
     error: PolicyGridError | None = None
     try:
-        return _forward(executor, policy, call)
+        return _forward(executor, policy, call, f"user:{actor.pk}")
     except PolicyGridError as exc:
         error = exc
         raise
@@ -143,7 +143,7 @@ def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Execution:
         })
 
 
-def execution_body(policy: PolicyRule, call: ExecuteRequest, purpose: str = "call") -> dict[str, Any]:
+def execution_body(policy: PolicyRule, call: ExecuteRequest, purpose: str = "call", caller: str = "") -> dict[str, Any]:
     """What the executor needs, sent with the call so that it never reads the portal while we wait for it.
 
     The record's behaviour fields go with its release signature: the executor verifies them against the
@@ -158,8 +158,8 @@ def execution_body(policy: PolicyRule, call: ExecuteRequest, purpose: str = "cal
     if call.capture_output:
         body["capture_output"] = True
     body["release"] = release_signature(policy)
-    body["grant"] = (sign_grant(policy.policy_rule_uri, policy.code_digest, dry_run=call.dry_run, purpose=purpose)
-                     if settings.SIGNING_ENABLED else None)
+    body["grant"] = (sign_grant(policy.policy_rule_uri, policy.code_digest, dry_run=call.dry_run, purpose=purpose,
+                                caller=caller) if settings.SIGNING_ENABLED else None)
     return body
 
 
@@ -240,11 +240,11 @@ def package_reader(executor: PolicyExecutor, policy: PolicyRule):
     return read_package
 
 
-def _forward(executor: PolicyExecutor, policy: PolicyRule, call: ExecuteRequest) -> Execution:
+def _forward(executor: PolicyExecutor, policy: PolicyRule, call: ExecuteRequest, caller: str) -> Execution:
     call_timeout = call.timeout_seconds or settings.EXECUTOR_CALL_TIMEOUT
     answered: list[Any] = []  # the executor's last answer, for what the policy printed
     send = executor_channel(executor, call_timeout + settings.EXECUTOR_TIMEOUT_MARGIN, answered)
-    data = execute_with_upload(send, execution_body(policy, call), package_reader(executor, policy),
+    data = execute_with_upload(send, execution_body(policy, call, caller=caller), package_reader(executor, policy),
                                executor.executor_id)
     printed = answered[0].get("output") if call.capture_output and answered else None
     return Execution(data, printed if isinstance(printed, dict) else None)

@@ -241,9 +241,28 @@ def test_limits_cannot_be_raised(executor_service, policies):
     assert body["data"]["rlimit_as"].startswith("refused: ValueError"), body["data"]["rlimit_as"]
 
 
-def test_a_module_global_set_by_one_call_is_not_seen_by_the_next(executor_service, policies):
-    counts = [executor_service.execute(policies["probe"], {})[1]["data"]["calls"] for _ in range(6)]
-    assert counts == [1] * 6
+def as_caller(caller: str) -> dict:
+    """A grant naming its caller (this service doesn't verify signatures: the portal's signed grant in production)."""
+    return {"grant": {"statement": {"caller": caller}, "key_id": "k", "signature": "s"}}
+
+
+def test_a_module_global_set_by_one_callers_call_is_never_seen_by_another_callers(executor_service, policies):
+    """No shared process state between calls of different callers; one caller's calls may share a process (each
+    with a fresh instance): docs/runtime.md §4."""
+    seen = {caller: [] for caller in ("alice", "bob", "carol")}
+    for _ in range(6):
+        for caller in seen:
+            code, body = executor_service.execute(policies["probe"], {}, **as_caller(caller))
+            assert code == 200, body
+            seen[caller].append(body["data"]["calls"])
+    for caller, counts in seen.items():
+        # A caller's module state counts that caller's calls only (18 calls ran in all, spread over 2 workers),
+        # and its process is reused between its own calls (the counter goes past 1).
+        assert max(counts) <= 6 and max(counts) > 1, (caller, counts)
+    # With more callers than a worker keeps processes for, each still sees only its own calls.
+    many = [f"user-{n}" for n in range(12)]
+    for caller in many:
+        assert executor_service.execute(policies["probe"], {}, **as_caller(caller))[1]["data"]["calls"] == 1
 
 
 @pytest.mark.parametrize("how", ["frame-then-exit", "extra-frame", "garbage", "half-frame", "pool-frame"])

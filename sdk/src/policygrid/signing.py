@@ -78,12 +78,13 @@ GRANT_KIND = "execution_grant"
 
 
 def grant_statement(*, uri: str, code_digest: str, dry_run: bool, expires_at: int,
-                    purpose: str = "call") -> dict[str, Any]:
+                    purpose: str = "call", caller: str = "") -> dict[str, Any]:
     """What the portal signs to authorise one use of a version on an executor (a short-lived grant). ``purpose``
     binds it to that use: ``call`` (Type 2), ``job:<job_id>`` or ``function:<name>``, so a grant for one call
-    can't start a job, nor one job's grant another job."""
+    can't start a job, nor one job's grant another job. ``caller`` names who asked (``user:<id>``): an executor
+    runs each caller's calls in processes no other caller's call shares."""
     return {"statement_version": STATEMENT_VERSION, "kind": GRANT_KIND, "uri": uri, "code_digest": code_digest,
-            "dry_run": bool(dry_run), "expires_at": int(expires_at), "purpose": purpose}
+            "dry_run": bool(dry_run), "expires_at": int(expires_at), "purpose": purpose, "caller": caller}
 
 
 def check_grant(grant: Mapping[str, Any] | None, record: Mapping[str, Any], dry_run: bool, keys: Any,

@@ -199,7 +199,7 @@ class ExecutorService:
             request = {"rk": resolved.record_key, "pkg": str(resolved.package_dir),
                        "req": str(resolved.requirements_dir) if resolved.requirements_dir else None,
                        "uri": resolved.uri, "input_data": body.input_data,
-                       "settings": body.settings, "parameters": body.parameters}
+                       "settings": body.settings, "parameters": body.parameters, "domain": _caller(body)}
             output: dict[str, Any] | None = {} if body.capture_output else None
             result = await self.pool.run(resolved.digest, request, resolved.record, resolved.record_key, timeout,
                                          output=output)
@@ -348,6 +348,14 @@ class ExecutorService:
                 "context_store": "redis" if self.config.redis_url else "memory (per call)",
             })
         return body
+
+
+def _caller(call) -> str:
+    """Whose call this is (workers/domains.py): the caller the portal signed into the call's grant (checked in
+    ``resolve`` when signatures are verified), else this service's own credential's holder."""
+    statement = call.grant.get("statement") if isinstance(call.grant, dict) else None
+    caller = statement.get("caller") if isinstance(statement, dict) else None
+    return f"caller:{caller}" if isinstance(caller, str) and caller else "direct"
 
 
 def _ok(data: Any) -> bytes:

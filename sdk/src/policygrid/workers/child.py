@@ -1,14 +1,12 @@
-"""One call's policy code in a process of its own, forked from the warm worker (docs/runtime.md §4).
+"""Policy code in a process of its own, forked from the warm worker (docs/runtime.md §4).
 
-The warm worker (package imported, class loaded, checks compiled) ``fork()``s a child per call. The child gets
-three pipes of its own: ``result`` (exactly one frame: ``{"ok": value}`` or ``{"error": {...}}``), and its
-stdout and stderr. It never holds the worker's protocol descriptors (closed at fork), so it can't speak to the
-pool. The warm worker — which runs no policy code during a call — reads the pipes, caps the output, checks the
-frame, and validates the result: whatever else the child writes (a second frame, garbage, half a frame, a
-frame and an exit) is a ``policy_error`` naming a protocol violation, and the warm worker goes on.
-
-A Type 1 worker (``keep``) forks one child per kept instance, which serves that instance's calls one after the
-other over a request pipe of its own; it is replaced after any failure (a fresh instance, as before).
+The warm worker (package imported, class loaded, checks compiled) ``fork()``s a child per caller (domains.py),
+per kept instance (Type 1, functions) or per call. The child gets pipes of its own: ``result`` (one frame a call:
+``{"ok": value}`` or ``{"error": {...}}``), stdout, stderr, and a request pipe when it serves several calls. It
+never holds the worker's protocol descriptors (closed at fork), so it can't speak to the pool. The warm worker —
+which runs no policy code during a call — reads the pipes, caps the output, checks the frame, and validates the
+result: whatever else the child writes (a second frame, garbage, half a frame, a frame and an exit) is a
+``policy_error`` naming a protocol violation, and the warm worker goes on.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import lifetime
-from . import confine
+from . import confine, domains
 
 _HEADER = struct.Struct(">I")
 OUTPUT_CAP = 64 * 1024
@@ -101,7 +99,7 @@ def _limit_cpu(seconds: float) -> None:
 
 
 def _serve(run, first: dict[str, Any] | None, request_fd: int | None, result_fd: int, limit: int,
-           once: bool = False) -> None:
+           once: bool = False, call_cpu: float | None = None) -> None:
     """The child's loop: one call (Type 2, given or read from ``request_fd``), or calls read from ``request_fd``
     until it closes (Type 1)."""
     from ..errors import PolicyGridError
@@ -114,6 +112,8 @@ def _serve(run, first: dict[str, Any] | None, request_fd: int | None, result_fd:
                 return
             message = json.loads(_read_exact(request_fd, _HEADER.unpack(header)[0]) or b"{}")
         try:
+            if call_cpu:
+                domains.call_budget(call_cpu)
             body = {"ok": run(message)}
             data = json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
         except PolicyGridError as exc:
@@ -162,10 +162,12 @@ class Child:
     """A forked child and the warm worker's ends of its pipes."""
 
     def __init__(self, run, first: dict[str, Any] | None, *, keep: bool, cpu_seconds: float, limit: int,
-                 scope: bool = True, once: bool = False, context=None, ports: tuple[int, ...] | None = None) -> None:
+                 scope: bool = True, once: bool = False, context=None, ports: tuple[int, ...] | None = None,
+                 call_cpu: float | None = None) -> None:
         """``keep``: calls come over a request pipe; ``once``: a spare that serves one call read from it;
         ``context``: the worker's ``ContextServer`` (the Redis store, through two pipes); ``ports``: the TCP
-        ports the call may connect to (its declared ones)."""
+        ports the call may connect to (its declared ones); ``call_cpu``: each call's CPU budget in a reused
+        process (``cpu_seconds`` is then its whole life's)."""
         global CONTEXT_FDS
         result_r, result_w = os.pipe2(os.O_CLOEXEC)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
@@ -197,7 +199,7 @@ class Child:
                 if scope and not confine.scope_child(ports):
                     os._exit(71)  # the warm worker was told the scope works: never run unscoped
                 _limit_cpu(cpu_seconds)
-                _serve(run, first, request_r, result_w, limit, once)
+                _serve(run, first, request_r, result_w, limit, once, call_cpu)
             except BaseException:  # noqa: BLE001
                 code = 70
             finally:
@@ -212,6 +214,7 @@ class Child:
         self.status: int | None = None
         self.rusage = None
         self.cpu_seconds = cpu_seconds
+        self.call_cpu = call_cpu
 
     def send(self, message: dict[str, Any]) -> None:
         data = json.dumps(message, separators=(",", ":")).encode()
@@ -308,6 +311,10 @@ class Child:
             return f"the policy's process broke the context store's protocol: {exc}"
         return None
 
+    def alive(self) -> bool:
+        """Whether the child still runs (its pidfd is readable once it has exited)."""
+        return self.status is None and not select.select([self.pidfd], [], [], 0)[0]
+
     def wait(self) -> None:
         if self.status is None:
             _, self.status, self.rusage = os.wait4(self.pid, 0)
@@ -345,8 +352,10 @@ class Child:
             sig = os.WTERMSIG(status)
             name = signal.Signals(sig).name
             used = (self.rusage.ru_utime + self.rusage.ru_stime) if self.rusage else 0
-            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and used >= max(1, int(self.cpu_seconds)) - 0.05):
-                return "resource_limit", f"the policy exceeded its CPU-time limit of {self.cpu_seconds:g}s ({name})", name
+            budget = self.call_cpu or self.cpu_seconds
+            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and not self.call_cpu
+                                         and used >= max(1, int(budget)) - 0.05):
+                return "resource_limit", f"the policy exceeded its CPU-time limit of {budget:g}s ({name})", name
             if sig == signal.SIGKILL:
                 return "resource_limit", f"the policy's process was killed ({name}), probably for memory", name
             return "policy_error", f"the policy's process died with signal {name}", name

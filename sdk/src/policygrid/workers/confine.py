@@ -281,3 +281,23 @@ def scope_child(ports: tuple[int, ...] | None = None) -> bool:
         return libc.syscall(sandbox._SYS_LANDLOCK_RESTRICT_SELF, fd, 0) == 0
     finally:
         os.close(fd)
+
+
+def describe_at_start(init: dict[str, Any]) -> dict[str, str]:
+    """What a worker reports before it is bound to a package: the protections it will apply, or why not."""
+    abi = sandbox.landlock_abi()
+    notes: dict[str, str] = {}
+    if not init.get("landlock", True):
+        notes["filesystem"] = notes["network"] = "NOT applied: Landlock disabled by configuration"
+    else:
+        notes["filesystem"] = (f"Landlock ABI {abi}: read/write allow-list, applied when the worker is bound to its "
+                               "package" if abi >= 1 else "NOT applied: Landlock is not available")
+        notes["network"] = (f"Landlock ABI {abi}: TCP connect only to declared ports, never control-plane ports "
+                            f"{list(init.get('deny_ports') or [])}, no bind" if abi >= 4
+                            else "NOT applied: needs Landlock ABI >= 4")
+    notes["seccomp"] = ("sockets, bind/listen, metadata changes, namespaces, io_uring filtered"
+                        if seccomp_available() else "NOT applied: seccomp unavailable on this machine")
+    notes["call_isolation"] = ("each caller's calls in a process of their own forked from the warm worker, a fresh "
+                               "instance per call; output checked by the worker" if hasattr(os, "pidfd_open")
+                               else "NOT applied: no pidfd_open")
+    return notes

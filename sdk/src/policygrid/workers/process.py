@@ -6,11 +6,11 @@ duplicate of its stdout (replies); whatever the policy prints goes to stderr. JS
 
 The first frame is the init frame (limits, the temporary folder); the worker answers with the protections it
 applied. Every later frame is a call ``{"op": "eval"|"management"|"load", "rk", "record"?, "pkg", "req",
-"uri", "settings", "parameters", "validate", "keep", "forget"?, "stateful"?, "ctx"?, ...}``: ``rk`` names a
-record the pool sent once; ``keep`` keeps the policy instance for the next call with the same ``rk`` (Type 1 is
-stateful), else each call gets a fresh instance (Type 2 is stateless). A kept instance is replaced after a
-failed call, unless ``stateful`` (a Type 4 function replica: an error the policy raised leaves its state alone;
-only a crash or a protocol violation loses it). ``ctx`` names the context store's namespace (default: ``uri``).
+"uri", "settings", "parameters", "validate", "keep", "forget"?, "stateful"?, "ctx"?, "domain"?, ...}``: ``rk``
+names a record the pool sent once; ``keep`` keeps the instance for the next call with the same ``rk`` (Type 1),
+else each call gets a fresh instance (Type 2), in its caller's process (``domain``: domains.py). A kept instance
+is replaced after a failed call, unless ``stateful`` (a function replica: only a crash or a protocol violation
+loses its state). ``ctx`` names the context store's namespace (default: ``uri``).
 
 Reply frames start with one byte: ``R`` (the payload is the result's JSON) or ``E`` (an error object
 ``{"error_type", "message", "exception_type"?, "errors"?}``); lower case (``r``/``e``) means the worker is
@@ -26,6 +26,7 @@ import struct
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from ..context import MemoryContext
 from ..errors import PolicyGridError, Unavailable
 from ..loader import load_rule_class
 from ..rule_runner import CompiledRecord, PolicyRunner
-from . import child, confine, identity
+from . import child, confine, domains, identity
 from .context_proxy import ContextServer, PipeContext
 
 _HEADER = struct.Struct(">I")
@@ -140,10 +141,9 @@ class _Calls:
             self.spare = None
 
     def drop_kept(self, rk: str | None = None) -> None:
-        for key in [rk] if rk is not None else list(self.kept):
-            kept = self.kept.pop(key, None)
-            if kept is not None:
-                kept.close()
+        """Close the kept children of ``rk`` (its instance, and its callers' processes), or all of them."""
+        for key in [k for k in self.kept if rk is None or domains.of_record(k, rk)]:
+            self.kept.pop(key).close()
 
     def bind(self, message: dict[str, Any], record: dict[str, Any]) -> None:
         """Confine this worker to its package, before the package is imported (its module code is policy code)."""
@@ -190,8 +190,9 @@ class _Calls:
             compiled = self.compiled[message["rk"]] = CompiledRecord(record)
         return compiled
 
-    def make_run(self, message: dict[str, Any], record: dict[str, Any]):
-        """The function the child runs for a call: a PolicyRunner on a fresh instance, no output check."""
+    def make_run(self, message: dict[str, Any], record: dict[str, Any], fresh: bool = False):
+        """The function the child runs for a call: a PolicyRunner on a fresh instance, no output check (kept for
+        the next call of a kept child, unless ``fresh``: a caller's process builds one per call)."""
         requirements = message.get("req")
         rule_class = load_rule_class(Path(message["pkg"]), Path(requirements) if requirements else None)
         validate = message.get("validate", True)
@@ -199,7 +200,7 @@ class _Calls:
         holder: dict[str, PolicyRunner] = {}
 
         def run(call: dict[str, Any]) -> Any:
-            runner = holder.get("runner")
+            runner = None if fresh else holder.get("runner")
             if runner is None:
                 context = PipeContext(*child.CONTEXT_FDS) if child.CONTEXT_FDS else MemoryContext()
                 runner = holder["runner"] = PolicyRunner(record, rule_class, call.get("settings"),
@@ -220,14 +221,22 @@ class _Calls:
         record = self.record(message)
         self.bind(message, record)
         rk = message["rk"]
-        keep = bool(message.get("keep"))
+        domain = None if message.get("keep") else message.get("domain")
+        # A kept child: Type 1's or a function's instance (``keep``), or one caller's process (``domain``: Type 2
+        # calls of one caller share it, each with a fresh instance; no other caller's call ever runs there).
+        keep = domains.key(rk, domain) if domain else (rk if message.get("keep") else None)
         cpu = float(message.get("cpu_seconds") or self.cpu_seconds)
         compiled = self.compiled_for(message, record)
         if keep:
-            kept = self.kept.get(rk)
-            if kept is None:
-                kept = self.kept[rk] = child.Child(self.make_run(message, record)[0], None, keep=True, cpu_seconds=cpu,
-                                                   limit=self.limit, scope=self.scoped, **self.child_options())
+            kept = self.kept.pop(keep, None)
+            if kept is None or not kept.alive():  # none yet, or it ended after its last answer (os._exit…)
+                if kept is not None:
+                    kept.close()
+                domains.make_room(self)
+                kept = child.Child(self.make_run(message, record, fresh=bool(domain))[0], None, keep=True,
+                                   cpu_seconds=cpu * (domains.CPU_FACTOR if domain else 1), limit=self.limit,
+                                   scope=self.scoped, call_cpu=cpu if domain else None, **self.child_options())
+            self.kept[keep] = kept  # last used last: the least recently used caller is evicted first
             try:
                 kept.send(message)
             except OSError:
@@ -248,12 +257,13 @@ class _Calls:
                                            limit=self.limit, scope=self.scoped, **self.child_options())
         if self.context is not None:
             self.context.namespace = message.get("ctx") or message["uri"]  # this call's namespace, and no other
+        started = time.monotonic()
         try:
             body, captured, violation = worker_child.collect(self.max_result + FRAME_SLACK, one_shot=not keep)
             output = captured.as_dict()
             if violation is not None or body is None:
                 if keep:
-                    self.drop_kept(rk)
+                    self.drop_kept(keep)
                 if violation == child.TOO_LARGE:
                     return b"E", _error("resource_limit", f"the policy's result is more than the {self.max_result} "
                                         "bytes allowed", self.limit), output
@@ -266,12 +276,14 @@ class _Calls:
                 ok, value = child.parse_result(body)
             except child.ProtocolViolation as exc:
                 if keep:
-                    self.drop_kept(rk)
+                    self.drop_kept(keep)
                 return b"E", _error("policy_error", f"protocol violation: {exc}", self.limit,
                                     exception_type="ProtocolViolation"), output
+            if domain:
+                domains.after_call(self, keep, worker_child, time.monotonic() - started)
             if not ok:
-                if keep and not message.get("stateful"):
-                    self.drop_kept(rk)
+                if keep and not message.get("stateful") and not domain:
+                    self.drop_kept(keep)
                 return b"E", json.dumps(value, default=str).encode(), output
             if compiled is not None and message.get("op", "eval") == "eval" and compiled.check_output is not None:
                 compiled.check_output(value)
@@ -326,19 +338,7 @@ def main() -> None:
             __import__(name)
         except Exception:  # noqa: BLE001 - a missing optional module only makes the first call slower
             pass
-    abi = sandbox.landlock_abi()
-    if not init.get("landlock", True):
-        protections["filesystem"] = protections["network"] = "NOT applied: Landlock disabled by configuration"
-    else:
-        protections["filesystem"] = (f"Landlock ABI {abi}: read/write allow-list, applied when the worker is bound "
-                                     "to its package" if abi >= 1 else "NOT applied: Landlock is not available")
-        protections["network"] = (f"Landlock ABI {abi}: TCP connect only to declared ports, never control-plane "
-                                  f"ports {list(init.get('deny_ports') or [])}, no bind" if abi >= 4
-                                  else "NOT applied: needs Landlock ABI >= 4")
-    protections["seccomp"] = ("sockets, bind/listen, metadata changes, namespaces, io_uring filtered"
-                              if confine.seccomp_available() else "NOT applied: seccomp unavailable on this machine")
-    protections["call_isolation"] = ("each call in a process forked from the warm worker; output checked by the "
-                                     "worker" if hasattr(os, "pidfd_open") else "NOT applied: no pidfd_open")
+    protections.update(confine.describe_at_start(init))
     protections.update(identity.at_start(init.get("uid")))
     protections["dumpable"] = "off (no ptrace/attach by others)" if sandbox.set_non_dumpable() else "NOT changed"
     write_frame(protocol_fd, json.dumps({"ok": True, "protections": protections, "pid": me}).encode())
