@@ -22,6 +22,7 @@ from policygrid.errors import PolicyGridError, Unavailable
 from policygrid.wire import ExecuteRequest, execute_with_upload, executor_result
 
 from executors.choices import ExecutorRuntime
+from executors.cluster import jobs as cluster_jobs
 from executors.models import PolicyExecutor
 from executors.services import execution_body, executor_channel, package_reader, require_address
 from policies.models import PolicyRule
@@ -237,22 +238,23 @@ class LocalRuntime(Runtime):
 
 
 class KubernetesRuntime(Runtime):
-    """A ``batch/v1 Job`` per job, the runner as its container command (``python -m policygrid.job``): its own
-    issue. Until then every operation answers 501 naming it."""
+    """A ``batch/v1 Job`` per job in the executor's cluster (``executors.cluster.jobs``: the runner as its
+    container command, its spec and token in a Secret), reached with the credentials create-infra stored."""
 
     name = ExecutorRuntime.KUBERNETES
 
     def launch_job(self, executor: PolicyExecutor, launch: JobLaunch) -> RuntimeJob:
-        raise self._not_built("running jobs")
+        return RuntimeJob.from_answer(cluster_jobs.launch_job(executor, launch))
 
     def cancel_job(self, executor: PolicyExecutor, job_id: str) -> None:
-        raise self._not_built("cancelling jobs")
+        cluster_jobs.cancel_job(executor, job_id)
 
     def job_status(self, executor: PolicyExecutor, job_id: str) -> RuntimeJob | None:
-        raise self._not_built("job status")
+        seen = cluster_jobs.job_status(executor, job_id)
+        return RuntimeJob.from_answer(seen) if seen is not None else None
 
     def job_logs(self, executor: PolicyExecutor, job_id: str, tail: int | None = None) -> str:
-        raise self._not_built("job logs")
+        return cluster_jobs.job_logs(executor, job_id, tail)
 
 
 RUNTIMES: dict[str, Runtime] = {runtime.name: runtime for runtime in (LocalRuntime(), KubernetesRuntime())}

@@ -380,6 +380,9 @@ JOB_DEFAULT_TIMEOUT = env_int("POLICYGRID_JOB_DEFAULT_TIMEOUT", 600)
 JOB_MAX_TIMEOUT = env_int("POLICYGRID_JOB_MAX_TIMEOUT", 86400)
 JOB_LOST_GRACE = env_int("POLICYGRID_JOB_LOST_GRACE", 60)
 JOB_RECONCILE_INTERVAL = env_float("POLICYGRID_JOB_RECONCILE_INTERVAL", 30)
+# Kubernetes (docs/kubernetes.md): Fernet keys of stored kubeconfigs, newest first (none: <state>/keys/kubeconfig.key)
+KUBECONFIG_KEYS = env_list("POLICYGRID_KUBECONFIG_KEYS", [])
+KUBERNETES_IMAGE = env_str("POLICYGRID_KUBERNETES_IMAGE", "ghcr.io/policygrid/policygrid-dataplane:latest")
 # Each entry expires after one period: a backlog of stale probes or checkpoints is useless while workers are down.
 CELERY_BEAT_SCHEDULE = {
     name: {"task": task, "schedule": every, "options": {"expires": every}}
