@@ -177,7 +177,7 @@ class FakeCluster:
                 obj["spec"].setdefault("type", "ClusterIP")
             return copy.deepcopy(self._put(kind, obj, "ADDED"))
 
-    def delete(self, kind: str, namespace: str, name: str) -> None:
+    def delete(self, kind: str, namespace: str, name: str) -> dict:
         with self.lock:
             obj = self.store.pop((kind, namespace, name), None)
             if obj is None:
@@ -195,6 +195,7 @@ class FakeCluster:
                 self.delete(k, ns, n)
             except Refused:
                 pass
+        return obj
 
     # --- the HTTP side -------------------------------------------------------------------------------------
 
@@ -235,7 +236,9 @@ class FakeCluster:
                     if method == "POST" and not name:
                         return self._send(201, cluster.create(api_version, kind, namespace, json.loads(raw or b"{}")))
                     if method == "DELETE" and name:
-                        cluster.delete(kind, namespace, name)
+                        gone = cluster.delete(kind, namespace, name)
+                        if kind in ("Pod", "Service", "ServiceAccount"):  # as the real server: the object
+                            return self._send(200, gone)
                         return self._send(200, {"apiVersion": "v1", "kind": "Status", "metadata": {},
                                                 "status": "Success", "details": {"name": name, "kind": key[2]}})
                     if method != "GET":
