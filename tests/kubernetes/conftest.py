@@ -7,9 +7,10 @@ import pytest
 
 from tests.kubernetes.fakecluster import FakeCluster
 
-# The executor pods' service, as the fake's kubelet runs it: one worker each on this shared two-core machine
-# (the value an operator would set in the Deployment's environment; the fake's node adds it).
-POD_ENV = {"POLICYGRID_EXECUTOR_WORKERS": "1"}
+# What the fake's node adds to every pod's environment, for this machine only: one executor worker per pod (a
+# shared two-core machine), and packages fetched from the tests' loopback file server (the SSRF guard refuses
+# loopback otherwise, as it should in a real cluster).
+POD_ENV = {"POLICYGRID_EXECUTOR_WORKERS": "1", "POLICYGRID_ALLOW_PRIVATE_NETWORKS": "true"}
 
 
 def closed_port() -> int:
@@ -40,3 +41,72 @@ def kube_settings(settings, tmp_path):
     settings.KUBECONFIG_KEYS = []
     settings.KUBERNETES_IMAGE = "policygrid/dataplane:test"
     return settings
+
+
+# A policy that does what its input says: print, sleep, or answer.
+BEHAVING = """
+import time
+
+class AIOSv1PolicyRule:
+    def __init__(self, rule_id, settings, parameters):
+        self.settings, self.parameters = settings, parameters
+
+    def eval(self, parameters, input_data, context):
+        print("job says", input_data)
+        if input_data.get("sleep"):
+            time.sleep(input_data["sleep"])
+        return {"echo": input_data}
+"""
+
+
+@pytest.fixture
+def celery_eager():
+    """Tasks run where they are queued (Celery's documented eager mode): the provisioning of create-infra runs in
+    the request that asked for it, so that a test against a live portal needs no worker."""
+    from portal.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+@pytest.fixture
+def behaving(api, users, file_server, policy_payload):
+    """``behaving:1.0-k8s``, approved and signed through the real lifecycle."""
+    import io
+    import zipfile
+
+    from policies.models import PolicyRule
+    from policies.services import release_for_demo
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("code/function.py", BEHAVING)
+    url = file_server.serve("behaving.zip", buffer.getvalue())
+    body = policy_payload(name="behaving", version="1.0", release_tag="k8s", code=url, policy_input_schema={},
+                          policy_output_schema={}, policy_settings={}, policy_parameters={},
+                          policy_settings_schema={}, policy_parameters_schema={}, management_commands_schema=[])
+    created = api.post("/policy", body, format="json")
+    assert created.status_code == 201, created.json()
+    release_for_demo(PolicyRule.objects.get(policy_rule_uri="behaving:1.0-k8s"), users["admin"])
+    return "behaving:1.0-k8s"
+
+
+@pytest.fixture
+def k8s_portal(live_server, settings, kube_settings, celery_eager):
+    """A live portal (its own address is the one pods post results to)."""
+    settings.PUBLIC_BASE_URL = live_server.url
+    return live_server.url
+
+
+def provisioned(api, cluster, executor_id: str, portal_url: str) -> str:
+    """Register ``executor_id`` and create-infra it into ``cluster`` (eager: ready when this returns)."""
+    assert api.post("/executor", {"executor_id": executor_id}, format="json").status_code == 201
+    answer = api.post(f"/executor/{executor_id}/create-infra", {
+        "cluster_config": cluster.kubeconfig, "namespace": "jobs", "replicas": 1, "portal_url": portal_url,
+        "ready_timeout": 30}, format="json")
+    assert answer.status_code == 202, answer.json()
+    record = api.get(f"/executor/{executor_id}").json()["data"]
+    assert record["infra_status"] == "ready", record
+    return executor_id
