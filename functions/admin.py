@@ -1,6 +1,10 @@
-"""Admin of functions."""
-from django.contrib import admin
+"""Admin of functions: the deployment's fields are read-only (written by the function services); removal is an
+action that stops the replicas too (a plain delete would leave them running)."""
+from django.contrib import admin, messages
+from policygrid.errors import PolicyGridError
+from rest_framework.exceptions import APIException
 
+from functions import services
 from functions.models import Function
 from records.admin import RecordAdmin
 
@@ -10,7 +14,26 @@ class FunctionAdmin(RecordAdmin):
     list_display = ("function_id", "function_status", "function_executor_id", "function_policy_rule_uri", "replicas")
     list_filter = ("function_status", "function_executor_id")
     search_fields = ("function_id", "function_policy_rule_uri")
-    machine_fields = ("function_executor_uri", "function_status", "function_message", "function_policy_data")
+    machine_fields = ("function_id", "function_executor_id", "function_executor_uri", "function_policy_rule_uri",
+                      "function_status", "function_message", "function_policy_data", "policy_rule_parameters",
+                      "policy_rule_settings", "replicas", "autoscaling", "resources", "node_selector",
+                      "policy_retired")
+    actions = ["remove_functions"]
 
     def has_add_permission(self, request):
         return False  # functions exist only by deployment
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # removal stops the replicas: the action below, not a bare delete
+
+    @admin.action(description="Remove the selected functions (stop their replicas, delete the records)",
+                  permissions=["change"])
+    def remove_functions(self, request, queryset):
+        for function in queryset:
+            try:
+                services.remove_function(request.user, function.function_id)
+            except (APIException, PolicyGridError) as exc:
+                self.message_user(request, f"function {function.function_id}: {getattr(exc, 'detail', exc)}",
+                                  messages.WARNING)
+            else:
+                self.message_user(request, f"function {function.function_id} removed")

@@ -20,6 +20,7 @@ from policygrid.errors import InputInvalid, NotFound, PolicyGridError
 from policygrid.wire import ExecuteRequest
 
 from audit.services import audit_object
+from executors.allocator import choose_executor
 from executors.models import PolicyExecutor
 from executors.runtime import JobLaunch, runtime_for
 from executors.services import EXECUTION_POLICY_FIELDS, require_address
@@ -29,6 +30,7 @@ from jobs.models import Job
 from policies.models import PolicyRule
 from records.api.errors import ApiError, Conflict
 from records.services import save_record
+from records.validators import check_body
 
 logger = logging.getLogger(__name__)
 
@@ -60,23 +62,6 @@ RESULT_SCHEMA: dict[str, Any] = {
 _RESULT_VALIDATOR = Draft202012Validator(RESULT_SCHEMA)
 
 
-def _check(validator: Draft202012Validator, body: Any) -> dict[str, Any]:
-    errors: dict[str, list[str]] = {}
-    for error in validator.iter_errors(body):
-        if error.validator == "additionalProperties":
-            for name in sorted(set(body) - set(SUBMIT_SCHEMA["properties"])):
-                errors.setdefault(name, ["unknown field"])
-        elif error.validator == "required":
-            errors.setdefault(error.message.split("'")[1], ["required"])
-        else:
-            path = ".".join(str(part) for part in error.absolute_path) or "(body)"
-            errors.setdefault(path, [error.message[:200]])
-    if errors:
-        raise InputInvalid("invalid request: " + " | ".join(f"{k}: {'; '.join(v)}" for k, v in errors.items()),
-                           errors=errors)
-    return body
-
-
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -97,19 +82,18 @@ def _audit_view(job: Job) -> dict[str, Any]:
 def submit_job(actor, body: Any, executor_id: str | None) -> Job:
     """Create the job (``pending``) and launch it on the executor's runtime (``running``), for ``actor``.
 
-    Order of checks: the body (400), the executor (404; none named: 400 until the allocator exists), the
+    Order of checks: the body (400), the executor (404; none named: the resource allocator's choice), the
     policy (404), the execution gate (409), the executor's address (409). A launch that fails leaves the job
     ``failed`` with the reason, and answers the failure with its ``job_id``.
     """
-    data = _check(_VALIDATOR, body)
+    data = check_body(_VALIDATOR, SUBMIT_SCHEMA, body)
     if executor_id is None:
-        # 400 naming what is missing (the brief allowed 400 or 501): a client can act on it by naming one.
-        raise ApiError("no executor named: choosing one needs the resource allocator, which is not built yet; "
-                       "submit to an executor with POST /jobs/submit/<executor_id>", 400,
-                       errors={"executor_id": ["required until the resource allocator exists"]})
-    executor = PolicyExecutor.objects.filter(executor_id=executor_id).first()
-    if executor is None:
-        raise NotFound(f"no executor with executor_id '{executor_id}'", errors={"executor_id": ["no such executor"]})
+        executor = choose_executor(actor, "job", data, data.get("alloc")).executor
+    else:
+        executor = PolicyExecutor.objects.filter(executor_id=executor_id).first()
+        if executor is None:
+            raise NotFound(f"no executor with executor_id '{executor_id}'",
+                           errors={"executor_id": ["no such executor"]})
     uri = data["policy_rule_uri"]
     policy = PolicyRule.objects.only(*EXECUTION_POLICY_FIELDS).filter(policy_rule_uri=uri).first()
     if policy is None:
@@ -192,7 +176,7 @@ def record_result(job_id: str, token: str | None, body: Any) -> Job:
     job = find_job(job_id)
     if not token or not job.result_token_hash or not hmac.compare_digest(token_hash(token), job.result_token_hash):
         raise PermissionDenied(f"this is not job {job.job_id}'s result token: only its runner may post its result")
-    _check(_RESULT_VALIDATOR, body)
+    check_body(_RESULT_VALIDATOR, RESULT_SCHEMA, body)
     if body["status"] == JobStatus.COMPLETED:
         won = finish_job(job, JobStatus.COMPLETED, output=body.get("output"), extra={"reported_by": "runner"})
     else:

@@ -84,6 +84,35 @@ def _safe_name(name: str) -> str:
 # --- the demo release ------------------------------------------------------------------------------------
 
 
+def install_sample(name: str, actor, *, asset_name: str, description: str, tags: list[str]):
+    """Register the SDK's sample policy ``name`` (``policygrid.samples``) as a draft created by ``actor``, its
+    package stored as an asset; returns (the version, whether it was created now). Idempotent by URI."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from policygrid.samples import sample_archive, sample_record
+
+    from policies.models import Asset, PolicyRule
+    from policies.registration import register_package
+    from records.services import save_record
+
+    record = sample_record(name)
+    uri = f"{record['name']}:{record['version']}-{record['release_tag']}"
+    existing = PolicyRule.objects.filter(policy_rule_uri=uri).first()
+    if existing is not None:
+        return existing, False
+    asset = Asset.objects.filter(asset_name=asset_name).first()
+    if asset is None:
+        upload = SimpleUploadedFile(f"{asset_name}.zip", sample_archive(name), "application/zip")
+        asset = store_asset(actor=actor, upload=upload, metadata={
+            "asset_name": asset_name, "asset_version": {"version": record["version"], "tag": record["release_tag"]},
+            "asset_metadata": {"description": description}, "asset_tags": tags})
+    policy = PolicyRule(**{k: v for k, v in record.items() if k not in ("policy_rule_uri", "code")},
+                        code=asset.public_url, created_by=actor)
+    policy.full_clean()
+    register_package(policy)
+    save_record(policy, actor, action="create", extra={"source": f"the SDK's sample {name}"})
+    return policy, True
+
+
 def release_for_demo(policy, admin):
     """Take the demo's sample policy through the real lifecycle to ``approved`` (signed and audited).
 

@@ -22,3 +22,25 @@ validate_dns_label = RegexValidator(
 
 def versioned_uri(name: str, version: str, release_tag: str) -> str:
     return f"{name}:{version}-{release_tag}"
+
+
+def check_body(validator, schema: dict, body):
+    """A request body checked against its JSON Schema (``validator`` compiled from ``schema``): the body, or
+    ``InputInvalid`` (400) naming every bad field — unknown ones, missing ones and wrong values."""
+    from policygrid.errors import InputInvalid
+
+    errors: dict[str, list[str]] = {}
+    for error in validator.iter_errors(body):
+        if error.validator == "additionalProperties" and not error.absolute_path:
+            for name in sorted(set(body) - set(schema["properties"])):
+                errors.setdefault(name, ["unknown field"])
+        elif error.validator == "required":
+            path = ".".join(str(part) for part in error.absolute_path)
+            errors.setdefault((path + "." if path else "") + error.message.split("'")[1], ["required"])
+        else:
+            path = ".".join(str(part) for part in error.absolute_path) or "(body)"
+            errors.setdefault(path, [error.message[:200]])
+    if errors:
+        raise InputInvalid("invalid request: " + " | ".join(f"{k}: {'; '.join(v)}" for k, v in errors.items()),
+                           errors=errors)
+    return body

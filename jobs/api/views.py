@@ -9,10 +9,8 @@ from jobs import services
 from jobs.api.serializers import JobSerializer
 from jobs.filtersets import JobFilterSet
 from jobs.models import Job
-from records.api.errors import ApiError
-from records.api.viewsets import RecordViewSet, ok
+from records.api.viewsets import MAX_TAIL, RecordViewSet, ok, tail_parameter
 
-MAX_TAIL = 100_000
 SubmitRequest = {"application/json": services.SUBMIT_SCHEMA}
 
 
@@ -65,13 +63,7 @@ class JobViewSet(RecordViewSet):
                    description="The job's log text (its runner's lines, what the policy printed, the runtime's notes).")
     @action(detail=True, methods=["get"], url_path="logs")
     def logs(self, request, job_id=None):
-        raw = request.query_params.get("tail")
-        tail = None
-        if raw not in (None, ""):
-            if not raw.isdigit() or int(raw) > MAX_TAIL:
-                raise ApiError(f"'tail' must be an integer from 0 to {MAX_TAIL}", 400,
-                               errors={"tail": [f"an integer from 0 to {MAX_TAIL}"]})
-            tail = int(raw)
+        tail = tail_parameter(request)
         text = services.job_logs(self.get_object(), tail)
         return ok(text, logs=text)
 

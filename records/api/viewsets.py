@@ -30,6 +30,20 @@ def ok(data, status_code: int = status.HTTP_200_OK, **extra) -> Response:
     return Response({"success": True, "data": data, **extra}, status=status_code)
 
 
+MAX_TAIL = 100_000
+
+
+def tail_parameter(request) -> int | None:
+    """``?tail=N`` of a logs route: None when absent, else an integer from 0 to MAX_TAIL (400 otherwise)."""
+    raw = request.query_params.get("tail")
+    if raw in (None, ""):
+        return None
+    if not raw.isdigit() or int(raw) > MAX_TAIL:
+        raise ApiError(f"'tail' must be an integer from 0 to {MAX_TAIL}", 400,
+                       errors={"tail": [f"an integer from 0 to {MAX_TAIL}"]})
+    return int(raw)
+
+
 class RecordViewSet(viewsets.ModelViewSet):
     """CRUD + query for a ``RecordModel`` at the spec's paths, answering in the envelope of docs/api.md §1."""
 

@@ -20,14 +20,15 @@ WEB_THREADS = 2
 ORDINARY_UID = 4242
 
 
-def start_embedded(state: Path, as_uid: int | None = None):
-    """``manage.py run_embedded`` on free ports with its state in ``state``; as root, or as ``as_uid``."""
+def start_embedded(state: Path, as_uid: int | None = None, extra_env: dict[str, str] | None = None):
+    """``manage.py run_embedded`` on free ports with its state in ``state``; as root, or as ``as_uid``;
+    ``extra_env`` for a production-like start (DATABASE_URL, CELERY_BROKER_URL, POLICYGRID_REDIS_URL)."""
     port, executor_port = free_port(), free_port()
     # One web worker with two threads: the deadlock this guards against needs only as many concurrent first
     # calls as web threads.
     env = clean_env(POLICYGRID_STATE_DIR=str(state), POLICYGRID_PORT=str(port),
                     POLICYGRID_EXECUTOR_PORT=str(executor_port), POLICYGRID_WEB_WORKERS="1",
-                    POLICYGRID_WEB_THREADS=str(WEB_THREADS), POLICYGRID_EXECUTOR_WORKERS="2")
+                    POLICYGRID_WEB_THREADS=str(WEB_THREADS), POLICYGRID_EXECUTOR_WORKERS="2", **(extra_env or {}))
     prefix = ()
     if as_uid is not None:
         os.chown(state, as_uid, as_uid)
@@ -37,7 +38,7 @@ def start_embedded(state: Path, as_uid: int | None = None):
     run = EmbeddedRun(env, port, prefix)
     try:
         yield {"base": run.base, "token": run.token, "printed": run.printed, "state": state,
-               "executor_port": executor_port}
+               "executor_port": executor_port, "extra_env": dict(extra_env or {})}
     finally:
         run.stop()
 

@@ -1,15 +1,18 @@
-"""Loads the demo data of the embedded setup: an admin, one user per role, the sample ip_allowlist policy."""
+"""Loads the demo data of the embedded setup: an admin, one user per role, the sample ip_allowlist policy and the
+default resource allocator (both released through the real review flow)."""
 import os
 import secrets
 
 from django.contrib.auth.models import Group, User
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.choices import Role
 
 SAMPLE = "ip_allowlist"
+# The samples the demo registers and releases: the description's policy, and the default resource allocator.
+SAMPLES = (("ip_allowlist", "ip-allow-list", "IP allow list policy code", ["policy", "example"]),
+           ("resource_allocator", "resource-allocator", "the default resource allocator", ["allocator", "system"]))
 UNKNOWN_PASSWORD = "{label:16} {user} / (set on first start; `manage.py changepassword {user}` sets a new one)"
 
 
@@ -21,12 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--credentials-file", default=None, help="write the printed credentials here too")
 
     def handle(self, *args, admin_password=None, credentials_file=None, **options):
-        from policygrid.samples import sample_archive, sample_record
-
-        from policies.models import Asset, PolicyRule
-        from policies.registration import register_package
-        from policies.services import store_asset
-        from records.services import save_record
+        from policies.services import install_sample, release_for_demo
 
         previous = read_credentials(credentials_file)
         lines = []
@@ -50,22 +48,11 @@ class Command(BaseCommand):
                     lines.append(previous.get(label[:-1]) or UNKNOWN_PASSWORD.format(label=label, user=name))
             lines.append(f"admin API token: {demo_token(admin, previous.get('admin API token'))}")
 
-        record = sample_record(SAMPLE)
-        uri = f"{record['name']}:{record['version']}-{record['release_tag']}"
-        if not PolicyRule.objects.filter(policy_rule_uri=uri).exists():
-            asset = Asset.objects.filter(asset_name="ip-allow-list").first()
-            if asset is None:
-                upload = SimpleUploadedFile("ip-allow-list-checker.zip", sample_archive(SAMPLE), "application/zip")
-                asset = store_asset(actor=admin, upload=upload, metadata={
-                    "asset_name": "ip-allow-list", "asset_version": {"version": "1.0", "tag": "beta"},
-                    "asset_metadata": {"description": "IP allow list policy code"}, "asset_tags": ["policy", "example"],
-                })
-            policy = PolicyRule(**{k: v for k, v in record.items() if k not in ("policy_rule_uri", "code")},
-                                code=asset.public_url, created_by=admin)
-            policy.full_clean()
-            register_package(policy)
-            save_record(policy, admin, action="create", extra={"source": "demo data"})
-            self._approve_if_possible(policy, admin)
+        for name, asset_name, description, tags in SAMPLES:
+            policy, created = install_sample(name, admin, asset_name=asset_name, description=description, tags=tags)
+            if created:
+                release_for_demo(policy, admin)
+        uri = sample_uri(SAMPLE)
         lines.append(f"sample policy:   {uri}")
         text = "\n".join(lines)
         self.stdout.write(text)
@@ -73,13 +60,12 @@ class Command(BaseCommand):
             with open(credentials_file, "w") as handle:
                 handle.write(text + "\n")
 
-    def _approve_if_possible(self, policy, admin):
-        """The demo's sample policy is released so that it can run at once (governance records it)."""
-        try:
-            from policies.services import release_for_demo
-        except ImportError:  # governance not installed yet: the gate is relaxed in the embedded setup
-            return
-        release_for_demo(policy, admin)
+
+def sample_uri(name: str) -> str:
+    from policygrid.samples import sample_record
+
+    record = sample_record(name)
+    return f"{record['name']}:{record['version']}-{record['release_tag']}"
 
 
 def read_credentials(path: str | None) -> dict[str, str]:

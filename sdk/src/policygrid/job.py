@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PolicyGridError
+from .lifetime import die_with_parent
 from .workers import PoolLimits, WorkerPool
 
 POST_ATTEMPTS = 5
@@ -104,7 +105,7 @@ def post_result(job: dict[str, Any], outcome: dict[str, Any]) -> bool:
     return False
 
 
-def _package(job: dict[str, Any]) -> tuple[str, str | None, str]:
+def prepare_package(job: dict[str, Any]) -> tuple[str, str | None, str]:
     """(package folder, requirements folder, digest): prepared by the local runtime, else the one loader."""
     if job.get("package_dir"):
         return job["package_dir"], job.get("requirements_dir"), job["record"]["code_digest"]
@@ -122,7 +123,7 @@ async def run_job(pool: WorkerPool, job: dict[str, Any]) -> dict[str, Any]:
     """Run the policy once in the sandbox: the outcome to post."""
     record = job["record"]
     try:
-        package_dir, requirements_dir, digest = await asyncio.to_thread(_package, job)
+        package_dir, requirements_dir, digest = await asyncio.to_thread(prepare_package, job)
         request = {"rk": "job", "pkg": package_dir, "req": requirements_dir, "uri": record["policy_rule_uri"],
                    "input_data": job.get("input_data"), "settings": job.get("settings"),
                    "parameters": job.get("parameters")}
@@ -172,22 +173,12 @@ async def main_async(limits: PoolLimits, spec_file: str | None = None) -> int:
     return 0 if await asyncio.to_thread(post_result, job, outcome) else EXIT_NOT_POSTED
 
 
-def _die_with_parent() -> None:
-    """Linux: a runner whose supervisor dies is told to stop (SIGTERM closes its sandbox), never orphaned."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m policygrid.job", description=__doc__.splitlines()[0])
     parser.add_argument("--limits", default="{}", help="the sandbox limits, as JSON (limits_to_json)")
     parser.add_argument("--spec-file", help="read the job (one JSON object) from this file instead of stdin")
     args = parser.parse_args(argv)
-    _die_with_parent()
+    die_with_parent(os.getppid(), signal.SIGTERM)  # a runner whose supervisor dies stops (SIGTERM closes its sandbox)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
     return asyncio.run(main_async(limits_from_json(args.limits), args.spec_file))
 

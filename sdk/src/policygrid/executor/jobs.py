@@ -42,6 +42,12 @@ JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 RUNNER_SECRETS = ("POLICYGRID_EXECUTOR_TOKEN", "POLICYGRID_EXECUTOR_TOKEN_FILE", "POLICYGRID_TOKEN")
 
 
+def log_line(message: str) -> str:
+    """``message`` stamped as the runners stamp their own lines (UTC, milliseconds), so logs sort by time."""
+    now = time.time()
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(now))}.{int(now % 1 * 1000):03d} {message}"
+
+
 class JobState:
     """A job as this service sees it::
 
@@ -107,9 +113,7 @@ class LocalJob:
         self.task: asyncio.Task | None = None
 
     def note(self, message: str) -> None:
-        now = time.time()
-        self.own_lines.append(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(now))}.{int(now % 1 * 1000):03d} "
-                              f"[executor] {message}")
+        self.own_lines.append(log_line(f"[executor] {message}"))
 
     def describe(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "state": self.state, "pid": self.runner.process.pid if self.runner else None,

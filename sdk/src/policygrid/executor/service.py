@@ -28,7 +28,6 @@ deprecated version runs that way.
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ import time
 from typing import Any
 
 from .. import __version__
+from ..asgi import bearer_matches, read_body, refusal, send_json
 from ..cache import PackageCache
 from ..client import PortalClient
 from ..errors import InputInvalid, NotFound, PackageTooLarge, PolicyGridError, Unavailable
@@ -43,13 +43,12 @@ from ..fetch import FetchOptions
 from ..wire import error_envelope, parse_execute_request
 from ..workers import PoolLimits, WorkerPool
 from .config import ExecutorConfig
+from .functions import FunctionSupervisor
 from .jobs import JobSupervisor, parse_tail
 from .keys import SigningKeys
 from .store import PolicyStore
 
 logger = logging.getLogger("policygrid.executor")
-
-_JSON = [(b"content-type", b"application/json")]
 
 
 class ExecutorService:
@@ -65,6 +64,7 @@ class ExecutorService:
         self.store: PolicyStore | None = None
         self.keys: SigningKeys | None = None
         self.jobs: JobSupervisor | None = None
+        self.functions: FunctionSupervisor | None = None
         self.started_at = time.time()
         self.calls = 0
         self.failures = 0
@@ -88,6 +88,7 @@ class ExecutorService:
         self.jobs = JobSupervisor(dataclasses.replace(self.pool.limits, cpu_seconds=config.max_job_timeout_seconds),
                                   portal_url=config.portal_url, max_jobs=config.max_jobs, env=dict(os.environ))
         await self.jobs.start()
+        self.functions = FunctionSupervisor(self.pool.limits, env=dict(os.environ))
         logger.warning("policygrid executor %s on http://%s:%s: %d workers, portal %s, signing keys %s",
                        __version__, config.host, config.port, config.workers, client.base_url if client else "none",
                        self.keys.stats() if config.verify_signatures else "not used (verification off)")
@@ -106,6 +107,8 @@ class ExecutorService:
         )
 
     async def shutdown(self) -> None:
+        if self.functions is not None:
+            await self.functions.close()
         if self.jobs is not None:
             await self.jobs.close()
         if self.keys is not None:
@@ -144,56 +147,38 @@ class ExecutorService:
     async def _http(self, scope, receive, send) -> None:
         path = scope["path"]
         method = scope["method"]
-        authorised = self._authorised(scope)
+        authorised = bearer_matches(scope, self._token)
         try:
             if path == "/execute_policy":
                 if method != "POST":
-                    raise _refusal(405, "use POST for /execute_policy")
+                    raise refusal(405, "use POST for /execute_policy")
                 if not authorised:
-                    raise _refusal(401, _UNAUTHORISED)
-                status, payload = await self.execute(await self._body(receive, self.config.max_body_bytes))
+                    raise refusal(401, _UNAUTHORISED)
+                status, payload = await self.execute(await read_body(receive, self.config.max_body_bytes))
             elif path.startswith("/packages/"):
                 if method != "PUT":
-                    raise _refusal(405, "use PUT for /packages/<code_digest>")
+                    raise refusal(405, "use PUT for /packages/<code_digest>")
                 if not authorised:
-                    raise _refusal(401, _UNAUTHORISED)
+                    raise refusal(401, _UNAUTHORISED)
                 status, payload = await self.put_package(path[len("/packages/"):], scope, receive)
             elif path == "/jobs" or path.startswith("/jobs/"):
                 if not authorised:
-                    raise _refusal(401, _UNAUTHORISED)
+                    raise refusal(401, _UNAUTHORISED)
                 status, payload = await self.job_route(method, path, scope, receive)
+            elif path == "/functions" or path.startswith("/functions/"):
+                if not authorised:
+                    raise refusal(401, _UNAUTHORISED)
+                status, payload = await self.function_route(method, path, scope, receive)
             elif path == "/health":
                 if method not in ("GET", "HEAD"):
-                    raise _refusal(405, "use GET for /health")
+                    raise refusal(405, "use GET for /health")
                 status, payload = 200, json.dumps(self.health(detailed=authorised)).encode()
             else:
                 raise NotFound(f"no route {method} {path} on this executor (it serves /health, "
-                               "/execute_policy, /packages/<code_digest> and /jobs)")
+                               "/execute_policy, /packages/<code_digest>, /jobs and /functions)")
         except PolicyGridError as exc:
             status, payload = exc.status, json.dumps(error_envelope(exc), default=str).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*_JSON, (b"content-length", str(len(payload)).encode())]})
-        await send({"type": "http.response.body", "body": payload})
-
-    def _authorised(self, scope) -> bool:
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                return hmac.compare_digest(value, self._token)
-        return False
-
-    @staticmethod
-    async def _body(receive, limit: int) -> bytes:
-        chunks = []
-        size = 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _refusal(413, f"the request body exceeds {limit} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks)
+        await send_json(send, status, payload)
 
     # --- the routes ---------------------------------------------------------------------------------------
 
@@ -230,11 +215,11 @@ class ExecutorService:
         parts = path.split("/")[2:]
         if path == "/jobs":
             if method != "POST":
-                raise _refusal(405, "use POST for /jobs")
-            return await self.launch_job(await self._body(receive, self.config.max_body_bytes))
+                raise refusal(405, "use POST for /jobs")
+            return await self.launch_job(await read_body(receive, self.config.max_body_bytes))
         if len(parts) == 2 and parts[1] == "logs":
             if method not in ("GET", "HEAD"):
-                raise _refusal(405, "use GET for /jobs/<id>/logs")
+                raise refusal(405, "use GET for /jobs/<id>/logs")
             text = self.jobs.logs(parts[0], parse_tail(scope.get("query_string", b"")))
             return 200, json.dumps({"success": True, "data": text}).encode()
         if len(parts) != 1:
@@ -243,7 +228,7 @@ class ExecutorService:
             return 200, json.dumps({"success": True, "data": self.jobs.cancel(parts[0]).describe()}).encode()
         if method in ("GET", "HEAD"):
             return 200, json.dumps({"success": True, "data": self.jobs.get(parts[0]).describe()}).encode()
-        raise _refusal(405, "use GET or DELETE for /jobs/<id>")
+        raise refusal(405, "use GET or DELETE for /jobs/<id>")
 
     async def launch_job(self, raw: bytes) -> tuple[int, bytes]:
         """``POST /jobs``: the body of ``/execute_policy`` (record, release, grant: authorised the same way) plus
@@ -265,6 +250,55 @@ class ExecutorService:
         launched = self.jobs.submit(job.get("job_id"), job.get("token"), spec, spec["timeout_seconds"])
         return 200, json.dumps({"success": True, "data": launched.describe()}).encode()
 
+    async def function_route(self, method: str, path: str, scope, receive) -> tuple[int, bytes]:
+        """``POST /functions``; ``GET``/``DELETE /functions/<name>``; ``POST /functions/<name>/call`` and
+        ``/management``; ``GET /functions/<name>/logs?tail=N`` (the local runtime's replicas)."""
+        parts = path.split("/")[2:]
+        functions = self.functions
+        if path == "/functions":
+            if method == "POST":
+                return await self.deploy_function(await read_body(receive, self.config.max_body_bytes))
+            if method in ("GET", "HEAD"):
+                return 200, _ok([function.describe() for function in functions.functions.values()])
+            raise refusal(405, "use POST (deploy) or GET (list) for /functions")
+        if len(parts) == 2 and parts[1] in ("call", "management", "logs"):
+            wanted = "GET" if parts[1] == "logs" else "POST"
+            if method != wanted and not (wanted == "GET" and method == "HEAD"):
+                raise refusal(405, f"use {wanted} for /functions/<name>/{parts[1]}")
+            if parts[1] == "logs":
+                return 200, _ok(functions.logs(parts[0], parse_tail(scope.get("query_string", b""))))
+            body = await read_body(receive, self.config.max_body_bytes)
+            if parts[1] == "call":
+                return await functions.call(parts[0], body)
+            return 200, _ok(await functions.manage(parts[0], body))
+        if len(parts) != 1:
+            raise NotFound(f"no route {method} {path} on this executor")
+        if method == "DELETE":
+            return 200, _ok((await functions.remove(parts[0])).describe())
+        if method in ("GET", "HEAD"):
+            return 200, _ok(functions.get(parts[0]).describe())
+        raise refusal(405, "use GET or DELETE for /functions/<name>")
+
+    async def deploy_function(self, raw: bytes) -> tuple[int, bytes]:
+        """``POST /functions``: the body of ``/execute_policy`` (record, release, grant: authorised the same way;
+        ``input_data`` null) plus ``function: {"name", "replicas"}``; the replicas start in the background."""
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise InputInvalid("the request body is not valid JSON") from None
+        function = body.pop("function", None) if isinstance(body, dict) else None
+        if not isinstance(function, dict) or set(function) - {"name", "replicas"}:
+            raise InputInvalid("invalid request: function: {\"name\", \"replicas\"} is required",
+                               errors={"function": ["an object with name and replicas"]})
+        call = parse_execute_request(body, max_timeout=self.config.max_timeout_seconds)
+        resolved = await self.resolve(call)
+        spec = {"record": resolved.record, "package_dir": str(resolved.package_dir),
+                "requirements_dir": str(resolved.requirements_dir) if resolved.requirements_dir else None,
+                "settings": call.settings, "parameters": call.parameters,
+                "timeout_seconds": self.config.timeout_seconds}
+        deployed = self.functions.deploy(function.get("name"), function.get("replicas", 1), spec)
+        return 200, _ok(deployed.describe())
+
     async def put_package(self, digest: str, scope, receive) -> tuple[int, bytes]:
         """``PUT /packages/<code_digest>``: 201 when unpacked now, 200 when already held."""
         limit = self.config.max_package_bytes
@@ -274,7 +308,7 @@ class ExecutorService:
         if declared.isdigit() and int(declared) > limit:
             raise too_large
         try:
-            data = await self._body(receive, limit)
+            data = await read_body(receive, limit)
         except PolicyGridError:  # the body outgrew the limit on the way (no or a wrong Content-Length)
             raise too_large from None
         digest, created = await self.store.put_package(digest, data)
@@ -295,6 +329,7 @@ class ExecutorService:
             "busy": stats["busy"],
             "queued": stats["queued"],
             "jobs": self.jobs.stats() if self.jobs is not None else {},
+            "functions": self.functions.stats() if self.functions is not None else {},
             "cache": self.store.stats() if self.store is not None and detailed else {
                 "records": self.store.stats()["records"] if self.store else 0},
         }
@@ -314,9 +349,8 @@ class ExecutorService:
         return body
 
 
-def _refusal(status: int, message: str) -> PolicyGridError:
-    """An answer of the HTTP layer itself (wrong method, no credentials, too large): no policy ran."""
-    return PolicyGridError(message, status=status, error_type="http_error")
+def _ok(data: Any) -> bytes:
+    return json.dumps({"success": True, "data": data}, default=str).encode()
 
 
 _UNAUTHORISED = ("this executor accepts only its callers' requests: send 'Authorization: Bearer <the executor's "

@@ -6,9 +6,11 @@ duplicate of its stdout (replies); whatever the policy prints goes to stderr. JS
 
 The first frame is the init frame (limits, the temporary folder); the worker answers with the protections it
 applied. Every later frame is a call ``{"op": "eval"|"management"|"load", "rk", "record"?, "pkg", "req",
-"uri", "settings", "parameters", "validate", "keep", "forget"?, ...}``: ``rk`` names a record the pool sent
-once; ``keep`` keeps the policy instance for the next call with the same ``rk`` (Type 1 is stateful), else
-each call gets a fresh instance (Type 2 is stateless).
+"uri", "settings", "parameters", "validate", "keep", "forget"?, "stateful"?, "ctx"?, ...}``: ``rk`` names a
+record the pool sent once; ``keep`` keeps the policy instance for the next call with the same ``rk`` (Type 1 is
+stateful), else each call gets a fresh instance (Type 2 is stateless). A kept instance is replaced after a
+failed call, unless ``stateful`` (a Type 4 function replica: an error the policy raised leaves its state alone;
+only a crash or a protocol violation loses it). ``ctx`` names the context store's namespace (default: ``uri``).
 
 Reply frames start with one byte: ``R`` (the payload is the result's JSON) or ``E`` (an error object
 ``{"error_type", "message", "exception_type"?, "errors"?}``); lower case (``r``/``e``) means the worker is
@@ -190,7 +192,7 @@ class _Calls:
         validate = message.get("validate", True)
         compiled = self.compiled_for(message, record)
         holder: dict[str, PolicyRunner] = {}
-        redis_url, uri = self.redis_url, message["uri"]
+        redis_url, uri = self.redis_url, message.get("ctx") or message["uri"]
 
         def run(call: dict[str, Any]) -> Any:
             runner = holder.get("runner")
@@ -266,7 +268,7 @@ class _Calls:
                 return b"E", _error("policy_error", f"protocol violation: {exc}", self.limit,
                                     exception_type="ProtocolViolation"), output
             if not ok:
-                if keep:
+                if keep and not message.get("stateful"):
                     self.drop_kept(rk)
                 return b"E", json.dumps(value, default=str).encode(), output
             if compiled is not None and message.get("op", "eval") == "eval" and compiled.check_output is not None:
