@@ -22,6 +22,7 @@ from policygrid.errors import PolicyGridError, Unavailable
 from policygrid.wire import ExecuteRequest, execute_with_upload, executor_result
 
 from executors.choices import ExecutorRuntime
+from executors.cluster import functions as cluster_functions
 from executors.cluster import jobs as cluster_jobs
 from executors.models import PolicyExecutor
 from executors.services import execution_body, executor_channel, package_reader, require_address
@@ -239,7 +240,8 @@ class LocalRuntime(Runtime):
 
 class KubernetesRuntime(Runtime):
     """A ``batch/v1 Job`` per job in the executor's cluster (``executors.cluster.jobs``: the runner as its
-    container command, its spec and token in a Secret), reached with the credentials create-infra stored."""
+    container command, its spec and token in a Secret); a function is a Deployment + Service (+ HPA) of the
+    function server (``executors.cluster.functions``). Reached with the credentials create-infra stored."""
 
     name = ExecutorRuntime.KUBERNETES
 
@@ -255,6 +257,18 @@ class KubernetesRuntime(Runtime):
 
     def job_logs(self, executor: PolicyExecutor, job_id: str, tail: int | None = None) -> str:
         return cluster_jobs.job_logs(executor, job_id, tail)
+
+    def deploy_function(self, executor: PolicyExecutor, deployment: FunctionDeployment) -> RuntimeFunction:
+        call = ExecuteRequest(policy_rule_uri=deployment.policy.policy_rule_uri, input_data=None,
+                              settings=deployment.settings or None, parameters=deployment.parameters or None)
+        return RuntimeFunction.from_answer(cluster_functions.deploy_function(executor, deployment, call))
+
+    def remove_function(self, executor: PolicyExecutor, name: str) -> None:
+        cluster_functions.remove_function(executor, name)
+
+    def function_status(self, executor: PolicyExecutor, name: str) -> RuntimeFunction | None:
+        seen = cluster_functions.function_status(executor, name)
+        return RuntimeFunction.from_answer(seen) if seen is not None else None
 
 
 RUNTIMES: dict[str, Runtime] = {runtime.name: runtime for runtime in (LocalRuntime(), KubernetesRuntime())}

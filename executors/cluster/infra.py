@@ -21,7 +21,7 @@ from accounts.services import issue_token, revoke_token
 from audit.services import audit_object
 from executors.choices import ExecutorRuntime, InfraStatus
 from executors.cluster import credentials, manifests
-from executors.cluster.objects import KINDS, create_all, delete_all
+from executors.cluster.objects import KINDS, call_api, create_all, delete_all
 from executors.models import PolicyExecutor
 from executors.services import new_credential
 from records.api.errors import Conflict
@@ -123,10 +123,11 @@ def provision_infra(executor_id: str, actor_id=None) -> str:
                             float(config["ready_timeout"]))
         if ready is not None:
             raise PolicyGridError(ready)
-    except PolicyGridError as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, nothing is left half-made and the record says why
         left = delete_all(client, namespace, made) if made else []
         revoke_token(token, actor=actor)
-        message = exc.message + (f"; left behind: {'; '.join(left)}" if left else "")
+        reason = exc.message if isinstance(exc, PolicyGridError) else f"{type(exc).__name__}: {exc}"
+        message = reason + (f"; left behind: {'; '.join(left)}" if left else "")
         _set(executor, InfraStatus.FAILED, message)
         audit_object(actor, "executor.infra_failed", executor, {"reason": message})
         return InfraStatus.FAILED
@@ -145,12 +146,13 @@ def _wait_ready(client: k8s.ApiClient, namespace: str, name: str, replicas: int,
     apps, core = k8s.AppsV1Api(client), k8s.CoreV1Api(client)
     deadline, pause = time.monotonic() + timeout, 0.1
     while True:
-        deployment = apps.read_namespaced_deployment(name, namespace)
+        deployment = call_api("reading the executor's Deployment", apps.read_namespaced_deployment, name, namespace)
         if (deployment.status.ready_replicas or 0) >= replicas:
             return None
         selector = ",".join(f"{k}={v}" for k, v in deployment.spec.selector.match_labels.items())
         reasons = sorted({f"{s.state.waiting.reason}: {s.state.waiting.message or ''}".strip(": ")
-                          for pod in core.list_namespaced_pod(namespace, label_selector=selector).items
+                          for pod in call_api("listing the executor's pods", core.list_namespaced_pod, namespace,
+                                              label_selector=selector).items
                           for s in (pod.status.container_statuses or [])
                           if s.state and s.state.waiting and s.state.waiting.reason in
                           ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff",

@@ -10,17 +10,12 @@ import json
 from typing import Any
 
 from kubernetes import client as k8s
-from kubernetes.client.rest import ApiException
 from policygrid.errors import Unavailable
 
 from executors.cluster import manifests
 from executors.cluster.credentials import client_for
-from executors.cluster.objects import create_all, delete_all, reason_of
+from executors.cluster.objects import STUCK_WAITING, call_api, create_all, delete_all
 from executors.services import execution_body
-
-# A pod waiting for one of these will never start by itself: the job has failed, with that reason.
-STUCK_WAITING = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError",
-                 "CreateContainerError"}
 
 
 def job_spec(executor, launch) -> str:
@@ -48,28 +43,19 @@ def launch_job(executor, launch) -> dict[str, Any]:
     return {"state": "queued"}
 
 
-def _call(what: str, method, *args, **kwargs):
-    try:
-        return method(*args, **kwargs)
-    except ApiException as exc:
-        raise Unavailable(f"the cluster refused {what}: {reason_of(exc)}") from None
-    except Exception as exc:  # unreachable, TLS
-        raise Unavailable(f"{what} failed: {type(exc).__name__}: {exc}") from None
-
-
 def _selector(job_id: str) -> str:
     return f"{manifests.LABEL_JOB}={job_id}"
 
 
 def _find(executor, job_id: str):
     client, namespace = client_for(executor)
-    jobs = _call("listing jobs", k8s.BatchV1Api(client).list_namespaced_job, namespace,
+    jobs = call_api("listing jobs", k8s.BatchV1Api(client).list_namespaced_job, namespace,
                  label_selector=_selector(job_id)).items
     return client, namespace, (jobs[0] if jobs else None)
 
 
 def _pods(client, namespace: str, job_id: str) -> list:
-    pods = _call("listing pods", k8s.CoreV1Api(client).list_namespaced_pod, namespace,
+    pods = call_api("listing pods", k8s.CoreV1Api(client).list_namespaced_pod, namespace,
                  label_selector=_selector(job_id)).items
     return sorted(pods, key=lambda pod: pod.metadata.creation_timestamp or 0)
 
@@ -126,5 +112,5 @@ def job_logs(executor, job_id: str, tail: int | None = None) -> str:
     if not pods:
         return ""
     kwargs = {"tail_lines": int(tail)} if tail is not None else {}
-    return _call("reading the job's log", k8s.CoreV1Api(client).read_namespaced_pod_log, pods[-1].metadata.name,
+    return call_api("reading the job's log", k8s.CoreV1Api(client).read_namespaced_pod_log, pods[-1].metadata.name,
                  namespace, container="job", **kwargs) or ""

@@ -151,3 +151,54 @@ def job_objects(executor_id: str, namespace: str, *, job_id: str, job_name: str,
                   "template": {"metadata": {"labels": {**LABEL_MANAGED, **labels}}, "spec": pod_spec}}},
         _secret(name, namespace, labels, {"spec.json": spec_json}),
     ]
+
+
+# --- functions ---------------------------------------------------------------------------------------------
+
+
+def function_objects(executor_id: str, namespace: str, *, name: str, image: str, spec_json: str, portal_secret: str,
+                     replicas: int,
+                     autoscaling: dict[str, Any], resources: dict[str, Any],
+                     node_selector: dict[str, Any]) -> list[dict[str, Any]]:
+    """Secret (the function's spec and token, mounted as a file), Deployment (the function server, a readiness
+    probe on its ``/health`` so that no call reaches a replica still loading, CPU and memory requests so that an
+    autoscaler can compute utilisation), Service, and — only when ``autoscaling.enabled`` — an
+    ``autoscaling/v2`` HorizontalPodAutoscaler on CPU."""
+    object_id = object_name("pg-fn", name, f"{executor_id}/{name}")
+    labels = {LABEL_EXECUTOR: executor_id, LABEL_COMPONENT: "function", LABEL_FUNCTION: name}
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "containers": [{
+            "name": "function", "image": image,
+            # Kubernetes expands $(POD_IP) from the container's environment: the server listens on its pod's address.
+            "command": ["python", "-m", "policygrid.function", "--spec-file", SPEC_FILE, "--host", "$(POD_IP)",
+                        "--port", str(FUNCTION_PORT)],
+            "env": [_pod_ip_env("POD_IP"), _secret_env("POLICYGRID_TOKEN", portal_secret, "portal-token")],
+            "ports": [{"name": "http", "containerPort": FUNCTION_PORT}],
+            "resources": resources_of(resources), "securityContext": _SECURITY,
+            "readinessProbe": {"httpGet": {"path": "/health", "port": FUNCTION_PORT}, "periodSeconds": 2,
+                               "timeoutSeconds": 2},
+            "volumeMounts": [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True}]}],
+        "volumes": [{"name": "spec", "secret": {"secretName": object_id, "defaultMode": 0o400}}],
+    }
+    if node_selector:
+        pod_spec["nodeSelector"] = {str(k): str(v) for k, v in node_selector.items()}
+    objects = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(object_id, namespace, labels),
+         "spec": {"replicas": int(replicas), "selector": {"matchLabels": labels},
+                  "template": {"metadata": {"labels": {**LABEL_MANAGED, **labels}}, "spec": pod_spec}}},
+        _secret(object_id, namespace, labels, {"spec.json": spec_json}),
+        {"apiVersion": "v1", "kind": "Service", "metadata": _meta(object_id, namespace, labels),
+         "spec": {"selector": labels, "ports": [{"name": "http", "port": FUNCTION_PORT, "targetPort": "http"}]}},
+    ]
+    if autoscaling.get("enabled"):
+        low = int(autoscaling.get("min_replicas") or replicas or 1)
+        objects.append({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": _meta(object_id, namespace, labels),
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": object_id},
+                     "minReplicas": low, "maxReplicas": max(low, int(autoscaling.get("max_replicas") or low)),
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                         "type": "Utilization",
+                         "averageUtilization": int(autoscaling.get("target_cpu_utilization_percentage") or 80)}}}]}})
+    return objects

@@ -28,6 +28,11 @@ KINDS: dict[str, tuple[type, str]] = {
 }
 
 
+# A pod waiting for one of these will never start by itself: what it runs has failed, with that reason.
+STUCK_WAITING = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError",
+                 "CreateContainerError"}
+
+
 def _method(client: k8s.ApiClient, kind: str, verb: str):
     api, suffix = KINDS[kind]
     return getattr(api(client), f"{verb}_namespaced_{suffix}")
@@ -83,3 +88,13 @@ def delete_all(client: k8s.ApiClient, namespace: str, made: list[dict[str, Any]]
     if left:
         logger.warning("objects left in namespace %s: %s", namespace, "; ".join(left))
     return left
+
+
+def call_api(what: str, method, *args, **kwargs):
+    """``method(*args, **kwargs)`` of a typed API, its failures as ``Unavailable`` naming ``what`` and the reason."""
+    try:
+        return method(*args, **kwargs)
+    except ApiException as exc:
+        raise Unavailable(f"the cluster refused {what}: {reason_of(exc)}") from None
+    except Exception as exc:  # unreachable, TLS
+        raise Unavailable(f"{what} failed: {type(exc).__name__}: {exc}") from None

@@ -170,8 +170,10 @@ class FakeCluster:
             if kind == "Secret":  # the API server turns stringData into data
                 data = {k: base64.b64encode(str(v).encode()).decode() for k, v in (obj.pop("stringData", {})).items()}
                 obj["data"] = {**(obj.get("data") or {}), **data}
-            if kind in ("Pod", "Job", "Deployment", "HorizontalPodAutoscaler"):
+            if kind in ("Pod", "Job", "Deployment"):
                 obj.setdefault("status", {"phase": "Pending"} if kind == "Pod" else {})
+            if kind == "HorizontalPodAutoscaler":  # desiredReplicas is required: the controller fills it at once
+                obj["status"] = {"currentReplicas": 0, "desiredReplicas": 0}
             if kind == "Service":
                 obj["spec"].setdefault("clusterIP", "10.96.0.10")
                 obj["spec"].setdefault("type", "ClusterIP")

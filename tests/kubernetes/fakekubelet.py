@@ -167,6 +167,8 @@ def _start(cluster: FakeCluster, pod: dict) -> None:
             value = item.get("value", "")
         env[item["name"]] = value
     command = [*container.get("command", []), *container.get("args", [])]
+    for name, value in env.items():  # Kubernetes expands $(VAR) in command and args from the container's env
+        command = [arg.replace(f"$({name})", value) for arg in command]
     command = [sys.executable if i == 0 and arg == "python" else arg for i, arg in enumerate(command)]
     for path, local in mounts.items():  # the one rewrite: a mount path is a local folder here
         command = [local + arg[len(path):] if arg.startswith(path) else arg for arg in command]

@@ -26,7 +26,17 @@ def generated() -> list[dict]:
         "exec-1", "policygrid", job_id="0b6f4bd6-5f55-4a0e-8f56-4b1c2b7c6d00", job_name="nightly", image="img:1",
         spec_json="{}", portal_secret="pg-executor-exec-1-0123456789", timeout_seconds=600,
         node_selector={"disktype": "ssd"}, resources={"requests": {"cpu": "100m"}})
+    for enabled in (True, False):
+        objects += manifests.function_objects(
+            "exec-1", "policygrid", name=f"fn-{str(enabled).lower()}", image="img:1", spec_json="{}",
+            portal_secret="pg-executor-exec-1-0123456789", replicas=2, resources={}, node_selector={"pool": "a"},
+            autoscaling={"enabled": enabled, "min_replicas": 2, "max_replicas": 5})
     return objects
+
+
+def test_an_autoscaler_only_when_enabled():
+    kinds = [o["kind"] for o in generated() if o["metadata"]["labels"].get(manifests.LABEL_FUNCTION) == "fn-false"]
+    assert sorted(kinds) == ["Deployment", "Secret", "Service"]
 
 
 @pytest.mark.parametrize("obj", generated(), ids=lambda o: f"{o['kind']}-{o['metadata']['name']}")
