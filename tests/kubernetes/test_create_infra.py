@@ -151,15 +151,19 @@ def test_the_kubeconfig_is_ciphertext_in_the_database_and_never_shown(api, users
         assert cluster.token not in answer.content.decode() and stored not in answer.content.decode()
 
 
-def test_keys_rotate_newest_first(kube_settings):
+def test_keys_rotate_newest_first_with_the_command(api, cluster, kube_settings):
     from cryptography.fernet import Fernet
+    from django.core.management import call_command
 
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     kube_settings.KUBECONFIG_KEYS = [old]
-    token = credentials.encrypt({"a": 1})
+    executor_id = register(api)
+    assert create_infra(api, cluster, executor_id).status_code == 202
+    before = PolicyExecutor.objects.get(executor_id=executor_id).cluster_config
     kube_settings.KUBECONFIG_KEYS = [new, old]
-    rotated = credentials.rotate(token)
+    call_command("rotate_kubeconfig_keys")
     kube_settings.KUBECONFIG_KEYS = [new]
-    assert credentials.decrypt(rotated) == {"a": 1}
+    after = PolicyExecutor.objects.get(executor_id=executor_id).cluster_config
+    assert after != before and credentials.decrypt(after)["users"][0]["user"]["token"] == cluster.token
     with pytest.raises(Exception, match="can't be decrypted"):
-        credentials.decrypt(token)
+        credentials.decrypt(before)
