@@ -6,19 +6,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
 WORKDIR /app
 COPY sdk/ /app/sdk/
 RUN pip install --no-cache-dir './sdk[executor,s3,redis]'
-COPY pyproject.toml manage.py /app/
-COPY portal/ /app/portal/
-COPY records/ /app/records/
-COPY audit/ /app/audit/
-COPY accounts/ /app/accounts/
-COPY governance/ /app/governance/
-COPY policies/ /app/policies/
-COPY executors/ /app/executors/
-COPY jobs/ /app/jobs/
-COPY functions/ /app/functions/
-COPY graphs/ /app/graphs/
-COPY templates/ /app/templates/
-COPY static/ /app/static/
+# The rest of the project (.dockerignore leaves out state, tests, benches and virtualenvs).
+COPY . /app/
 RUN pip install --no-cache-dir . \
     && useradd --uid 10001 --home-dir /var/lib/policygrid --create-home policygrid
 USER 10001

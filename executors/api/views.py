@@ -95,9 +95,7 @@ class PolicyExecutorViewSet(RecordViewSet):
     @action(detail=True, methods=["post"], url_path="create-infra")
     def create_infra(self, request, executor_id=None):
         executor = infra.request_infra(request.user, self.get_object(), request.data)
-        actor_id = request.user.pk
-        transaction.on_commit(lambda: tasks.provision_infra.delay(executor.executor_id, actor_id))
-        return ok(self.get_serializer(executor).data, status_code=202)
+        return self._accepted(executor, tasks.provision_infra)
 
     @extend_schema(request={"application/json": {"type": "object", "properties": {"cascade": {"type": "boolean"}}}},
                    responses={202: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
@@ -106,6 +104,10 @@ class PolicyExecutorViewSet(RecordViewSet):
     @action(detail=True, methods=["delete"], url_path="remove-infra")
     def remove_infra(self, request, executor_id=None):
         executor = infra.request_removal(request.user, self.get_object(), request.data)
-        actor_id = request.user.pk
-        transaction.on_commit(lambda: tasks.remove_infra.delay(executor.executor_id, actor_id))
+        return self._accepted(executor, tasks.remove_infra)
+
+    def _accepted(self, executor, task):
+        """202 with the executor; ``task`` (its background half) is queued once the request's writes are in."""
+        actor_id = self.request.user.pk
+        transaction.on_commit(lambda: task.delay(executor.executor_id, actor_id))
         return ok(self.get_serializer(executor).data, status_code=202)

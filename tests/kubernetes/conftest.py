@@ -5,6 +5,7 @@ import socket
 
 import pytest
 
+from tests.jobs.conftest import BEHAVING  # the jobs tests' policy: prints, sleeps, raises or answers
 from tests.kubernetes.fakecluster import FakeCluster
 
 # What the fake's node adds to every pod's environment, for this machine only: one executor worker per pod (a
@@ -41,22 +42,6 @@ def kube_settings(settings, tmp_path):
     settings.KUBECONFIG_KEYS = []
     settings.KUBERNETES_IMAGE = "policygrid/dataplane:test"
     return settings
-
-
-# A policy that does what its input says: print, sleep, or answer.
-BEHAVING = """
-import time
-
-class AIOSv1PolicyRule:
-    def __init__(self, rule_id, settings, parameters):
-        self.settings, self.parameters = settings, parameters
-
-    def eval(self, parameters, input_data, context):
-        print("job says", input_data)
-        if input_data.get("sleep"):
-            time.sleep(input_data["sleep"])
-        return {"echo": input_data}
-"""
 
 
 @pytest.fixture

@@ -84,8 +84,9 @@ class Refused(Exception):
 class FakeCluster:
     """``url``, ``token``, ``kubeconfig``; ``objects(kind)``; ``inject(fault, component)``; ``refuse(kind)``."""
 
-    def __init__(self, name: str = "fake", extra_env: dict[str, str] | None = None):
+    def __init__(self, name: str = "fake", extra_env: dict[str, str] | None = None, max_pods: int = 110):
         self.name, self.token = name, uuid.uuid4().hex
+        self.max_pods = max_pods  # the node's capacity (the kubelet's default max-pods): beyond it pods stay Pending
         self.extra_env = extra_env or {}
         self.store: dict[tuple[str, str, str], dict] = {}  # (kind, namespace, name) → object
         self.lock = threading.RLock()

@@ -223,9 +223,11 @@ def reconcile(cluster: FakeCluster) -> None:
         _jobs(cluster)
         _deployments(cluster)
         pods = [o for (k, _, _), o in cluster.store.items() if k == "Pod"]
+        room = cluster.max_pods - len(cluster.processes)
         for pod in pods:
-            if pod["status"].get("phase") == "Pending":
+            if pod["status"].get("phase") == "Pending" and room > 0:
                 _start(cluster, pod)
+                room -= 1 if pod["metadata"]["uid"] in cluster.processes else 0
         running = [pod for pod in pods if pod["status"].get("phase") == "Running"]
     for pod in running:
         ready = _ready(cluster, pod)  # outside the lock: a probe may take its timeout
