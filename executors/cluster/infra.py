@@ -64,6 +64,8 @@ def infra_request(body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     config["resources"] = manifests.resources_of(resources)
     if not isinstance(config["image"], str) or not config["image"].strip():
         raise _refuse("image", "a container image reference")
+    if not isinstance(config["portal_url"], str) or not config["portal_url"].startswith(("http://", "https://")):
+        raise _refuse("portal_url", "the portal's http(s) address as the cluster's pods reach it")
     return kubeconfig, config
 
 

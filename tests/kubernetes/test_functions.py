@@ -76,7 +76,7 @@ def test_a_function_is_a_deployment_of_ready_servers_with_service_and_autoscaler
         answer = requests.post(f"http://{pod['status']['podIP']}:8080/call", json={"input_data": {"n": 1}},
                                headers={"Authorization": f"Bearer {token}"}, timeout=30,
                                proxies={"http": None, "https": None})
-        assert answer.status_code == 200 and answer.json()["data"] == {"echo": {"n": 1}}, answer.text
+        assert answer.status_code == 200 and answer.json()["data"]["echo"] == {"n": 1}, answer.text
     runtime_for(k8s_executor).remove_function(k8s_executor, "echo")
     for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "Secret", "Pod"):
         assert of_function(cluster, kind, "echo") == [], kind
