@@ -13,15 +13,19 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import transaction
 from kubernetes import client as k8s
-from policygrid.errors import InputInvalid, PolicyGridError
+from kubernetes import watch
+from kubernetes.client.rest import ApiException
+from policygrid.errors import InputInvalid, PolicyGridError, Unavailable
 
+from accounts.choices import Role
 from accounts.services import issue_token, revoke_token
 from audit.services import audit_object
 from executors.choices import ExecutorRuntime, InfraStatus
 from executors.cluster import credentials, manifests
-from executors.cluster.objects import KINDS, call_api, create_all, delete_all
+from executors.cluster.objects import KINDS, STUCK_WAITING, call_api, create_all, delete_all, reason_of
 from executors.models import PolicyExecutor
 from executors.services import new_credential
 from records.api.errors import Conflict
@@ -109,9 +113,7 @@ def provision_infra(executor_id: str, actor_id=None) -> str:
     namespace = config["namespace"]
     credential = executor.credential or new_credential()
     user, _ = get_user_model().objects.get_or_create(username=f"executor-{executor_id}"[:150])
-    from django.contrib.auth.models import Group
-
-    user.groups.add(*Group.objects.filter(name="viewer"))
+    user.groups.add(*Group.objects.filter(name=Role.VIEWER))  # it reads policies and packages, nothing more
     token, portal_token = issue_token(user, name=f"executor {executor_id} in its cluster", actor=actor)
     objects = manifests.executor_objects(
         executor_id, namespace, image=config["image"], replicas=config["replicas"], resources=config["resources"],
@@ -121,7 +123,9 @@ def provision_infra(executor_id: str, actor_id=None) -> str:
     try:
         client, _ = credentials.client_for(executor)
         made = create_all(client, namespace, objects)
-        ready = _wait_ready(client, namespace, objects[-2]["metadata"]["name"], config["replicas"],
+        deployment = next(o for o in objects if o["kind"] == "Deployment")
+        selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+        ready = _wait_ready(client, namespace, deployment["metadata"]["name"], selector, config["replicas"],
                             float(config["ready_timeout"]))
         if ready is not None:
             raise PolicyGridError(ready)
@@ -142,30 +146,37 @@ def provision_infra(executor_id: str, actor_id=None) -> str:
     return InfraStatus.READY
 
 
-def _wait_ready(client: k8s.ApiClient, namespace: str, name: str, replicas: int, timeout: float) -> str | None:
-    """None once the Deployment has ``replicas`` ready; else why not (its pods' reasons). Bounded backoff:
-    0.1 s doubling to 2 s, so a slow rollout costs a few dozen reads, not a polling storm."""
+def _wait_ready(client: k8s.ApiClient, namespace: str, name: str, selector: str, replicas: int,
+                timeout: float) -> str | None:
+    """None once the Deployment has ``replicas`` ready; else why not (its pods' reasons). A watch on the
+    Deployment tells at once when it is ready; every 2 s without that, one read of its pods looks for a reason
+    they will never start (ImagePullBackOff…): a slow rollout costs a watch and a list per 2 s, not a storm."""
     apps, core = k8s.AppsV1Api(client), k8s.CoreV1Api(client)
-    deadline, pause = time.monotonic() + timeout, 0.1
+    deadline = time.monotonic() + timeout
+    stuck = (*STUCK_WAITING, "CrashLoopBackOff")
     while True:
-        deployment = call_api("reading the executor's Deployment", apps.read_namespaced_deployment, name, namespace)
-        if (deployment.status.ready_replicas or 0) >= replicas:
-            return None
-        selector = ",".join(f"{k}={v}" for k, v in deployment.spec.selector.match_labels.items())
+        window = max(1, min(2, int(deadline - time.monotonic())))
+        watcher = watch.Watch()
+        try:
+            for event in watcher.stream(apps.list_namespaced_deployment, namespace, timeout_seconds=window,
+                                        field_selector=f"metadata.name={name}"):
+                status = event["object"].status
+                if event["type"] != "DELETED" and status is not None and (status.ready_replicas or 0) >= replicas:
+                    return None
+        except ApiException as exc:
+            raise Unavailable(f"the cluster refused watching the executor's Deployment: {reason_of(exc)}") from None
+        finally:
+            watcher.stop()
+        pods = call_api("listing the executor's pods", core.list_namespaced_pod, namespace,
+                        label_selector=selector).items
         reasons = sorted({f"{s.state.waiting.reason}: {s.state.waiting.message or ''}".strip(": ")
-                          for pod in call_api("listing the executor's pods", core.list_namespaced_pod, namespace,
-                                              label_selector=selector).items
-                          for s in (pod.status.container_statuses or [])
-                          if s.state and s.state.waiting and s.state.waiting.reason in
-                          ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff",
-                           "CreateContainerConfigError")})
+                          for pod in pods for s in (pod.status.container_statuses or [])
+                          if s.state and s.state.waiting and s.state.waiting.reason in stuck})
         if reasons and any(not r.startswith("CrashLoopBackOff") for r in reasons):
             return f"the executor's pods cannot start: {'; '.join(reasons)}"
         if time.monotonic() > deadline:
             return (f"the executor's Deployment {namespace}/{name} was not ready within {timeout:g}s"
                     + (f": {'; '.join(reasons)}" if reasons else ""))
-        time.sleep(pause)
-        pause = min(2.0, pause * 2)
 
 
 # --- remove-infra ----------------------------------------------------------------------------------------------

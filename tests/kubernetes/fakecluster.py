@@ -62,6 +62,16 @@ PATH = re.compile(r"^/(?:api/(?P<cv>v1)|apis/(?P<g>[^/]+)/(?P<v>[^/]+))/namespac
                   r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>status|log))?$")
 
 
+# Every pod of every fake cluster in this process gets its own loopback address (two clusters must never hand out
+# the same one: a probe would reach the other cluster's server).
+_POD_NUMBERS = itertools.count(os.getpid() % 64 * 1000)  # next() on a count is atomic; on a generator it is not
+
+
+def pod_address() -> str:
+    i = next(_POD_NUMBERS)
+    return f"127.{1 + i // 62500}.{i // 250 % 250}.{i % 250 + 2}"
+
+
 def status_body(code: int, reason: str, message: str) -> dict:
     return {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "message": message,
             "reason": reason, "code": code}
@@ -100,7 +110,6 @@ class FakeCluster:
         self.pod_faults: dict[str, str | None] = {}
         self.pod_started: dict[str, float] = {}
         self.root = Path(tempfile.mkdtemp(prefix=f"fakecluster-{name}-"))
-        self.addresses = (f"127.1.{i // 250}.{i % 250 + 2}" for i in itertools.count(os.getpid() % 200 * 250))
         self.stopping = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -123,6 +132,8 @@ class FakeCluster:
         for process in list(self.processes.values()):
             self._kill(process)
         shutil.rmtree(self.root, ignore_errors=True)
+
+    pod_address = staticmethod(pod_address)
 
     # --- test controls ----------------------------------------------------------------------------------------
 

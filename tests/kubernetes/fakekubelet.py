@@ -149,7 +149,7 @@ def _start(cluster: FakeCluster, pod: dict) -> None:
         for mount in container.get("volumeMounts") or []:
             if mount["name"] == volume["name"]:
                 mounts[mount["mountPath"]] = str(target)
-    address = next(cluster.addresses)
+    address = cluster.pod_address()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(folder), "HOSTNAME": meta["name"],
            **cluster.extra_env}
     for item in container.get("env") or []:

@@ -93,3 +93,25 @@ def test_no_autoscaler_unless_enabled_and_a_failed_image_is_reported(cluster, k8
         assert time.monotonic() < deadline, seen
         time.sleep(0.1)
     assert "ImagePullBackOff" in seen.message
+
+
+def test_a_job_past_its_active_deadline_is_reported_with_deadline_exceeded(cluster, k8s_executor):
+    """The status mapping of a Job the cluster killed at activeDeadlineSeconds (the portal's own jobs get their
+    timeout + 30 s: too long to wait for here, so this Job is made directly with a one-second deadline)."""
+    from executors.cluster import manifests
+    from executors.cluster.credentials import client_for
+    from executors.cluster.objects import create_all
+
+    job_id = "5d1c3f3e-0000-4000-8000-000000000001"
+    [job, secret] = manifests.job_objects("k8s-fn", "fns", job_id=job_id, job_name="slow", image="img",
+                                          spec_json="{}", portal_secret=k8s_executor.infra_config["secret"],
+                                          timeout_seconds=1, node_selector={}, resources={})
+    job["spec"]["activeDeadlineSeconds"] = 1
+    job["spec"]["template"]["spec"]["containers"][0]["command"] = ["python", "-c", "import time; time.sleep(60)"]
+    create_all(client_for(k8s_executor)[0], "fns", [job, secret], owned_by_first=True)
+    runtime = runtime_for(k8s_executor)
+    deadline = time.monotonic() + 30
+    while not (seen := runtime.job_status(k8s_executor, job_id)).finished:
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.2)
+    assert seen.state == "exited" and "DeadlineExceeded" in seen.reason and seen.exit_code != 0
