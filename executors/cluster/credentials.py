@@ -27,6 +27,12 @@ from kubernetes import config as k8s_config
 from policygrid.errors import InputInvalid, PolicyGridError, Unavailable
 
 KEY_FILE_NAME = "kubeconfig.key"
+# A kubeconfig runs on the portal's workers: one that names a program (exec, auth-provider) would run it there, and
+# one that names files would read the portal's own files. Only credentials written inline are accepted.
+REFUSED_KEYS = {"exec", "auth-provider", "client-certificate", "client-key", "certificate-authority", "tokenFile",
+                "token-file"}
+INLINE_KEYS = {"token", "client-certificate-data", "client-key-data", "certificate-authority-data", "username",
+               "password"}
 
 
 def _key_file() -> Path:
@@ -104,6 +110,12 @@ def parse_kubeconfig(value: Any) -> dict[str, Any]:
         raise refuse(f"context {current!r} must name a cluster with an http(s) 'server'")
     if context.get("user", "") not in named["users"]:
         raise refuse(f"context {current!r} names no known user")
+    for section in ("users", "clusters"):
+        for name, body in named[section].items():
+            refused = sorted(set(body) & REFUSED_KEYS)
+            if refused:
+                raise refuse(f"{section[:-1]} {name!r} uses {', '.join(refused)}: only inline credentials are "
+                             f"accepted ({', '.join(sorted(INLINE_KEYS))})")
     return {**value, "current-context": current}
 
 

@@ -122,6 +122,16 @@ def test_create_infra_refuses_a_bad_kubeconfig_naming_the_field(api, kube_settin
     assert PolicyExecutor.objects.get(executor_id=executor_id).infra_status == "none"
 
 
+def test_a_kubeconfig_that_runs_programs_or_reads_files_is_refused(api, cluster, kube_settings):
+    executor_id = register(api)
+    for user in ({"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "/bin/sh", "args": ["-c", "id"]}},
+                 {"client-certificate": "/etc/passwd", "client-key": "/etc/shadow"}, {"tokenFile": "/etc/hostname"}):
+        config = cluster.kubeconfig
+        config["users"][0]["user"] = user
+        answer = api.post(f"/executor/{executor_id}/create-infra", {"cluster_config": config}, format="json")
+        assert answer.status_code == 400 and "only inline credentials" in answer.json()["errors"]["cluster_config"][0]
+
+
 def test_create_infra_needs_the_change_permission(clients, api):
     executor_id = register(api)
     answer = clients["viewer"].post(f"/executor/{executor_id}/create-infra", {"cluster_config": {}}, format="json")
