@@ -29,7 +29,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_jobs import SAMPLE, follow, percentile, session, start_system  # noqa: E402
+from bench.bench_jobs import SAMPLE, percentile, session, start_system  # noqa: E402
+from bench.bench_jobs import follow as follow_once  # noqa: E402
+
+RETRIED = collections.Counter()
+
+
+def follow(s, base, job_id, deadline):
+    """bench_jobs.follow, its GETs (idempotent) repeated when a kept-alive connection was closed under them;
+    how often is printed."""
+    import requests
+
+    while True:
+        try:
+            return follow_once(s, base, job_id, deadline)
+        except requests.ConnectionError:
+            RETRIED["GET /jobs/<id>"] += 1
+            if time.monotonic() > deadline:
+                raise
 
 
 def create_infra(s, base, executor_id, cluster) -> str:
@@ -100,6 +117,7 @@ def main() -> int:
                 calls = dict(sorted((f"{m} {k}", n) for (m, k), n in cluster.calls.items()))
                 jobs = len([j for j in cluster.objects("Job") if j["metadata"]["labels"]["policygrid.io/job-id"] in ids])
                 print(f"  cluster {cluster.name}: {jobs} Jobs of these submissions exist; API calls {calls}")
+            print(f"GETs repeated after a closed connection: {dict(RETRIED) or 0}")
             print(f"reproduce: .venv/bin/python bench/bench_kubernetes.py --latency-jobs {args.latency_jobs} "
                   f"--concurrent {args.concurrent} --max-pods {args.max_pods}")
             return 0 if outcome.get("completed") == args.concurrent else 1
