@@ -101,6 +101,15 @@ def test_remove_infra_tears_everything_down(api, cluster, kube_settings):
     assert executor.infra_status == "none" and executor.cluster_config == "" and executor.executor_host_uri == ""
 
 
+def test_create_infra_twice_conflicts_and_remove_infra_needs_infra(api, cluster, kube_settings):
+    executor_id = register(api)
+    refused = api.delete(f"/executor/{executor_id}/remove-infra", {}, format="json")
+    assert refused.status_code == 409 and "no infrastructure" in refused.json()["message"]
+    assert create_infra(api, cluster, executor_id).status_code == 202
+    again = create_infra(api, cluster, executor_id)
+    assert again.status_code == 409 and "remove-infra" in again.json()["message"]
+
+
 def test_remove_infra_names_the_jobs_on_the_executor_unless_cascade(api, users, cluster, kube_settings):
     from jobs.models import Job
 
