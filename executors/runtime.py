@@ -189,7 +189,8 @@ class LocalRuntime(Runtime):
 
     def launch_job(self, executor: PolicyExecutor, launch: JobLaunch) -> RuntimeJob:
         require_address(executor)
-        body = {**execution_body(launch.policy, launch.call), "job": {"job_id": launch.job_id, "token": launch.token}}
+        body = {**execution_body(launch.policy, launch.call, f"job:{launch.job_id}"),
+                "job": {"job_id": launch.job_id, "token": launch.token}}
         send = executor_channel(executor, settings.EXECUTOR_CALL_TIMEOUT + settings.EXECUTOR_TIMEOUT_MARGIN)
         data = execute_with_upload(send, body, package_reader(executor, launch.policy), executor.executor_id,
                                    path="/jobs")
@@ -219,7 +220,7 @@ class LocalRuntime(Runtime):
         policy = deployment.policy
         call = ExecuteRequest(policy_rule_uri=policy.policy_rule_uri, input_data=None,
                               settings=deployment.settings or None, parameters=deployment.parameters or None)
-        body = {**execution_body(policy, call),
+        body = {**execution_body(policy, call, f"function:{deployment.name}"),
                 "function": {"name": deployment.name, "replicas": deployment.replicas}}
         send = executor_channel(executor, settings.EXECUTOR_CALL_TIMEOUT + settings.EXECUTOR_TIMEOUT_MARGIN)
         data = execute_with_upload(send, body, package_reader(executor, policy), executor.executor_id,

@@ -86,7 +86,8 @@ def validate_execute_body(body: Any) -> ExecuteRequest:
 # The columns the gate, the audit entry and the call read: the record's behaviour fields go with the call.
 EXECUTION_POLICY_FIELDS = ("id", "status", "created_by_id", "updated_at", *RECORD_FIELDS)
 # What execute_policy reads of the executor: not health_data (the last /health answer) nor the metadata.
-EXECUTION_EXECUTOR_FIELDS = ("id", "executor_id", "executor_host_uri", "executor_status", "credential")
+EXECUTION_EXECUTOR_FIELDS = ("id", "executor_id", "executor_host_uri", "executor_status", "executor_runtime",
+                             "credential")
 
 
 def executor_for_execution(executor_id: str) -> PolicyExecutor | None:
@@ -142,7 +143,7 @@ def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Execution:
         })
 
 
-def execution_body(policy: PolicyRule, call: ExecuteRequest) -> dict[str, Any]:
+def execution_body(policy: PolicyRule, call: ExecuteRequest, purpose: str = "call") -> dict[str, Any]:
     """What the executor needs, sent with the call so that it never reads the portal while we wait for it.
 
     The record's behaviour fields go with its release signature: the executor verifies them against the
@@ -157,7 +158,7 @@ def execution_body(policy: PolicyRule, call: ExecuteRequest) -> dict[str, Any]:
     if call.capture_output:
         body["capture_output"] = True
     body["release"] = release_signature(policy)
-    body["grant"] = (sign_grant(policy.policy_rule_uri, policy.code_digest, dry_run=call.dry_run)
+    body["grant"] = (sign_grant(policy.policy_rule_uri, policy.code_digest, dry_run=call.dry_run, purpose=purpose)
                      if settings.SIGNING_ENABLED else None)
     return body
 

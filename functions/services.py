@@ -27,12 +27,13 @@ from audit.services import audit_object
 from executors.allocator import choose_executor
 from executors.models import PolicyExecutor
 from executors.runtime import FunctionDeployment, RuntimeFunction, runtime_for
-from executors.services import require_address
+from executors.services import executor_for_execution, require_address
 from functions.choices import FunctionStatus
 from functions.models import Function
 from governance.gate import assert_executable
 from policies.models import PolicyRule
 from records.api.errors import ApiError, Conflict
+from records.cache import cached_record
 from records.services import MAX_NAMED, delete_record, save_record
 from records.validators import check_body
 
@@ -67,6 +68,8 @@ MANAGEMENT_SCHEMA: dict[str, Any] = {
     "properties": {"action": {"type": "string", "minLength": 1}, "data": {"type": ["object", "null"]},
                    "target": {"enum": ["all", "one"]}},
 }
+# What a call reads of its function (from the record cache).
+CALL_FIELDS = ("id", "function_id", "function_status", "function_message", "function_executor_id")
 _CREATE = Draft202012Validator(CREATE_SCHEMA)
 _MANAGEMENT = Draft202012Validator(MANAGEMENT_SCHEMA)
 
@@ -186,18 +189,31 @@ def _transition(function: Function, allowed_from: set[str], to: str, message: st
 # --- calls, management, logs --------------------------------------------------------------------------------
 
 
+def _require_ready(function: Function) -> None:
+    if function.function_status != FunctionStatus.READY:
+        raise Conflict(f"function {function.function_id} is {function.function_status}, not ready"
+                       + (f": {function.function_message}" if function.function_message else ""))
+
+
 def _ready(name: str) -> Function:
     function = find_function(name)
-    if function.function_status != FunctionStatus.READY:
-        raise Conflict(f"function {name} is {function.function_status}, not ready"
-                       + (f": {function.function_message}" if function.function_message else ""))
+    _require_ready(function)
     return function
 
 
 def call_function(actor, name: str, input_data: Any) -> Any:
-    """One call of the function's policy ``eval`` on one of its replicas: its output."""
-    function = _ready(name)
-    return runtime_for(function.executor).call_function(function.executor, name, input_data)
+    """One call of the function's policy ``eval`` on one of its replicas: its output.
+
+    The hot path: the function's and its executor's few columns come from the record cache (invalidated by
+    their saves), so a call reads no table; calls are not audited one by one (the deployment is)."""
+    function = cached_record(Function, name, CALL_FIELDS)
+    if function is None:
+        raise NotFound(f"no function named '{name}'", errors={"name": ["no such function"]})
+    _require_ready(function)
+    executor = executor_for_execution(function.function_executor_id)
+    if executor is None:
+        raise NotFound(f"function {name}'s executor {function.function_executor_id} is gone")
+    return runtime_for(executor).call_function(executor, name, input_data)
 
 
 def manage_function(actor, name: str, body: Any) -> list[dict[str, Any]]:

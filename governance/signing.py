@@ -78,10 +78,11 @@ def _forget_active_key() -> None:
     transaction.on_commit(lambda: caches[settings.RECORD_CACHE].delete(ACTIVE_KEY_CACHE_KEY))
 
 
-def sign_grant(uri: str, code_digest: str, *, dry_run: bool) -> dict:
-    """A short-lived execution grant for one call (``policygrid.signing.grant_statement``), signed with the
-    active key: the executor runs a version only with the portal's grant for exactly that call."""
-    statement = grant_statement(uri=uri, code_digest=code_digest, dry_run=dry_run,
+def sign_grant(uri: str, code_digest: str, *, dry_run: bool, purpose: str = "call") -> dict:
+    """A short-lived execution grant for one use (``policygrid.signing.grant_statement``: a call, ``job:<id>``,
+    ``function:<name>``), signed with the active key: the executor runs a version only with the portal's grant
+    for exactly that use."""
+    statement = grant_statement(uri=uri, code_digest=code_digest, dry_run=dry_run, purpose=purpose,
                                 expires_at=int(timezone.now().timestamp()) + settings.EXECUTION_GRANT_SECONDS)
     cache = caches[settings.RECORD_CACHE]
     key_id = cache.get(ACTIVE_KEY_CACHE_KEY)

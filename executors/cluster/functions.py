@@ -26,7 +26,7 @@ def _selector(executor_id: str, name: str) -> str:
 def deploy_function(executor, deployment, call) -> dict[str, Any]:
     """Create the function's objects (all-or-nothing); ``call`` is the ExecuteRequest of its settings."""
     client, namespace = client_for(executor)
-    body = execution_body(deployment.policy, call)
+    body = execution_body(deployment.policy, call, f"function:{deployment.name}")
     record = {**body["record"], **(body.get("release") or {})}
     spec = json.dumps({
         "name": deployment.name, "replica": "k8s", "token": secrets.token_urlsafe(32), "record": record,

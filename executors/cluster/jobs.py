@@ -20,7 +20,7 @@ from executors.services import execution_body
 
 def job_spec(executor, launch) -> str:
     """What the job runner reads from its mounted Secret (``python -m policygrid.job --spec-file``)."""
-    body = execution_body(launch.policy, launch.call)
+    body = execution_body(launch.policy, launch.call, f"job:{launch.job_id}")
     record = dict(body["record"])
     if body.get("release"):
         record.update(body["release"])  # the release signature the runner may verify before loading

@@ -23,7 +23,7 @@ class FunctionViewSet(RecordViewSet):
     allow_create = False
     action_permissions = {"create_on": "functions.add_function", "create_placed": "functions.add_function",
                           "remove": "functions.delete_function", "management": "functions.change_function",
-                          "call": "authenticated", "get_logs": "functions.view_function",
+                          "call": "policies.execute_policyrule", "get_logs": "functions.view_function",
                           "replicas": "functions.view_function"}
     read_actions = (*RecordViewSet.read_actions, "get_logs", "replicas")
 
@@ -43,7 +43,7 @@ class FunctionViewSet(RecordViewSet):
                    operation_id="function_create_placed",
                    description="Deploy a function where the resource allocator places it (`alloc` names the "
                                "allocator policy; else the deployment's default).")
-    @action(detail=False, methods=["post"], url_path=r"deployments/create/?")
+    @action(detail=False, methods=["post"], url_path="deployments/create")
     def create_placed(self, request):
         return self._created(services.create_function(request.user, request.data, None))
 
@@ -57,7 +57,8 @@ class FunctionViewSet(RecordViewSet):
     @extend_schema(request=OpenApiTypes.ANY, responses={200: OpenApiTypes.OBJECT, **FAILURES,
                                                         504: OpenApiTypes.OBJECT}, operation_id="function_call",
                    description="Call the function: the body is the policy's `input_data`; 200 with its output. "
-                               "409 while the function is not `ready`; the error types of execute_policy.")
+                               "409 while the function is not `ready`; the error types of execute_policy. Needs the "
+                               "permission to execute policies (operator, admin).")
     @action(detail=False, methods=["post"], url_path=r"call_function/(?P<name>[^/]+)")
     def call(self, request, name=None):
         return ok(services.call_function(request.user, name, request.data))

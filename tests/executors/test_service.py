@@ -290,6 +290,22 @@ def test_a_call_runs_only_with_the_portals_grant_for_exactly_that_call(keyed):
     }
     for field, (code, body) in refusals.items():
         assert code == 500 and body["error_type"] == "integrity" and field in body["errors"], (field, body)
+    # A grant for a job or a function is not one for a call; a call's grant can't start a job, nor one job's
+    # grant another job.
+    for purpose in ("job:j-1", "function:f"):
+        code, body = call(service, record, release, grant=keyed.signer.grant(record, purpose=purpose))
+        assert code == 500 and "grant.purpose" in body["errors"], (purpose, body)
+    job = {"job_id": "j-2", "token": "t" * 20}
+    for grant in (keyed.signer.grant(record), keyed.signer.grant(record, purpose="job:j-1")):
+        body = {"policy_rule_uri": record["policy_rule_uri"], "input_data": {}, "record": record,
+                "release": release, "grant": grant, "job": job}
+        answer = service.session.post(f"{service.url}/jobs", json=body, timeout=30)
+        assert answer.status_code == 500 and "grant.purpose" in answer.json()["errors"], answer.json()
+    function = {"name": "f-2", "replicas": 1}
+    body = {"policy_rule_uri": record["policy_rule_uri"], "input_data": None, "record": record, "release": release,
+            "grant": keyed.signer.grant(record, purpose="function:f-1"), "function": function}
+    answer = service.session.post(f"{service.url}/functions", json=body, timeout=30)
+    assert answer.status_code == 500 and "grant.purpose" in answer.json()["errors"], answer.json()
     # A draft (no release) with a grant that is not for a dry run stays refused, as a dry run it runs.
     assert call(service, record, None, dry_run=True, grant=keyed.signer.grant(record))[0] == 500
     assert call(service, record, None, dry_run=True, granter=keyed.signer)[0] == 200

@@ -177,3 +177,27 @@ def test_stopping_the_service_stops_every_replica(tmp_path, fake_portal):
     finally:
         stop_service(started)
     assert all(wait_dead(pid) for pid in pids), [pid for pid in pids if alive(pid)]
+
+
+SLEEPER = """
+    import time
+
+    class AIOSv1PolicyRule:
+        def __init__(self, rule_id, settings, parameters):
+            self.count = 0
+        def eval(self, parameters, input_data, context):
+            self.count += 1
+            time.sleep(input_data.get("sleep", 0))
+            return {"count": self.count}
+"""
+
+
+def test_a_call_past_its_timeout_answers_504_and_the_next_call_gets_a_fresh_instance(service, fake_portal):
+    uri = fake_portal.publish("sleeper", SLEEPER)
+    assert deploy(service, uri, "sleeper").status_code == 200
+    assert wait_state(service, "sleeper")["state"] == "ready"
+    call = f"{service.url}/functions/sleeper/call"
+    assert service.session.post(call, json={"input_data": {}}, timeout=30).json()["data"] == {"count": 1}
+    slow = service.session.post(call, json={"input_data": {"sleep": 10}, "timeout_seconds": 1}, timeout=30)
+    assert slow.status_code == 504 and slow.json()["error_type"] == "timeout", slow.json()
+    assert service.session.post(call, json={"input_data": {}}, timeout=30).json()["data"] == {"count": 1}

@@ -51,7 +51,7 @@ def test_the_default_allocator_places_a_job(functions_system):
     assert job["job_status"] == "completed" and job["job_executor_id"] == "local", job
 
 
-def test_only_operators_deploy_remove_and_manage_and_anyone_signed_in_calls(functions_system):
+def test_only_operators_deploy_remove_manage_and_call(functions_system):
     assert functions_system.deploy("guarded").status_code == 202
     assert functions_system.wait_ready("guarded")["function_status"] == "ready"
     for username in ("demo-viewer", "demo-author", "demo-reviewer"):
@@ -63,9 +63,12 @@ def test_only_operators_deploy_remove_and_manage_and_anyone_signed_in_calls(func
         assert session.post(f"{base}/function/guarded/management", json={"action": "get_state"},
                             timeout=30).status_code == 403
         assert session.delete(f"{base}/function/deployments/remove/guarded", timeout=30).status_code == 403
-        assert session.post(f"{base}/function/call_function/guarded", json={}, timeout=30).status_code == 200
+        assert session.post(f"{base}/function/call_function/guarded", json={}, timeout=30).status_code == 403
+        assert session.get(f"{base}/function/guarded", timeout=30).status_code == 200  # every role reads
     operator = user_session(functions_system, "demo-operator")
     assert operator.post(f"{functions_system.base}/function/guarded/management", json={"action": "get_state"},
+                         timeout=30).status_code == 200
+    assert operator.post(f"{functions_system.base}/function/call_function/guarded", json={},
                          timeout=30).status_code == 200
     anonymous = functions_system.base + "/function/call_function/guarded"
     import requests

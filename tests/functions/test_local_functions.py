@@ -143,3 +143,17 @@ def test_no_replica_outlives_the_removal_of_many_functions(functions_system):
     for name in names:
         assert functions_system.remove(name).status_code == 200
     assert not any(alive(pid) for pid in pids if pid)
+
+
+def test_a_function_in_a_graph_cant_be_removed_and_the_graphs_are_named(functions_system):
+    for name in ("graphed", "graphed-next"):
+        assert functions_system.deploy(name).status_code == 202
+        assert functions_system.wait_ready(name)["function_status"] == "ready"
+    graph = functions_system.post("/graphs", {
+        "graph_name": "uses-graphed", "graph_version": "1.0", "graph_release_tag": "test",
+        "graph_function_ids": ["graphed", "graphed-next"], "graph_connection_data": {"graphed": ["graphed-next"]}})
+    assert graph.status_code == 201, graph.json()
+    refused = functions_system.remove("graphed")
+    assert refused.status_code == 409 and "uses-graphed:1.0-test" in refused.json()["message"], refused.json()
+    assert functions_system.wait_ready("graphed")["function_status"] == "ready"  # untouched
+    assert functions_system.call("graphed", {}).status_code == 200

@@ -115,11 +115,11 @@ def test_submitting_needs_the_operator_role(setup, clients, anon):
     assert clients["viewer"].get(f"/jobs/{job_id}/logs").status_code == 200
 
 
-def test_without_an_executor_the_answer_is_400_naming_the_route_until_the_allocator_exists(setup, api):
+def test_without_an_executor_and_no_allocator_installed_the_answer_names_the_allocator(setup, api):
     answer = submit(api, executor=None)
-    assert answer.status_code == 400 and "/jobs/submit/<executor_id>" in answer.json()["message"]
-    assert "executor_id" in answer.json()["errors"]
-    assert api.post("/jobs/submit/", {"name": "x", "policy_rule_uri": URI}, format="json").status_code == 400
+    assert answer.status_code == 404 and "resource_allocator:1.0-default" in answer.json()["message"]
+    assert "install_allocator" in answer.json()["message"]
+    assert api.post("/jobs/submit/", {"name": "x", "policy_rule_uri": URI}, format="json").status_code == 404
     assert "name" in submit(api, {"policy_rule_uri": URI}, executor=None).json()["errors"]  # the body first
     assert not Job.objects.exists()
 

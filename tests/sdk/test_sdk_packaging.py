@@ -25,9 +25,9 @@ def names(requirements):
 
 def test_the_core_holds_none_of_the_extras_packages():
     core = names(project()["dependencies"])
-    assert not core & {"uvicorn", "uvloop", "httptools", "boto3", "redis"}, core
+    assert not core & {"uvicorn", "uvloop", "httptools", "aiohttp", "boto3", "redis"}, core
     extras = project()["optional-dependencies"]
-    assert names(extras["executor"]) == {"uvicorn", "uvloop", "httptools"}
+    assert names(extras["executor"]) == {"uvicorn", "uvloop", "httptools", "aiohttp"}
     assert names(extras["s3"]) == {"boto3"} and names(extras["redis"]) == {"redis"}
 
 

@@ -77,18 +77,22 @@ def policy_statement(record: Mapping[str, Any]) -> dict[str, Any]:
 GRANT_KIND = "execution_grant"
 
 
-def grant_statement(*, uri: str, code_digest: str, dry_run: bool, expires_at: int) -> dict[str, Any]:
-    """What the portal signs to authorise one call of a version on an executor (a short-lived grant)."""
+def grant_statement(*, uri: str, code_digest: str, dry_run: bool, expires_at: int,
+                    purpose: str = "call") -> dict[str, Any]:
+    """What the portal signs to authorise one use of a version on an executor (a short-lived grant). ``purpose``
+    binds it to that use: ``call`` (Type 2), ``job:<job_id>`` or ``function:<name>``, so a grant for one call
+    can't start a job, nor one job's grant another job."""
     return {"statement_version": STATEMENT_VERSION, "kind": GRANT_KIND, "uri": uri, "code_digest": code_digest,
-            "dry_run": bool(dry_run), "expires_at": int(expires_at)}
+            "dry_run": bool(dry_run), "expires_at": int(expires_at), "purpose": purpose}
 
 
 def check_grant(grant: Mapping[str, Any] | None, record: Mapping[str, Any], dry_run: bool, keys: Any,
-                now: float) -> dict[str, Any]:
+                now: float, purpose: str = "call") -> dict[str, Any]:
     """Verify an execution grant (``{"statement", "key_id", "signature"}``) for this call; return its statement.
 
     The grant must be signed by a known, unrevoked key, name this record's URI and package digest, say whether
-    the call is a dry run exactly as the call does, and not have expired. Raises IntegrityError naming the fault.
+    the call is a dry run exactly as the call does, be for this ``purpose``, and not have expired. Raises
+    IntegrityError naming the fault.
     """
     uri = record.get("policy_rule_uri", "?")
     if not isinstance(grant, Mapping) or not isinstance(grant.get("statement"), Mapping):
@@ -97,7 +101,7 @@ def check_grant(grant: Mapping[str, Any] | None, record: Mapping[str, Any], dry_
     statement = dict(grant["statement"])
     verify_statement(statement, grant, keys)
     expected = {"kind": GRANT_KIND, "uri": uri, "code_digest": record.get("code_digest") or "",
-                "dry_run": bool(dry_run)}
+                "dry_run": bool(dry_run), "purpose": purpose}
     for name, value in expected.items():
         if statement.get(name) != value:
             raise IntegrityError(f"the execution grant is for {name} {statement.get(name)!r}, not {value!r}",

@@ -182,10 +182,11 @@ class ExecutorService:
 
     # --- the routes ---------------------------------------------------------------------------------------
 
-    async def resolve(self, call):
-        """The package a call runs: from the record and release the portal sent (with its grant), or by URI."""
+    async def resolve(self, call, purpose: str = "call"):
+        """The package a call runs: from the record and release the portal sent (with its grant for this
+        ``purpose``: a call, ``job:<id>``, ``function:<name>``), or by URI."""
         if call.record is not None:
-            return await self.store.resolve_record(call.record, call.release, call.dry_run, call.grant)
+            return await self.store.resolve_record(call.record, call.release, call.dry_run, call.grant, purpose)
         return await self.store.resolve(call.policy_rule_uri, call.policy_stamp)
 
     async def execute(self, raw: bytes) -> tuple[int, bytes]:
@@ -242,7 +243,7 @@ class ExecutorService:
             raise InputInvalid("invalid request: job: {\"job_id\", \"token\"} is required",
                                errors={"job": ["an object with job_id and token"]})
         call = parse_execute_request(body, max_timeout=self.config.max_job_timeout_seconds)
-        resolved = await self.resolve(call)
+        resolved = await self.resolve(call, f"job:{job.get('job_id')}")
         spec = {"record": resolved.record, "package_dir": str(resolved.package_dir),
                 "requirements_dir": str(resolved.requirements_dir) if resolved.requirements_dir else None,
                 "input_data": call.input_data, "settings": call.settings, "parameters": call.parameters,
@@ -291,7 +292,7 @@ class ExecutorService:
             raise InputInvalid("invalid request: function: {\"name\", \"replicas\"} is required",
                                errors={"function": ["an object with name and replicas"]})
         call = parse_execute_request(body, max_timeout=self.config.max_timeout_seconds)
-        resolved = await self.resolve(call)
+        resolved = await self.resolve(call, f"function:{function.get('name')}")
         spec = {"record": resolved.record, "package_dir": str(resolved.package_dir),
                 "requirements_dir": str(resolved.requirements_dir) if resolved.requirements_dir else None,
                 "settings": call.settings, "parameters": call.parameters,

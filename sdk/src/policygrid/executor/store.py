@@ -88,9 +88,9 @@ class PolicyStore:
     # --- records sent with the call -----------------------------------------------------------------------
 
     async def resolve_record(self, record: dict[str, Any], release: dict[str, str] | None, dry_run: bool,
-                             grant: dict[str, Any] | None = None) -> Resolved:
+                             grant: dict[str, Any] | None = None, purpose: str = "call") -> Resolved:
         content = hashlib.sha256(canonical_json(record)).hexdigest()
-        self._authorise(record, release, dry_run, content, grant)
+        self._authorise(record, release, dry_run, content, grant, purpose)
         entry = self.by_content.get(content)
         if entry is not None:
             self.content_hits += 1
@@ -111,12 +111,12 @@ class PolicyStore:
         return entry
 
     def _authorise(self, record: dict[str, Any], release: dict[str, str] | None, dry_run: bool, content: str,
-                   grant: dict[str, Any] | None) -> None:
+                   grant: dict[str, Any] | None, purpose: str = "call") -> None:
         """May this record run? With verification on: the portal's execution grant for exactly this call, and,
         unless the grant is for a dry run (drafts have no release), the record's release signature."""
         if not self.verify_signatures:
             return
-        self._check_grant(grant, record, dry_run)
+        self._check_grant(grant, record, dry_run, purpose)
         if release is None:
             if not dry_run:
                 raise IntegrityError(f"{record['policy_rule_uri']} was sent without a release signature: an "
@@ -131,12 +131,13 @@ class PolicyStore:
             self._verified.clear()
         self._verified.add(remembered)
 
-    def _check_grant(self, grant: dict[str, Any] | None, record: dict[str, Any], dry_run: bool) -> None:
+    def _check_grant(self, grant: dict[str, Any] | None, record: dict[str, Any], dry_run: bool,
+                     purpose: str = "call") -> None:
         if not self.keys.keys:
             self.keys.verify(record, {"key_id": "", "signature": ""})  # raises, naming where keys were sought
         if isinstance(grant, dict) and grant.get("key_id") not in self.keys.keys:
             self.keys.refresh_soon()
-        check_grant(grant, record, dry_run, self.keys.keys, time.time())
+        check_grant(grant, record, dry_run, self.keys.keys, time.time(), purpose)
 
     async def put_package(self, digest: str, data: bytes) -> tuple[str, bool]:
         """Unpack an uploaded package through the one cache: (its digest, whether it was new)."""

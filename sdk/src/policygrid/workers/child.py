@@ -154,18 +154,27 @@ def _error_body(error_type: str, message: str, limit: int, exception_type, error
 # --- the warm worker's side -------------------------------------------------------------------------------
 
 
+# The call's ends of its context store's pipes (``context_proxy.PipeContext``), set in the child after the fork.
+CONTEXT_FDS: tuple[int, int] | None = None
+
+
 class Child:
     """A forked child and the warm worker's ends of its pipes."""
 
     def __init__(self, run, first: dict[str, Any] | None, *, keep: bool, cpu_seconds: float, limit: int,
-                 scope: bool = True, once: bool = False) -> None:
-        """``keep``: calls come over a request pipe; ``once``: a spare that serves one call read from it."""
+                 scope: bool = True, once: bool = False, context=None, ports: tuple[int, ...] | None = None) -> None:
+        """``keep``: calls come over a request pipe; ``once``: a spare that serves one call read from it;
+        ``context``: the worker's ``ContextServer`` (the Redis store, through two pipes); ``ports``: the TCP
+        ports the call may connect to (its declared ones)."""
+        global CONTEXT_FDS
         result_r, result_w = os.pipe2(os.O_CLOEXEC)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         request_r = request_w = None
         if keep:
             request_r, request_w = os.pipe2(os.O_CLOEXEC)
+        ctx_ask_r, ctx_ask_w = os.pipe2(os.O_CLOEXEC) if context is not None else (None, None)
+        ctx_answer_r, ctx_answer_w = os.pipe2(os.O_CLOEXEC) if context is not None else (None, None)
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         # Objects alive now go to the permanent generation: the child's collections don't walk (and so don't
@@ -177,14 +186,15 @@ class Child:
             code = 0
             try:
                 lifetime.die_with_parent(worker_pid)  # a killed worker leaves no call running (issue 13)
-                for fd in (result_r, out_r, err_r, request_w):
+                for fd in (result_r, out_r, err_r, request_w, ctx_ask_r, ctx_answer_w):
                     if fd is not None:
                         os.close(fd)
                 os.dup2(out_w, 1)
                 os.dup2(err_w, 2)
-                close_all_but({1, 2, result_w} | ({request_r} if request_r is not None else set()))
+                close_all_but({1, 2, result_w} | {fd for fd in (request_r, ctx_ask_w, ctx_answer_r) if fd is not None})
+                CONTEXT_FDS = (ctx_ask_w, ctx_answer_r) if context is not None else None
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                if scope and not confine.scope_child():
+                if scope and not confine.scope_child(ports):
                     os._exit(71)  # the warm worker was told the scope works: never run unscoped
                 _limit_cpu(cpu_seconds)
                 _serve(run, first, request_r, result_w, limit, once)
@@ -192,9 +202,10 @@ class Child:
                 code = 70
             finally:
                 os._exit(code)
-        for fd in (result_w, out_w, err_w, request_r):
+        for fd in (result_w, out_w, err_w, request_r, ctx_ask_w, ctx_answer_r):
             if fd is not None:
                 os.close(fd)
+        self.context, self.ctx_ask_fd, self.ctx_answer_fd = context, ctx_ask_r, ctx_answer_w
         self.pid = pid
         self.pidfd = os.pidfd_open(pid)
         self.result_fd, self.out_fd, self.err_fd, self.request_fd = result_r, out_r, err_r, request_w
@@ -218,12 +229,20 @@ class Child:
         for fd in open_fds:
             poller.register(fd, select.POLLIN)
         poller.register(self.pidfd, select.POLLIN)
+        if self.ctx_ask_fd is not None:
+            self.context.reset()
+            poller.register(self.ctx_ask_fd, select.POLLIN)
         violation = None
         exited = False
         while not exited and open_fds:
-            for fd, _ in poller.poll():
+            # Context requests first: one the call wrote before its result is served (or refused) before the
+            # result counts.
+            for fd, _ in sorted(poller.poll(), key=lambda event: event[0] != self.ctx_ask_fd):
                 if fd == self.pidfd:
                     exited = True
+                    continue
+                if fd == self.ctx_ask_fd:
+                    violation = self._serve_context(poller) or violation
                     continue
                 if fd not in open_fds:
                     continue
@@ -274,6 +293,21 @@ class Child:
             return None, captured, violation
         return (bytes(frame[4:]) if violation is None else None), captured, violation
 
+    def _serve_context(self, poller) -> str | None:
+        """One read of the call's context requests, each answered; a violation (an oversized frame) kills it."""
+        data = os.read(self.ctx_ask_fd, 1 << 16)
+        if not data:
+            poller.unregister(self.ctx_ask_fd)
+            return None
+        try:
+            for answer in self.context.feed(data):
+                write_all(self.ctx_answer_fd, answer)
+        except Exception as exc:  # noqa: BLE001 - an oversized request, or a call gone before its answer
+            poller.unregister(self.ctx_ask_fd)
+            self.kill()
+            return f"the policy's process broke the context store's protocol: {exc}"
+        return None
+
     def wait(self) -> None:
         if self.status is None:
             _, self.status, self.rusage = os.wait4(self.pid, 0)
@@ -296,9 +330,10 @@ class Child:
             self.kill()
             if reap:
                 self.wait()
-        for fd in (self.result_fd, self.out_fd, self.err_fd, self.pidfd):
+        for fd in (self.result_fd, self.out_fd, self.err_fd, self.pidfd, self.ctx_ask_fd, self.ctx_answer_fd):
             try:
-                os.close(fd)
+                if fd is not None:
+                    os.close(fd)
             except OSError:
                 pass
 

@@ -260,17 +260,24 @@ def seccomp_available() -> bool:
     return False
 
 
-def scope_child() -> bool:
-    """A Landlock layer of the call's own (ABI >= 6): it can't signal its warm worker, or any process outside."""
-    if sandbox.landlock_abi() < 6:
+def scope_child(ports: tuple[int, ...] | None = None) -> bool:
+    """A Landlock layer of the call's own (ABI >= 6): it can't signal its warm worker, or any process outside,
+    and connects over TCP only to ``ports`` (the policy's declared ports: not the context store's, which only
+    its warm worker reaches), binds none."""
+    abi = sandbox.landlock_abi()
+    if abi < 6:
         return False
     libc = sandbox.libc()
-    attr = sandbox._RulesetAttr(0, 0, _SCOPE_ALL)
+    attr = sandbox._RulesetAttr(0, _NET_BIND_TCP | _NET_CONNECT_TCP, _SCOPE_ALL)
     fd = libc.syscall(sandbox._SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
                       ctypes.c_uint32(0))
     if fd < 0:
         return False
     try:
+        for port in ports or ():
+            rule = _NetPortAttr(_NET_CONNECT_TCP, port)
+            if libc.syscall(sandbox._SYS_LANDLOCK_ADD_RULE, fd, _RULE_NET_PORT, ctypes.byref(rule), 0) != 0:
+                return False
         return libc.syscall(sandbox._SYS_LANDLOCK_RESTRICT_SELF, fd, 0) == 0
     finally:
         os.close(fd)

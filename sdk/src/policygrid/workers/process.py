@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 # Imported before the filesystem is locked down: the modules every call needs, warm from the start.
-from .. import extras, sandbox
-from ..context import MemoryContext, RedisContext
+from .. import sandbox
+from ..context import MemoryContext
 from ..errors import PolicyGridError, Unavailable
 from ..loader import load_rule_class
 from ..rule_runner import CompiledRecord, PolicyRunner
 from . import child, confine, identity
+from .context_proxy import ContextServer, PipeContext
 
 _HEADER = struct.Struct(">I")
 
@@ -85,7 +86,9 @@ class _Calls:
     def __init__(self, init: dict[str, Any]) -> None:
         self.init = init
         self.redis_url = init.get("redis_url")
-        self.redis_client = None
+        # The Redis context store is reached by this worker on its calls' behalf (context_proxy.py).
+        self.context = ContextServer(self.redis_url) if self.redis_url else None
+        self.policy_ports: tuple[int, ...] | None = None  # what the policy declared: its calls' only ports
         self.records: dict[str, dict[str, Any]] = {}
         self.compiled: dict[str, Any] = {}
         self.kept: dict[str, child.Child] = {}
@@ -126,7 +129,10 @@ class _Calls:
     def prepare_spare(self) -> None:
         if self.spare is None and self.bound is not None and not self.refusal:
             self.spare = child.Child(self.run_any, None, keep=True, once=True, cpu_seconds=self.cpu_seconds,
-                                     limit=self.limit, scope=self.scoped)
+                                     limit=self.limit, scope=self.scoped, **self.child_options())
+
+    def child_options(self) -> dict[str, Any]:
+        return {"context": self.context, "ports": self.policy_ports}
 
     def drop_spare(self) -> None:
         if self.spare is not None:
@@ -142,9 +148,8 @@ class _Calls:
     def bind(self, message: dict[str, Any], record: dict[str, Any]) -> None:
         """Confine this worker to its package, before the package is imported (its module code is policy code)."""
         denied = tuple(self.init.get("deny_ports") or ())
-        ports = confine.declared_ports(record, denied)
-        if self.redis_url:
-            # The context store is reached by the policy's own process: its port is the one exception.
+        ports = self.policy_ports = confine.declared_ports(record, denied)
+        if self.redis_url:  # the worker reaches the context store for its calls (their own layer excludes it)
             from urllib.parse import urlsplit
 
             ports = tuple(sorted({*(ports or ()), urlsplit(self.redis_url).port or 6379}))
@@ -192,16 +197,11 @@ class _Calls:
         validate = message.get("validate", True)
         compiled = self.compiled_for(message, record)
         holder: dict[str, PolicyRunner] = {}
-        redis_url, uri = self.redis_url, message.get("ctx") or message["uri"]
 
         def run(call: dict[str, Any]) -> Any:
             runner = holder.get("runner")
             if runner is None:
-                if redis_url:
-                    redis = extras.require("redis", "redis", "the Redis context store")
-                    context = RedisContext(redis.Redis.from_url(redis_url, socket_timeout=5), uri)
-                else:
-                    context = MemoryContext()
+                context = PipeContext(*child.CONTEXT_FDS) if child.CONTEXT_FDS else MemoryContext()
                 runner = holder["runner"] = PolicyRunner(record, rule_class, call.get("settings"),
                                                          call.get("parameters"), context, validate=validate,
                                                          compiled=compiled)
@@ -226,8 +226,8 @@ class _Calls:
         if keep:
             kept = self.kept.get(rk)
             if kept is None:
-                kept = self.kept[rk] = child.Child(self.make_run(message, record)[0], None, keep=True, cpu_seconds=cpu, limit=self.limit,
-                                                      scope=self.scoped)
+                kept = self.kept[rk] = child.Child(self.make_run(message, record)[0], None, keep=True, cpu_seconds=cpu,
+                                                   limit=self.limit, scope=self.scoped, **self.child_options())
             try:
                 kept.send(message)
             except OSError:
@@ -244,8 +244,10 @@ class _Calls:
                 except OSError:
                     pass  # it died: collect() says how
             else:
-                worker_child = child.Child(self.make_run(message, record)[0], message, keep=False, cpu_seconds=cpu, limit=self.limit,
-                                           scope=self.scoped)
+                worker_child = child.Child(self.make_run(message, record)[0], message, keep=False, cpu_seconds=cpu,
+                                           limit=self.limit, scope=self.scoped, **self.child_options())
+        if self.context is not None:
+            self.context.namespace = message.get("ctx") or message["uri"]  # this call's namespace, and no other
         try:
             body, captured, violation = worker_child.collect(self.max_result + FRAME_SLACK, one_shot=not keep)
             output = captured.as_dict()
@@ -315,8 +317,7 @@ def main() -> None:
     # The only folder the policy may write to. It is never replaced (Landlock's rule is bound to its inode);
     # what a call leaves in it is removed after the call.
     call_dir = str(tmp_base / "call")
-    if not os.path.isdir(call_dir):
-        os.mkdir(call_dir, 0o700)
+    os.makedirs(call_dir, 0o700, exist_ok=True)
     protections = sandbox.apply_rlimits(int(init["memory_mb"]), int(init["max_processes"]),
                                         int(init.get("file_size_mb") or 1024), int(init.get("open_files") or 1024))
     calls = _Calls(init)
@@ -339,7 +340,7 @@ def main() -> None:
     protections["call_isolation"] = ("each call in a process forked from the warm worker; output checked by the "
                                      "worker" if hasattr(os, "pidfd_open") else "NOT applied: no pidfd_open")
     protections.update(identity.at_start(init.get("uid")))
-    protections["dumpable"] = "off (no ptrace/attach by other processes)" if sandbox.set_non_dumpable() else "NOT changed"
+    protections["dumpable"] = "off (no ptrace/attach by others)" if sandbox.set_non_dumpable() else "NOT changed"
     write_frame(protocol_fd, json.dumps({"ok": True, "protections": protections, "pid": me}).encode())
 
     limit = calls.limit
@@ -383,8 +384,8 @@ def main() -> None:
                 pass
         if calls.spare is not None:
             keepers.append(calls.spare.pid)
-        head_fields = {"output": output, "keepers": keepers, "dying": dying}
-        head = json.dumps({k: v for k, v in head_fields.items() if v}).encode() if output or keepers or dying else b""
+        head_fields = {k: v for k, v in {"output": output, "keepers": keepers, "dying": dying}.items() if v}
+        head = json.dumps(head_fields).encode() if head_fields else b""
         try:
             write_frame(protocol_fd, kind + len(head).to_bytes(4, "big") + head + payload)
         except MemoryError:
