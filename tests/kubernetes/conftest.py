@@ -21,16 +21,20 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
+# The labels of the fake clusters' node: the tests' nodeSelectors match them (or, on purpose, don't).
+NODE_LABELS = {"disktype": "ssd", "pool": "fast"}
+
+
 @pytest.fixture
 def cluster():
-    fake = FakeCluster("alpha", extra_env=POD_ENV)
+    fake = FakeCluster("alpha", extra_env=POD_ENV, node_labels=NODE_LABELS)
     yield fake
     fake.stop()
 
 
 @pytest.fixture
 def second_cluster():
-    fake = FakeCluster("beta", extra_env=POD_ENV)
+    fake = FakeCluster("beta", extra_env=POD_ENV, node_labels=NODE_LABELS)
     yield fake
     fake.stop()
 

@@ -9,7 +9,9 @@ Answers carry what the official client's models require, so its strict deseriali
 
 Its controllers do what Kubernetes' do, in miniature: a Job gets one pod (``backoffLimit`` is honoured as 0),
 ``Complete``/``Failed`` conditions (``BackoffLimitExceeded``, ``DeadlineExceeded`` past
-``activeDeadlineSeconds``); a Deployment keeps ``replicas`` pods and counts the ready ones.
+``activeDeadlineSeconds``); a Deployment keeps ``replicas`` pods and counts the ready ones; the scheduler leaves
+a pod whose ``nodeSelector`` the one node's labels don't satisfy ``Pending`` (``Unschedulable``); the node runs at
+most ``max_pods`` pods at once.
 
 Its kubelet runs each pod's container **command as a local process** (``python`` is this interpreter): the pod's
 environment (values, ``secretKeyRef``, ``fieldRef: status.podIP``), its Secret volumes written to a temporary
@@ -94,8 +96,12 @@ class Refused(Exception):
 class FakeCluster:
     """``url``, ``token``, ``kubeconfig``; ``objects(kind)``; ``inject(fault, component)``; ``refuse(kind)``."""
 
-    def __init__(self, name: str = "fake", extra_env: dict[str, str] | None = None, max_pods: int = 110):
+    def __init__(self, name: str = "fake", extra_env: dict[str, str] | None = None, max_pods: int = 110,
+                 node_labels: dict[str, str] | None = None):
         self.name, self.token = name, uuid.uuid4().hex
+        # The one node's labels: a pod whose nodeSelector they don't satisfy stays Pending, Unschedulable.
+        self.node_labels = {"kubernetes.io/hostname": f"{name}-node-1", "kubernetes.io/os": "linux",
+                            **(node_labels or {})}
         self.max_pods = max_pods  # the node's capacity (the kubelet's default max-pods): beyond it pods stay Pending
         self.extra_env = extra_env or {}
         self.store: dict[tuple[str, str, str], dict] = {}  # (kind, namespace, name) → object

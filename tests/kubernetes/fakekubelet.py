@@ -129,6 +129,11 @@ def _start(cluster: FakeCluster, pod: dict) -> None:
     if meta["uid"] not in cluster.pod_faults:  # decided once per pod, kept beside it (never answered)
         cluster.pod_faults[meta["uid"]] = faults.pop(0) if faults else None
     fault = cluster.pod_faults[meta["uid"]]
+    wanted = spec.get("nodeSelector") or {}
+    if any(cluster.node_labels.get(key) != value for key, value in wanted.items()):  # the scheduler's one rule here
+        return _set_status(cluster, pod, {"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "lastTransitionTime": now(),
+            "message": f"0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector {wanted}"}]})
     base = {"phase": "Pending", "hostIP": "10.0.0.1", "conditions": [
         {"type": "PodScheduled", "status": "True", "lastTransitionTime": meta["creationTimestamp"]}]}
     if fault == "ImagePullBackOff":

@@ -98,6 +98,23 @@ def test_cancel_deletes_the_job_with_its_pod_and_secret(api, k8s_portal, cluster
     assert ("DELETE", "Job") in cluster.calls
 
 
+def test_a_node_selector_no_node_matches_keeps_the_pod_pending(api, k8s_portal, cluster, behaving):
+    executor_id = provisioned(api, cluster, "k8s-unschedulable", k8s_portal)
+    job_id = submit(api, executor_id, behaving, {}, node_selector={"gpu": "a100"})
+    deadline = time.monotonic() + 10
+    while not [p for p in cluster.objects("Pod") if p["metadata"]["labels"].get("policygrid.io/job-id") == job_id
+               and p["status"].get("conditions")]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1)  # time enough for a scheduler that ignored the selector to have started it
+    [pod] = [p for p in cluster.objects("Pod") if p["metadata"]["labels"].get("policygrid.io/job-id") == job_id]
+    assert pod["status"]["phase"] == "Pending" and pod["status"]["conditions"][0]["reason"] == "Unschedulable"
+    assert api.get(f"/jobs/{job_id}").json()["data"]["job_status"] == "running"
+    reconcile_jobs()  # the runtime says queued: not failed, not lost, before its deadline
+    assert api.get(f"/jobs/{job_id}").json()["data"]["job_status"] == "running"
+    assert api.post(f"/jobs/{job_id}/cancel").json()["data"]["job_status"] == "cancelled"
+
+
 def test_two_executors_on_two_clusters_at_once(api, k8s_portal, cluster, second_cluster, behaving):
     first = provisioned(api, cluster, "k8s-alpha", k8s_portal)
     second = provisioned(api, second_cluster, "k8s-beta", k8s_portal)
