@@ -28,6 +28,7 @@ from executors.cluster import credentials, manifests
 from executors.cluster.objects import KINDS, STUCK_WAITING, call_api, create_all, delete_all, reason_of
 from executors.models import PolicyExecutor
 from executors.services import new_credential
+from executors.signals import infra_removed
 from records.api.errors import Conflict
 from records.validators import validate_dns_label
 
@@ -238,4 +239,5 @@ def remove_infra(executor_id: str, actor_id=None) -> str:
     _set(executor, InfraStatus.NONE, "removed", cluster_config="", infra_config={}, executor_host_uri="",
          executor_runtime=ExecutorRuntime.LOCAL)
     audit_object(actor, "executor.infra_removed", executor, {})
+    infra_removed.send(sender=PolicyExecutor, executor=executor, actor=actor)
     return InfraStatus.NONE

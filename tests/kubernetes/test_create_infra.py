@@ -121,6 +121,9 @@ def test_remove_infra_names_the_jobs_on_the_executor_unless_cascade(api, users, 
     refused = api.delete(f"/executor/{executor_id}/remove-infra", {}, format="json")
     assert refused.status_code == 409 and str(job.job_id) in refused.json()["message"]
     assert api.delete(f"/executor/{executor_id}/remove-infra", {"cascade": True}, format="json").status_code == 202
+    assert tasks.remove_infra(executor_id, users["admin"].pk) == "none"
+    job.refresh_from_db()
+    assert job.job_status == "cancelled" and "infrastructure was removed" in job.job_error
 
 
 def test_create_infra_refuses_a_bad_kubeconfig_naming_the_field(api, kube_settings):
