@@ -25,12 +25,12 @@ class ExecutorRuntime(models.TextChoices):
 
 
 class InfraStatus(models.TextChoices):
-    """create-infra progress::
+    """create-infra progress (``executors.cluster.infra``)::
 
-        none ──▶ pending ──▶ provisioning ──▶ ready
-                                 └──────────▶ failed
+        none ──▶ pending ──▶ provisioning ──▶ ready ──▶ removing ──▶ none   (remove-infra)
+                                 └──────────▶ failed ──────┘
 
-    ``ACTIVE``: provisioning is under way. ``TERMINAL``: the request has its outcome.
+    ``ACTIVE``: provisioning or removal is under way. ``TERMINAL``: the request has its outcome.
     """
 
     NONE = "none", "None"
@@ -38,11 +38,12 @@ class InfraStatus(models.TextChoices):
     PROVISIONING = "provisioning", "Provisioning"
     READY = "ready", "Ready"
     FAILED = "failed", "Failed"
+    REMOVING = "removing", "Removing"
 
     ACTIVE: ClassVar[frozenset[str]]
     TERMINAL: ClassVar[frozenset[str]]
 
 
 # Groups are set after the classes: inside an enum's body every assignment would become a member.
-InfraStatus.ACTIVE = frozenset({InfraStatus.PENDING, InfraStatus.PROVISIONING})
+InfraStatus.ACTIVE = frozenset({InfraStatus.PENDING, InfraStatus.PROVISIONING, InfraStatus.REMOVING})
 InfraStatus.TERMINAL = frozenset({InfraStatus.READY, InfraStatus.FAILED})

@@ -26,7 +26,7 @@ class PolicyExecutor(RecordModel):
 
     lookup_field = "executor_id"
     identity_fields = ("executor_id",)
-    internal_fields = ("credential",)
+    internal_fields = ("credential", "cluster_config")
 
     executor_id = models.CharField(max_length=63, unique=True, validators=[validate_dns_label])
     executor_host_uri = models.CharField(max_length=2048, blank=True, default="")
@@ -47,6 +47,10 @@ class PolicyExecutor(RecordModel):
     # This executor's own secret, sent (as a bearer token) with calls and probes to this executor only. Issued
     # at registration or rotation and shown once; never in the API's answers, the search index or the admin.
     credential = models.CharField(max_length=100, blank=True, default="", editable=False)
+    # create-infra's kubeconfig, Fernet-encrypted at rest (executors.cluster.credentials); never answered or shown.
+    cluster_config = models.TextField(blank=True, default="", editable=False)
+    # What create-infra was asked for and made: namespace, image, replicas, resources, the objects' names.
+    infra_config = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["executor_id"]

@@ -22,6 +22,8 @@ from policygrid.errors import PolicyGridError, Unavailable
 from policygrid.wire import ExecuteRequest, execute_with_upload, executor_result
 
 from executors.choices import ExecutorRuntime
+from executors.cluster import functions as cluster_functions
+from executors.cluster import jobs as cluster_jobs
 from executors.models import PolicyExecutor
 from executors.services import execution_body, executor_channel, package_reader, require_address
 from policies.models import PolicyRule
@@ -238,22 +240,36 @@ class LocalRuntime(Runtime):
 
 
 class KubernetesRuntime(Runtime):
-    """A ``batch/v1 Job`` per job, the runner as its container command (``python -m policygrid.job``): its own
-    issue. Until then every operation answers 501 naming it."""
+    """A ``batch/v1 Job`` per job in the executor's cluster (``executors.cluster.jobs``: the runner as its
+    container command, its spec and token in a Secret); a function is a Deployment + Service (+ HPA) of the
+    function server (``executors.cluster.functions``). Reached with the credentials create-infra stored."""
 
     name = ExecutorRuntime.KUBERNETES
 
     def launch_job(self, executor: PolicyExecutor, launch: JobLaunch) -> RuntimeJob:
-        raise self._not_built("running jobs")
+        return RuntimeJob.from_answer(cluster_jobs.launch_job(executor, launch))
 
     def cancel_job(self, executor: PolicyExecutor, job_id: str) -> None:
-        raise self._not_built("cancelling jobs")
+        cluster_jobs.cancel_job(executor, job_id)
 
     def job_status(self, executor: PolicyExecutor, job_id: str) -> RuntimeJob | None:
-        raise self._not_built("job status")
+        seen = cluster_jobs.job_status(executor, job_id)
+        return RuntimeJob.from_answer(seen) if seen is not None else None
 
     def job_logs(self, executor: PolicyExecutor, job_id: str, tail: int | None = None) -> str:
-        raise self._not_built("job logs")
+        return cluster_jobs.job_logs(executor, job_id, tail)
+
+    def deploy_function(self, executor: PolicyExecutor, deployment: FunctionDeployment) -> RuntimeFunction:
+        call = ExecuteRequest(policy_rule_uri=deployment.policy.policy_rule_uri, input_data=None,
+                              settings=deployment.settings or None, parameters=deployment.parameters or None)
+        return RuntimeFunction.from_answer(cluster_functions.deploy_function(executor, deployment, call))
+
+    def remove_function(self, executor: PolicyExecutor, name: str) -> None:
+        cluster_functions.remove_function(executor, name)
+
+    def function_status(self, executor: PolicyExecutor, name: str) -> RuntimeFunction | None:
+        seen = cluster_functions.function_status(executor, name)
+        return RuntimeFunction.from_answer(seen) if seen is not None else None
 
 
 RUNTIMES: dict[str, Runtime] = {runtime.name: runtime for runtime in (LocalRuntime(), KubernetesRuntime())}

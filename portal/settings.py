@@ -60,13 +60,11 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 # State folder of the embedded setup: SQLite file, uploaded assets, broker folders, keys.
 STATE_DIR = Path(env_str("POLICYGRID_STATE_DIR", str(BASE_DIR / "state"))).resolve()
-
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # The embedded default needs no configuration; a production deployment must set its own key.
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "policygrid-embedded-insecure-key-change-me")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["*"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
-
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -386,6 +384,8 @@ FUNCTION_RECONCILE_INTERVAL = env_float("POLICYGRID_FUNCTION_RECONCILE_INTERVAL"
 # The resource allocator (docs/runtime.md §6): the default allocator policy, and how long one placement may take.
 RESOURCE_ALLOCATOR_URI = env_str("POLICYGRID_RESOURCE_ALLOCATOR_URI", "resource_allocator:1.0-default")
 RESOURCE_ALLOCATOR_TIMEOUT = env_float("POLICYGRID_RESOURCE_ALLOCATOR_TIMEOUT", 10)
+KUBECONFIG_KEYS = env_list("POLICYGRID_KUBECONFIG_KEYS", [])  # Fernet keys of kubeconfigs, newest first (docs/kubernetes.md)
+KUBERNETES_IMAGE = env_str("POLICYGRID_KUBERNETES_IMAGE", "ghcr.io/policygrid/policygrid-dataplane:latest")  # create-infra's
 # Each entry expires after one period: a backlog of stale probes or checkpoints is useless while workers are down.
 CELERY_BEAT_SCHEDULE = {
     name: {"task": task, "schedule": every, "options": {"expires": every}}

@@ -8,4 +8,4 @@ class PolicyExecutorSerializer(RecordSerializer):
         model = PolicyExecutor
         exclude = ["id"]
         fields = None
-        read_only_fields = ["infra_status", "infra_message", "last_seen", "latency_ms", "health_data"]
+        read_only_fields = ["infra_status", "infra_message", "infra_config", "last_seen", "latency_ms", "health_data"]

@@ -1,4 +1,5 @@
 """API views of executors: CRUD + query (the base viewset), the Type 2 proxy and the last health probe."""
+from django.db import transaction
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
@@ -6,8 +7,9 @@ from policygrid.wire import PUBLIC_FIELDS, execute_request_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 
-from executors import services
+from executors import services, tasks
 from executors.api.serializers import PolicyExecutorSerializer
+from executors.cluster import infra
 from executors.filtersets import PolicyExecutorFilterSet
 from executors.models import PolicyExecutor
 from records.api.viewsets import RecordViewSet, ok
@@ -26,7 +28,9 @@ class PolicyExecutorViewSet(RecordViewSet):
     ordering_fields = ["executor_id", "created_at", "executor_status", "last_seen"]
     # Who may execute depends on the policy too (dry runs by its author/reviewers): the service decides.
     action_permissions = {"execute_policy": "authenticated", "health": "executors.view_policyexecutor",
-                          "rotate_credential": "executors.change_policyexecutor"}
+                          "rotate_credential": "executors.change_policyexecutor",
+                          "create_infra": "executors.change_policyexecutor",
+                          "remove_infra": "executors.change_policyexecutor"}
     read_actions = (*RecordViewSet.read_actions, "health")
 
     @extend_schema(
@@ -76,3 +80,34 @@ class PolicyExecutorViewSet(RecordViewSet):
     @action(detail=True, methods=["get"], url_path="health")
     def health(self, request, executor_id=None):
         return ok(services.health_report(self.get_object()))
+
+    @extend_schema(
+        request={"application/json": {"type": "object", "required": ["cluster_config"], "properties": {
+            "cluster_config": {"description": "the cluster's kubeconfig, an object or a YAML string; stored "
+                                              "encrypted, never answered"},
+            "namespace": {"type": "string"}, "replicas": {"type": "integer", "minimum": 1},
+            "max_processes": {"type": "integer", "minimum": 1}, "image": {"type": "string"},
+            "resources": {"type": "object"}, "portal_url": {"type": "string"},
+            "ready_timeout": {"type": "integer", "minimum": 1}}}},
+        responses={202: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
+        description="Provision this executor's service into a Kubernetes cluster (docs/kubernetes.md): 202, then "
+                    "infra_status pending → provisioning → ready | failed with infra_message.")
+    @action(detail=True, methods=["post"], url_path="create-infra")
+    def create_infra(self, request, executor_id=None):
+        executor = infra.request_infra(request.user, self.get_object(), request.data)
+        return self._accepted(executor, tasks.provision_infra)
+
+    @extend_schema(request={"application/json": {"type": "object", "properties": {"cascade": {"type": "boolean"}}}},
+                   responses={202: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
+                   description="Tear down what create-infra made: 202; 409 naming the jobs and functions on the "
+                               "executor unless {\"cascade\": true}.")
+    @action(detail=True, methods=["delete"], url_path="remove-infra")
+    def remove_infra(self, request, executor_id=None):
+        executor = infra.request_removal(request.user, self.get_object(), request.data)
+        return self._accepted(executor, tasks.remove_infra)
+
+    def _accepted(self, executor, task):
+        """202 with the executor; ``task`` (its background half) is queued once the request's writes are in."""
+        actor_id = self.request.user.pk
+        transaction.on_commit(lambda: task.delay(executor.executor_id, actor_id))
+        return ok(self.get_serializer(executor).data, status_code=202)

@@ -124,13 +124,13 @@ def test_without_an_executor_and_no_allocator_installed_the_answer_names_the_all
     assert not Job.objects.exists()
 
 
-def test_unknown_executor_or_policy_is_404_and_a_kubernetes_executor_501(setup, api):
+def test_unknown_executor_or_policy_is_404_and_a_kubernetes_executor_without_a_cluster_409(setup, api):
     assert submit(api, executor="nowhere").status_code == 404
     assert submit(api, policy_rule_uri="nope:1.0-x").status_code == 404
     assert api.post("/executor", {"executor_id": "cluster", "executor_host_uri": "http://127.0.0.1:9",
                                   "executor_runtime": "kubernetes"}, format="json").status_code == 201
-    answer = submit(api, executor="cluster")  # through the one interface: the kubernetes runtime is its own issue
-    assert answer.status_code == 501 and "kubernetes runtime is not built yet" in answer.json()["message"]
+    answer = submit(api, executor="cluster")  # through the one interface: no cluster was given (create-infra)
+    assert answer.status_code == 409 and "create-infra" in answer.json()["message"]
     assert Job.objects.get(job_id=answer.json()["job_id"]).job_status == "failed"
 
 

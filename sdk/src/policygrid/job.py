@@ -13,6 +13,9 @@ The job (stdin): ``job_id``, ``token``, ``portal_url``, ``record`` (the policy's
 is loaded through the one loader, ``load_record_package``), ``input_data``, ``parameters``, ``settings`` (the
 caller's overrides: they win key by key), ``timeout_seconds``.
 
+``--spec-file PATH`` reads the job from that file instead of stdin (Kubernetes: a Secret mounted as a file, so that
+the token is in neither the pod spec nor its environment); the sandbox is started and the job run at once.
+
 Exit status: 0 once the outcome is posted (whether the policy succeeded or not); 3 when it could not be posted.
 What the policy printed, and the runner's own lines, go to stderr: the job's log. One line on stdout,
 ``{"worker_pids": […]}``, tells a supervisor which sandbox processes to kill with the job.
@@ -150,14 +153,15 @@ def _renice(pids: list[int], value: int) -> None:
             pass
 
 
-async def main_async(limits: PoolLimits) -> int:
-    _renice([0], SPARE_NICE)
+async def main_async(limits: PoolLimits, spec_file: str | None = None) -> int:
+    if not spec_file:  # a spare waiting for its job; a job read from a file runs at once
+        _renice([0], SPARE_NICE)
     pool = WorkerPool(limits)
     await pool.start()
     workers = [worker.pid for worker in pool.workers]
     print(json.dumps({"worker_pids": workers}), flush=True)
     try:
-        line = await asyncio.to_thread(sys.stdin.readline)
+        line = Path(spec_file).read_text() if spec_file else await asyncio.to_thread(sys.stdin.readline)
         if not line.strip():
             return 0  # a spare runner that was never given a job
         _renice([0, *workers], 0)
@@ -172,10 +176,11 @@ async def main_async(limits: PoolLimits) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m policygrid.job", description=__doc__.splitlines()[0])
     parser.add_argument("--limits", default="{}", help="the sandbox limits, as JSON (limits_to_json)")
+    parser.add_argument("--spec-file", help="read the job (one JSON object) from this file instead of stdin")
     args = parser.parse_args(argv)
     die_with_parent(os.getppid(), signal.SIGTERM)  # a runner whose supervisor dies stops (SIGTERM closes its sandbox)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
-    return asyncio.run(main_async(limits_from_json(args.limits)))
+    return asyncio.run(main_async(limits_from_json(args.limits), args.spec_file))
 
 
 if __name__ == "__main__":
