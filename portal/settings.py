@@ -102,6 +102,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -198,6 +199,8 @@ WHITENOISE_USE_FINDERS = True
 if STATIC_ROOT.parent.is_dir():
     STATIC_ROOT.mkdir(exist_ok=True)
 
+# The pages' CSP (django-csp): scripts from our static files only; Swagger UI and the admin inline theirs.
+CONTENT_SECURITY_POLICY = {"EXCLUDE_URL_PREFIXES": ["/api/docs/", "/admin/"], "DIRECTIVES": {"default-src": ["'self'"], "script-src": ["'self'"], "style-src": ["'self'", "'unsafe-inline'"], "img-src": ["'self'", "data:"], "object-src": ["'none'"], "base-uri": ["'self'"], "frame-ancestors": ["'none'"]}}
 LOGIN_URL = "/portal/login/"
 LOGIN_REDIRECT_URL = "/portal/"
 LOGOUT_REDIRECT_URL = "/portal/login/"

@@ -1,0 +1,18 @@
+// Every page: the narrow-window menu, and browse forms that send only the fields the user filled in.
+const toggle = document.querySelector(".nav-toggle");
+const nav = document.getElementById("mainnav");
+if (toggle && nav) {
+  toggle.addEventListener("click", () => {
+    const open = nav.classList.toggle("open");
+    toggle.setAttribute("aria-expanded", String(open));
+  });
+}
+for (const form of document.querySelectorAll("form[method=get]")) {
+  form.addEventListener("submit", () => {
+    for (const field of form.elements) {
+      if (field.name && field.value === "" && !field.disabled) field.disabled = true;
+    }
+    // A new search starts on the first page.
+    setTimeout(() => { for (const field of form.elements) field.disabled = false; }, 0);
+  });
+}
