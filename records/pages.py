@@ -101,7 +101,7 @@ class RecordListView(LoginRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         require_permission(self.request.user, view_permission(self.model))
         params = self.request.GET
-        state = ListState(sort=params.get("sort", "") or self.default_sort, document=params.get("filter", ""))
+        state = ListState(sort=params.get("sort", ""), document=params.get("filter", ""))
         queryset = self.model.objects.select_related(*self.related) if self.related else self.model.objects.all()
         filterset = self.filterset()(params, queryset=queryset)
         if filterset.is_valid():
@@ -146,11 +146,12 @@ class RecordListView(LoginRequiredMixin, TemplateView):
     def apply_sort(self, queryset, state: ListState):
         if not issubclass(self.model, RecordModel):
             allowed = {c.sort for c in self.columns if c.sort}
-            if state.sort.lstrip("-") in allowed:
-                return queryset.order_by(state.sort, "-pk")
+            sort = state.sort or self.default_sort
+            if sort.lstrip("-") in allowed:
+                return queryset.order_by(sort, "-pk")
             return queryset
         try:
-            return queryset.order_by(*sort_order(self.model, state.sort or None))
+            return queryset.order_by(*sort_order(self.model, state.sort or self.default_sort or None))
         except ApiError as exc:
             state.errors["sort"] = str(exc.detail)
             state.sort = ""

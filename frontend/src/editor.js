@@ -13,6 +13,9 @@ const editable = config.mode !== "read";
 const known = new Map(config.functions.map((f) => [f.id, f]));
 const $ = (id) => document.getElementById(id);
 const note = (text) => { $("canvas-note").textContent = text; };
+// The graph's own elements: not the handle, ghost and preview elements edgehandles draws while an edge is dragged.
+const nodes = () => cy.nodes().not(".eh-handle, .eh-ghost, .eh-ghost-node");
+const edges = () => cy.edges().not(".eh-ghost-edge, .eh-preview");
 
 const cy = cytoscape({
   container: $("canvas"),
@@ -85,7 +88,7 @@ function pathBetween(from, to) {
     const path = queue.shift();
     const last = path[path.length - 1];
     if (last === to) return path;
-    for (const edge of cy.getElementById(last).outgoers("edge")) {
+    for (const edge of cy.getElementById(last).outgoers("edge").not(".eh-ghost-edge, .eh-preview")) {
       const next = edge.target().id();
       if (!seen.has(next)) { seen.add(next); queue.push([...path, next]); }
     }
@@ -126,7 +129,7 @@ if (editable) {
     // The new edge runs source → target: it closes a cycle when target already reaches source.
     if (source.id() === target.id() || pathBetween(target.id(), source.id())) { refuseCycle(edge); return; }
     note(`Connected ${source.id()} → ${target.id()}.`);
-    changed();
+    setTimeout(changed, 0);  // once edgehandles has removed its preview elements
   });
 }
 
@@ -159,41 +162,41 @@ function setConnectMode(on) {
 // --- validation as you edit ----------------------------------------------------------------------------------
 function issues() {
   const found = [];
-  cy.nodes().removeClass("unknown disconnected");
-  for (const node of cy.nodes()) {
+  nodes().removeClass("unknown disconnected");
+  for (const node of nodes()) {
     if (!known.has(node.id())) { node.addClass("unknown"); found.push(`Unknown function ${node.id()}: it is not registered.`); }
-    if (cy.nodes().length > 1 && node.degree(false) === 0) {
+    if (nodes().length > 1 && node.connectedEdges().not(".eh-ghost-edge, .eh-preview").length === 0) {
       node.addClass("disconnected");
       found.push(`${node.id()} is disconnected: connect it or delete it.`);
     }
   }
   const order = topological();
   if (!order) found.push("The graph has a cycle.");
-  if (!cy.nodes().length) found.push("The canvas is empty: drag a function from the palette.");
+  if (!nodes().length) found.push("The canvas is empty: drag a function from the palette.");
   return found;
 }
 
 function topological() {
-  const indegree = new Map(cy.nodes().map((n) => [n.id(), n.incomers("edge").length]));
+  const indegree = new Map(nodes().map((n) => [n.id(), n.incomers("edge").not(".eh-ghost-edge, .eh-preview").length]));
   const ready = [...indegree].filter(([, d]) => d === 0).map(([id]) => id);
   const order = [];
   while (ready.length) {
     const id = ready.shift();
     order.push(id);
-    for (const edge of cy.getElementById(id).outgoers("edge")) {
+    for (const edge of cy.getElementById(id).outgoers("edge").not(".eh-ghost-edge, .eh-preview")) {
       const t = edge.target().id();
       indegree.set(t, indegree.get(t) - 1);
       if (indegree.get(t) === 0) ready.push(t);
     }
   }
-  return order.length === cy.nodes().length ? order : null;
+  return order.length === nodes().length ? order : null;
 }
 
 function showIssues(list, level = "warning") {
   const box = $("validation");
   box.replaceChildren();
   box.className = `validation ${list.length ? level : "ok"}`;
-  if (!list.length) { box.textContent = `Valid: ${cy.nodes().length} nodes, ${cy.edges().length} edges, no cycle.`; return; }
+  if (!list.length) { box.textContent = `Valid: ${nodes().length} nodes, ${edges().length} edges, no cycle.`; return; }
   const ul = document.createElement("ul");
   for (const text of list) { const li = document.createElement("li"); li.textContent = text; ul.append(li); }
   box.append(ul);
@@ -273,7 +276,7 @@ function refreshEdgeForm() {
   if (!$("edge-from")) return;
   for (const select of [$("edge-from"), $("edge-to")]) {
     const keep = select.value;
-    select.replaceChildren(...cy.nodes().map((n) => new Option(n.id(), n.id())));
+    select.replaceChildren(...nodes().map((n) => new Option(n.id(), n.id())));
     if (keep) select.value = keep;
   }
 }
@@ -319,9 +322,9 @@ async function save() {
   if (bad) return;
   body.graph_function_ids = topological();
   body.graph_connection_data = {};
-  for (const edge of cy.edges()) (body.graph_connection_data[edge.source().id()] ||= []).push(edge.target().id());
+  for (const edge of edges()) (body.graph_connection_data[edge.source().id()] ||= []).push(edge.target().id());
   const positions = {};
-  for (const node of cy.nodes()) positions[node.id()] = node.position();
+  for (const node of nodes()) positions[node.id()] = node.position();
   body.graph_metadata = { ...(graph && graph.graph_metadata), editor: { positions } };
   const update = config.mode === "update";
   const url = update ? `/graphs/${encodeURIComponent(graph.graph_uri)}` : "/graphs";
@@ -333,7 +336,7 @@ async function save() {
   });
   const answer = await response.json().catch(() => ({ success: false, message: `HTTP ${response.status}` }));
   if (answer.success) {
-    window.location.assign(config.page_url.replace("__uri__", encodeURIComponent(answer.data.graph_uri)));
+    window.location.assign(config.page_url.replace("__uri__", encodeURI(answer.data.graph_uri)));
     return;
   }
   fieldError("_message", answer.message || `HTTP ${response.status}`);
@@ -341,4 +344,4 @@ async function save() {
 }
 
 changed();
-window.policygridEditor = { cy, addNode, connect, layout };
+window.policygridEditor = { cy, nodes, edges, addNode, connect, layout };
