@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from policygrid.errors import InputInvalid, PolicyGridError
-from policygrid.schema import to_json_schema
+from policygrid.errors import PolicyGridError
 from rest_framework.exceptions import APIException
 
 from executors import services
 from executors.models import PolicyExecutor
 from governance.choices import LifecycleStatus
+from policies.schemas import schema_fields
 
 SCALARS = {"string": "text", "integer": "number", "number": "number", "boolean": "checkbox"}
 
@@ -56,19 +56,9 @@ class Playground:
 
 
 def input_fields(policy) -> list[InputField]:
-    try:
-        schema = to_json_schema(policy.policy_input_schema or {})
-    except InputInvalid:
-        return []
-    required = set(schema.get("required", []))
-    fields = []
-    for name, prop in (schema.get("properties") or {}).items():
-        prop = prop if isinstance(prop, dict) else {}
-        kind = prop.get("type")
-        fields.append(InputField(name=name, widget=SCALARS.get(kind, "json") if isinstance(kind, str) else "json",
-                                 required=name in required, description=prop.get("description", ""),
-                                 pattern=prop.get("pattern", "")))
-    return fields
+    return [InputField(name=f.name, widget=SCALARS.get(f.type, "json"), required=f.required,
+                       description=f.description, pattern=f.pattern)
+            for f in schema_fields(policy.policy_input_schema) or []]
 
 
 def empty_playground(policy) -> Playground:

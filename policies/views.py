@@ -3,11 +3,10 @@ as tables, stored settings and parameters, digests) shown by ``governance.views.
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from policygrid.errors import InputInvalid
-from policygrid.schema import to_json_schema
 
 from governance.panels import register
 from policies.models import Asset, PolicyRule
+from policies.schemas import schema_fields
 from records.pages import Action, Column, RecordListView, require_permission, view_permission
 
 SCHEMAS = (("Input", "policy_input_schema"), ("Output", "policy_output_schema"),
@@ -56,29 +55,11 @@ class AssetListView(RecordListView):
     actions = (Action("API: upload an asset", "api-docs", "policies.add_asset", primary=False),)
 
 
-def schema_rows(schema) -> list[dict]:
-    """A schema (descriptor map or JSON Schema) as table rows: name, type, required, description, rules."""
-    try:
-        translated = to_json_schema(schema or {})
-    except InputInvalid:
-        return [{"name": "(invalid schema)", "type": "", "required": False, "description": str(schema), "rules": ""}]
-    required = set(translated.get("required", []))
-    rows = []
-    for name, prop in (translated.get("properties") or {}).items():
-        prop = prop if isinstance(prop, dict) else {}
-        rules = {k: v for k, v in prop.items() if k not in ("type", "description", "title")}
-        kind = prop.get("type", "any")
-        rows.append({"name": name, "type": "/".join(kind) if isinstance(kind, list) else kind,
-                     "required": name in required, "description": prop.get("description", ""),
-                     "rules": ", ".join(f"{k}: {v}" for k, v in rules.items())})
-    return rows
-
-
 @register("policies.policyrule")
 def schemas_panel(request, policy):
     return {
         "template": "portal/panels/policy_schemas.html",
-        "schemas": [{"title": title, "field": field, "rows": schema_rows(getattr(policy, field))}
+        "schemas": [{"title": title, "field": field, "rows": schema_fields(getattr(policy, field))}
                     for title, field in SCHEMAS],
         "settings": policy.policy_settings, "parameters": policy.policy_parameters,
         "commands": policy.management_commands_schema,

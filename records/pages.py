@@ -116,7 +116,7 @@ class RecordListView(LoginRequiredMixin, TemplateView):
             "view": self,
             "nav": self.nav,
             "filter_form": filterset.form,
-            "filter_fields": [filterset.form[name] for name in self.filter_fields if name in filterset.form.fields],
+            "filter_fields": self.filter_inputs(filterset.form),
             "query": params.get("q", ""),
             "state": state,
             "page": page,
@@ -128,6 +128,15 @@ class RecordListView(LoginRequiredMixin, TemplateView):
             "filtered": any(params.get(name) for name in params if name not in ("page", "page_size", "sort")),
             "keep": self.kept_params(),
         }
+
+    def filter_inputs(self, form) -> list:
+        """The declared filters' inputs; a choice's empty option reads "Any"."""
+        for name in self.filter_fields:
+            field = form.fields.get(name)
+            choices = getattr(field, "choices", None)
+            if choices and list(choices)[0][0] == "":
+                field.choices = [("", "Any"), *list(choices)[1:]]
+        return [form[name] for name in self.filter_fields if name in form.fields]
 
     def apply_document(self, queryset, state: ListState):
         if not state.document.strip():
