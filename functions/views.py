@@ -38,7 +38,7 @@ def function_detail(request, key):
     })
 
 
-@register("policies.policyrule")
+@register("policies.policyrule", column="side")
 def functions_panel(request, policy):
     if not request.user.has_perm(view_permission(Function)):
         return None

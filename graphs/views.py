@@ -98,7 +98,7 @@ def runs_panel(request, graph):
     return {"template": "portal/panels/graph_runs_placeholder.html"}
 
 
-@register("policies.policyrule")
+@register("policies.policyrule", column="side")
 def graphs_panel(request, policy):
     if not request.user.has_perm(view_permission(Graph)):
         return None

@@ -69,7 +69,7 @@ def job_cancel(request, key):
     return redirect("portal-job", key=key)
 
 
-@register("policies.policyrule")
+@register("policies.policyrule", column="side")
 def jobs_panel(request, policy):
     if not request.user.has_perm(view_permission(Job)):
         return None

@@ -174,3 +174,22 @@ def test_the_pages_forbid_inline_scripts(world, page_client):
     policy = response["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
     assert "<script>" not in response.content.decode()
+
+
+def test_an_operator_cancels_a_running_job_from_its_page(world, page_client):
+    from jobs.models import Job
+
+    job = Job(job_name="to-cancel", job_policy_rule_uri=world["approved"].key, job_executor_id="edge-1",
+              job_status="running")
+    job.resolve_references()
+    job.save()
+    assert page_client("viewer").post(f"/portal/jobs/{job.job_id}/cancel/").status_code == 403
+    assert 'data-testid="cancel"' not in page_client("viewer").get(f"/portal/jobs/{job.job_id}/").content.decode()
+    client = page_client("operator")
+    assert 'data-testid="cancel"' in client.get(f"/portal/jobs/{job.job_id}/").content.decode()
+    response = client.post(f"/portal/jobs/{job.job_id}/cancel/", follow=True)
+    job.refresh_from_db()
+    assert job.job_status == "cancelled"
+    assert "cancelled" in response.content.decode()
+    response = client.post(f"/portal/jobs/{job.job_id}/cancel/", follow=True)  # once ended: the reason, no 500
+    assert "already cancelled" in response.content.decode()
