@@ -133,9 +133,9 @@ class RecordListView(LoginRequiredMixin, TemplateView):
         """The declared filters' inputs; a choice's empty option reads "Any"."""
         for name in self.filter_fields:
             field = form.fields.get(name)
-            choices = getattr(field, "choices", None)
-            if choices and list(choices)[0][0] == "":
-                field.choices = [("", "Any"), *list(choices)[1:]]
+            if getattr(field, "empty_label", None) is not None:  # django-filter's choice fields
+                field.empty_label = "Any"
+                field.widget.choices = field.choices
         return [form[name] for name in self.filter_fields if name in form.fields]
 
     def apply_document(self, queryset, state: ListState):

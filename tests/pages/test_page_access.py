@@ -129,6 +129,7 @@ def test_lists_filter_sort_and_page(world, page_client, new_policy):
     client = page_client("viewer")
     text = client.get("/portal/policies/", {"status": "approved"}).content.decode()
     assert "ip_allowlist:1.0-beta" in text and "ip_allowlist:1.1-beta" not in text
+    assert '<option value="">Any</option>' in text
     first = client.get("/portal/policies/", {"sort": "-version"}).content.decode()
     assert first.index("ip_allowlist:2.29-beta") < first.index("ip_allowlist:2.28-beta")
     assert "ip_allowlist:1.0-beta" not in first and 'data-testid="next-page"' in first
@@ -193,3 +194,21 @@ def test_an_operator_cancels_a_running_job_from_its_page(world, page_client):
     assert "cancelled" in response.content.decode()
     response = client.post(f"/portal/jobs/{job.job_id}/cancel/", follow=True)  # once ended: the reason, no 500
     assert "already cancelled" in response.content.decode()
+
+
+def test_a_drafts_author_gets_a_dry_run_playground(world, page_client):
+    url = f"/portal/playground/{world['draft'].key}/"
+    text = page_client("author").get(url).content.decode()
+    assert 'name="dry_run" checked disabled' in text and "runs only as a dry run" in text
+    assert 'data-testid="open-playground"' in page_client("author").get(
+        f"/portal/policy/{world['draft'].key}/").content.decode()
+    assert page_client("viewer").get(url).status_code == 403
+
+
+def test_the_playground_keeps_field_errors_beside_their_fields(world, page_client):
+    response = page_client("operator").post(f"/portal/playground/{world['approved'].key}/", {
+        "input.ip": "", "parameters": "[1]", "settings": "{bad", "executor_id": "edge-1"})
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert "required" in text and "must be a JSON object" in text and "not JSON" in text
+    assert 'data-testid="outcome"' not in text  # nothing was sent
