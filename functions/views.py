@@ -5,7 +5,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
 from functions.models import Function
-from governance.panels import register
+from governance.panels import register, used_by
 from records.pages import Column, RecordListView, require_permission, view_permission
 
 
@@ -43,8 +43,6 @@ def functions_panel(request, policy):
     if not request.user.has_perm(view_permission(Function)):
         return None
     functions = list(Function.objects.filter(policy=policy).only("function_id", "function_status")[:20])
-    return {"template": "portal/panels/used_by.html", "title": "Functions running this version",
-            "testid": "used-functions",
-            "rows": [{"label": f.function_id, "url": reverse("portal-function", args=[f.function_id]),
-                      "status": f.function_status} for f in functions],
-            "empty": "No function runs this version."}
+    return used_by("Functions running this version", "used-functions",
+                   [(f.function_id, reverse("portal-function", args=[f.function_id]), f.function_status)
+                    for f in functions], "No function runs this version.")

@@ -27,3 +27,9 @@ def panels_for(request, obj) -> dict[str, list[dict]]:
         if panel is not None:
             shown[column].append(panel)
     return shown
+
+
+def used_by(title: str, testid: str, rows: list[tuple[str, str, str]], empty: str, more: str = "") -> dict:
+    """A "where it is used" panel: ``rows`` of (label, url, status), ``empty`` said when there are none."""
+    return {"template": "portal/panels/used_by.html", "title": title, "testid": testid, "empty": empty,
+            "rows": [{"label": label, "url": url, "status": status} for label, url, status in rows], "more": more}

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from functions.models import Function
 from governance.choices import LifecycleStatus
-from governance.panels import register
+from governance.panels import register, used_by
 from graphs.choices import MergeMode
 from graphs.models import Graph
 from records.pages import Action, Column, RecordListView, require_permission, view_permission
@@ -103,7 +103,6 @@ def graphs_panel(request, policy):
     if not request.user.has_perm(view_permission(Graph)):
         return None
     graphs = list(Graph.objects.filter(functions__policy=policy).distinct().only("graph_uri", "status")[:20])
-    return {"template": "portal/panels/used_by.html", "title": "Graphs using this version",
-            "testid": "used-graphs",
-            "rows": [{"label": g.graph_uri, "url": version_url(g), "status": g.status} for g in graphs],
-            "empty": "No graph uses this version (through its functions)."}
+    return used_by("Graphs using this version", "used-graphs",
+                   [(g.graph_uri, version_url(g), g.status) for g in graphs],
+                   "No graph uses this version (through its functions).")

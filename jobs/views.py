@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 from policygrid.errors import PolicyGridError
 from rest_framework.exceptions import APIException
 
-from governance.panels import register
+from governance.panels import register, used_by
 from jobs import services
 from jobs.choices import JobStatus
 from jobs.models import Job
@@ -74,8 +74,6 @@ def jobs_panel(request, policy):
     if not request.user.has_perm(view_permission(Job)):
         return None
     jobs = list(Job.objects.filter(policy=policy).only("job_id", "job_name", "job_status", "created_at")[:10])
-    return {"template": "portal/panels/used_by.html", "title": "Recent jobs of this version", "testid": "used-jobs",
-            "rows": [{"label": j.job_name, "url": reverse("portal-job", args=[j.job_id]), "status": j.job_status}
-                     for j in jobs],
-            "more": reverse("portal-job-list") + f"?job_policy_rule_uri={policy.key}",
-            "empty": "No job has run this version."}
+    return used_by("Recent jobs of this version", "used-jobs",
+                   [(j.job_name, reverse("portal-job", args=[j.job_id]), j.job_status) for j in jobs],
+                   "No job has run this version.", reverse("portal-job-list") + f"?job_policy_rule_uri={policy.key}")
