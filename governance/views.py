@@ -28,6 +28,7 @@ from governance.panels import panels_for
 
 # URL kind → model label. The API's own routes are /policy and /graphs; pages say /portal/policy/<uri>/.
 KINDS = {"policy": "policies.policyrule", "graph": "graphs.graph"}
+VERSIONS_SHOWN = 100  # the newest versions of a name on a version's page and in its compare form
 FORMATTER = HtmlFormatter(cssclass="highlight", linenos="inline", wrapcode=True)
 DIFF_FORMATTER = HtmlFormatter(cssclass="highlight diff", wrapcode=True)
 
@@ -162,7 +163,7 @@ def _versions_of(obj):
     model = type(obj)
     name_field = next(n for n in model.identity_fields if n.endswith("name"))
     return model.objects.filter(**{name_field: getattr(obj, name_field)}).order_by("-created_at").only(
-        model.lookup_field, "status", "created_at", "updated_at", *lifecycle.version_fields(model))
+        model.lookup_field, "status", "created_at", "updated_at", *lifecycle.version_fields(model))[:VERSIONS_SHOWN]
 
 
 @login_required

@@ -286,8 +286,20 @@ $("layout").addEventListener("click", () => { note(`Laid out in ${Math.round(lay
 $("zoom-in").addEventListener("click", () => cy.zoom({ level: cy.zoom() * 1.2, renderedPosition: { x: cy.width() / 2, y: cy.height() / 2 } }));
 $("zoom-out").addEventListener("click", () => cy.zoom({ level: cy.zoom() / 1.2, renderedPosition: { x: cy.width() / 2, y: cy.height() / 2 } }));
 $("fit").addEventListener("click", () => cy.fit(undefined, 40));
+function selectNext() {
+  // Keyboard selection: N moves the selection to the next node, in the order they were added.
+  const all = nodes();
+  if (!all.length) return;
+  const current = all.filter(":selected")[0];
+  const next = current ? all[(all.indexOf(current) + 1) % all.length] : all[0];
+  cy.elements().unselect();
+  next.select();
+  note(`Selected ${next.id()}.`);
+}
+
 $("canvas").addEventListener("keydown", (e) => {
   const keys = {
+    n: selectNext,
     Delete: deleteSelected, Backspace: deleteSelected, l: layout, f: () => cy.fit(undefined, 40),
     c: () => setConnectMode($("mode-connect")?.getAttribute("aria-pressed") !== "true"),
     "+": () => $("zoom-in").click(), "=": () => $("zoom-in").click(), "-": () => $("zoom-out").click(),

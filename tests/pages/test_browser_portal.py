@@ -252,8 +252,9 @@ def test_a_graph_built_by_drag_and_drop_goes_through_review(browser, live_server
 
 
 @closes_its_connections
-def test_the_server_refuses_what_the_canvas_cannot_check(browser, live_server, world):
-    """Save is validated by the API: a function deleted since the page loaded is named in the message."""
+def test_the_editor_works_from_the_keyboard_and_the_server_has_the_last_word(browser, live_server, world):
+    """Keyboard only: add, connect, select, delete. Save is validated by the API: a function deleted since the
+    page loaded is named in the message."""
     from functions.models import Function
 
     Function.objects.create(function_id="short-lived", function_executor_id="edge-1",
@@ -261,8 +262,26 @@ def test_the_server_refuses_what_the_canvas_cannot_check(browser, live_server, w
     context, page = open_page(browser, live_server.url, "author-user")
     page.goto(live_server.url + "/portal/graphs/editor/")
     page.wait_for_selector("[data-testid=palette] .palette-item")
+    # The keyboard alone: add two nodes, connect them with the edge form, select one and delete it.
+    for fid in ("decide", "geo-ip"):
+        page.focus(f"[data-testid=palette] .palette-item[data-id={fid}]")
+        page.keyboard.press("Enter")
+    page.select_option("#edge-from", "geo-ip")
+    page.select_option("#edge-to", "decide")
+    page.focus("#edge-form button")
+    page.keyboard.press("Enter")
+    assert page.evaluate("window.policygridEditor.edges().length") == 1
+    page.focus("#canvas")
+    page.keyboard.press("n")
+    page.keyboard.press("Delete")
+    assert page.evaluate("window.policygridEditor.nodes().map(n => n.id())") == ["geo-ip"]
+    assert page.evaluate("window.policygridEditor.edges().length") == 0
+    page.keyboard.press("Delete")  # geo-ip is not selected: nothing happens
+    page.keyboard.press("n")
+    page.keyboard.press("Delete")
+    assert page.evaluate("window.policygridEditor.nodes().length") == 0
     page.focus("[data-testid=palette] .palette-item[data-id=short-lived]")
-    page.keyboard.press("Enter")  # the keyboard adds a node too
+    page.keyboard.press("Enter")
     Function.objects.filter(function_id="short-lived").delete()
     page.fill("[data-testid=graph-name]", "gone")
     page.fill("[data-testid=graph-version]", "1.0")
