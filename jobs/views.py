@@ -2,6 +2,7 @@
 and cancelling it through ``jobs.services.cancel_job``."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -35,6 +36,12 @@ class JobListView(RecordListView):
     detail_url = staticmethod(lambda obj: reverse("portal-job", args=[obj.job_id]))
 
 
+def job_or_404(key: str) -> Job:
+    if not services.is_uuid(key):  # a job_id is a UUID: anything else names no job (not a 500)
+        raise Http404(f"no job {key}")
+    return get_object_or_404(Job, job_id=key)
+
+
 def may_cancel(user, job) -> bool:
     return job.job_status in JobStatus.ACTIVE and user.has_perm("jobs.change_job")
 
@@ -42,9 +49,7 @@ def may_cancel(user, job) -> bool:
 @login_required
 def job_detail(request, key):
     require_permission(request.user, view_permission(Job))
-    job = get_object_or_404(Job, job_id=key) if services.is_uuid(key) else None
-    if job is None:
-        return render(request, "404.html", status=404)
+    job = job_or_404(key)
     try:
         logs = services.job_logs(job, LOG_TAIL)
     except PolicyGridError as exc:
@@ -59,7 +64,7 @@ def job_detail(request, key):
 @require_POST
 def job_cancel(request, key):
     require_permission(request.user, "jobs.change_job")
-    job = get_object_or_404(Job, job_id=key)
+    job = job_or_404(key)
     try:
         services.cancel_job(request.user, job)
     except APIException as exc:

@@ -338,7 +338,9 @@ async function save() {
   const positions = {};
   for (const node of nodes()) positions[node.id()] = node.position();
   body.graph_metadata = { ...(graph && graph.graph_metadata), editor: { positions } };
-  const update = config.mode === "update";
+  // The draft this page opened is changed in place; a new name, version or tag makes a new draft.
+  const identity = ["graph_name", "graph_version", "graph_release_tag"];
+  const update = config.mode === "update" && identity.every((name) => body[name] === graph[name]);
   const url = update ? `/graphs/${encodeURIComponent(graph.graph_uri)}` : "/graphs";
   const response = await fetch(url, {
     method: update ? "PUT" : "POST",

@@ -222,6 +222,14 @@ def test_a_graph_built_by_drag_and_drop_goes_through_review(browser, live_server
     assert graph.graph_connection_data == {"fetch-ip": ["score-ip", "geo-ip"], "score-ip": ["decide"],
                                            "geo-ip": ["decide"]} or sorted(graph.graph_connection_data["fetch-ip"]) == ["geo-ip", "score-ip"]
     assert graph.graph_merge_mode == "keyed" and graph.graph_input_schema == {"ip": {"type": "string"}}
+    # The draft opens editable and saves in place (PUT /graphs/<uri>).
+    page.click("[data-testid=open-editor]")
+    page.wait_for_selector("[data-testid=validation]:has-text('Valid: 4 nodes')")
+    page.fill("#graph_description", "Scores an address two ways.")
+    page.click("[data-testid=save]")
+    page.wait_for_url("**/portal/graph/drawn-pipeline:1.0-beta/")
+    graph.refresh_from_db()
+    assert graph.graph_description == "Scores an address two ways." and Graph.objects.count() == 2
     page.fill("#submit-comment", "Drawn in the editor")
     page.click("[data-testid=submit]")
     page.wait_for_selector("text=submitted for review")

@@ -87,6 +87,16 @@ def test_the_lists_make_no_query_per_row(world, page_client, new_policy, users):
     assert counts() == before
 
 
+def test_unknown_records_answer_404(world, page_client):
+    client = page_client("admin")
+    for url in ("/portal/jobs/not-a-uuid/", "/portal/jobs/00000000-0000-0000-0000-000000000000/",
+                "/portal/executors/nope/", "/portal/functions/nope/", "/portal/assets/nope:1-x/",
+                "/portal/playground/nope:1-x/", "/portal/graphs/editor/nope:1-x/", "/portal/policy/nope:1-x/",
+                "/portal/policy/compare/?a=nope:1-x&b=nope:2-x"):
+        assert client.get(url).status_code == 404, url
+    assert client.post("/portal/jobs/not-a-uuid/cancel/").status_code == 404
+
+
 def test_a_viewer_sees_no_action_it_cannot_take(world, page_client):
     client = page_client("viewer")
     pages = {
