@@ -34,6 +34,7 @@ class JobListView(RecordListView):
     )
     default_sort = "-created_at"
     detail_url = staticmethod(lambda obj: reverse("portal-job", args=[obj.job_id]))
+    live = ("job_status", JobStatus.ACTIVE)
 
 
 def job_or_404(key: str) -> Job:

@@ -94,6 +94,8 @@ class RecordListView(LoginRequiredMixin, TemplateView):
     default_sort = ""
     noun = "record"
     testid = "record-list"
+    # (field, values): while a row shown has one of these values, the page refreshes its rows every few seconds.
+    live: tuple[str, frozenset] | None = None
 
     def filterset(self):
         return self.filterset_class or filterset_for(self.model)
@@ -127,6 +129,8 @@ class RecordListView(LoginRequiredMixin, TemplateView):
             "has_query_box": issubclass(self.model, RecordModel),
             "filtered": any(params.get(name) for name in params if name not in ("page", "page_size", "sort")),
             "keep": self.kept_params(),
+            "live": bool(page and self.live and any(getattr(obj, self.live[0]) in self.live[1]
+                                                     for obj in page.object_list)),
         }
 
     def filter_inputs(self, form) -> list:

@@ -16,3 +16,21 @@ for (const form of document.querySelectorAll("form[method=get]")) {
     setTimeout(() => { for (const field of form.elements) field.disabled = false; }, 0);
   });
 }
+
+// A list showing records still under way (running jobs) refreshes its rows from the same URL until none is.
+const results = document.querySelector("#results[data-live]");
+if (results) {
+  const refresh = async () => {
+    try {
+      const html = await (await fetch(window.location.href, { credentials: "same-origin" })).text();
+      const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("results");
+      if (!fresh) return;
+      results.replaceChildren(...fresh.childNodes);
+      if (!fresh.hasAttribute("data-live")) { results.removeAttribute("data-live"); return; }
+    } catch (error) {
+      return;
+    }
+    setTimeout(refresh, Number(results.dataset.live));
+  };
+  setTimeout(refresh, Number(results.dataset.live));
+}

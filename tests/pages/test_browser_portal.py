@@ -97,6 +97,8 @@ def test_a_job_page_follows_the_job_live(browser, live_server, world):
     job.resolve_references()
     job.save()
     context, page = open_page(browser, live_server.url, "operator-user")
+    page.goto(f"{live_server.url}/portal/jobs/")
+    assert page.locator("#results[data-live]").count() == 1  # a running job: the list refreshes itself
     page.goto(f"{live_server.url}/portal/jobs/{job.job_id}/")
     assert page.inner_text("[data-testid=status]") == "running"
     assert page.locator("[data-testid=cancel]").is_visible()
@@ -105,6 +107,8 @@ def test_a_job_page_follows_the_job_live(browser, live_server, world):
     page.locator("[data-testid=status]", has_text="completed").wait_for(timeout=15000)
     assert '"allowed": true' in page.inner_text("#job-output")
     assert page.locator("[data-testid=cancel]").count() == 0
+    page.goto(f"{live_server.url}/portal/jobs/")
+    assert page.locator("#results[data-live]").count() == 0  # nothing under way any more
     # The world's executor has no service behind it: its logs answer 502, which the page shows as no lines.
     assert not [p for p in page.problems if "502" not in p], page.problems
     context.close()
@@ -242,6 +246,7 @@ def test_a_graph_built_by_drag_and_drop_goes_through_review(browser, live_server
     page.click("[data-testid=approve]")
     page.wait_for_selector("text=approved.")
     assert page.inner_text("[data-testid=status]") == "Approved"
+    shot(page, "graph-version-approved")
     context.close()
 
     # Approved: the editor opens read-only, with a new-version button that starts a new draft from it.
