@@ -111,7 +111,7 @@ class RecordListView(LoginRequiredMixin, TemplateView):
         else:
             state.errors.update({name: "; ".join(errs) for name, errs in filterset.errors.items()})
         queryset = self.apply_document(queryset, state)
-        queryset = self.apply_sort(queryset, state)
+        queryset = self.apply_sort(queryset, state).only(*self.shown_fields())
         page = self.page_of(queryset, state)
         return {
             **super().get_context_data(**kwargs),
@@ -132,6 +132,16 @@ class RecordListView(LoginRequiredMixin, TemplateView):
             "live": bool(page and self.live and any(getattr(obj, self.live[0]) in self.live[1]
                                                      for obj in page.object_list)),
         }
+
+    def shown_fields(self) -> set[str]:
+        """The columns a row reads: records have wide JSON columns, and sorting whole rows to reach a page is
+        what made a list of 10,000 policies slow."""
+        concrete = {f.name for f in self.model._meta.concrete_fields}
+        wanted = {self.model._meta.pk.name, getattr(self.model, "lookup_field", "pk"), *self.related}
+        wanted |= {column.attr.split(".")[0] for column in self.columns}
+        if self.live:
+            wanted.add(self.live[0])
+        return wanted & concrete
 
     def filter_inputs(self, form) -> list:
         """The declared filters' inputs; a choice's empty option reads "Any"."""
