@@ -37,7 +37,8 @@ class GraphListView(RecordListView):
         Column("Created by", "created_by"),
         Column("Updated", "updated_at", "time", "updated_at"),
     )
-    default_sort = "-updated_at"
+    # By key: the versions of a name side by side, read through the key's unique index.
+    default_sort = "graph_uri"
     detail_url = staticmethod(version_url)
     actions = (Action("New graph", "portal-graph-editor", "graphs.add_graph"),)
 

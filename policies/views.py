@@ -33,7 +33,8 @@ class PolicyListView(RecordListView):
         Column("Created by", "created_by"),
         Column("Updated", "updated_at", "time", "updated_at"),
     )
-    default_sort = "-updated_at"
+    # By key: the versions of a name side by side, read through the key's unique index.
+    default_sort = "policy_rule_uri"
     detail_url = staticmethod(version_url)
 
 

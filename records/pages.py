@@ -203,8 +203,9 @@ class RecordListView(LoginRequiredMixin, TemplateView):
     def column_head(self, column: Column, state: ListState) -> dict:
         if not column.sort:
             return {"title": column.title}
-        ascending = state.sort == column.sort
-        descending = state.sort == f"-{column.sort}"
+        current = state.sort or self.default_sort
+        ascending = current == column.sort
+        descending = current == f"-{column.sort}"
         following = f"-{column.sort}" if ascending else column.sort
         return {"title": column.title, "sort": following, "arrow": "▲" if ascending else "▼" if descending else ""}
 

@@ -70,8 +70,10 @@ def test_browsing_and_searching(browser, live_server, world):
     assert "$bogus" in page.inner_text("[data-testid=query-error]")
     # Sorting by a column header, and the compare of two versions.
     page.goto(base + "/portal/policies/")
-    page.click("th >> text=Version")
-    page.wait_for_url("**sort=policy_rule_uri**")
+    page.click("th >> text=Version")  # sorted by version already: a click reverses it
+    page.wait_for_url("**sort=-policy_rule_uri**")
+    listed = page.inner_text("[data-testid=version-list]")
+    assert listed.index("ip_allowlist:1.1-beta") < listed.index("ip_allowlist:1.0-beta")
     page.goto(f"{base}/portal/policy/{world['approved'].key}/")
     page.click("#versions >> text=Show diff")
     page.wait_for_selector("[data-testid=compare]")
