@@ -29,7 +29,7 @@ class PolicyListView(RecordListView):
     columns = (
         Column("Version", "policy_rule_uri", "link", "policy_rule_uri"),
         Column("Status", "status", "badge", "status"),
-        Column("Tags", "tags"),
+        Column("Tags", "tags", "tags"),
         Column("Created by", "created_by"),
         Column("Updated", "updated_at", "time", "updated_at"),
     )
