@@ -9,4 +9,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
 .venv/bin/python -m pip install --quiet -e './sdk[executor,s3,redis]' -e .
+scripts/build_frontend.sh || true   # the pages' JavaScript (npm + esbuild); says so if Node is missing
 exec .venv/bin/python manage.py run_embedded "$@"

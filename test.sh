@@ -10,6 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
 .venv/bin/python -m pip install --quiet -e './sdk[executor,s3,redis]' -e '.[dev]' || exit 1
+scripts/build_frontend.sh || exit 1   # the pages' JavaScript, which the browser tests load
 
 # The browser test drives Debian's chromium (Playwright can't download its own browser here).
 if [ ! -x /usr/bin/chromium ]; then

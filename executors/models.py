@@ -89,3 +89,20 @@ class PolicyExecutor(RecordModel):
                 errors[field] = ["must be a JSON object"]
         if errors:
             raise ValidationError(errors)
+
+
+class ExecutorProbe(models.Model):
+    """One health probe of an executor (``executors.services.record_probe``): the history the executor's page
+    plots. Bounded: each probe deletes that executor's probes beyond ``PROBES_KEPT``, newest kept."""
+
+    PROBES_KEPT = 500
+
+    executor = models.ForeignKey(PolicyExecutor, on_delete=models.CASCADE, related_name="probes")
+    probed_at = models.DateTimeField(db_index=True)
+    status = models.CharField(max_length=20, choices=ExecutorStatus.choices)
+    latency_ms = models.FloatField(null=True, blank=True)
+    reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-probed_at"]
+        indexes = [models.Index(fields=["executor", "-probed_at"], name="executors_probe_recent")]

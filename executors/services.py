@@ -30,7 +30,7 @@ from policygrid.wire import (
 
 from audit.services import audit_object
 from executors.choices import ExecutorStatus
-from executors.models import PolicyExecutor
+from executors.models import ExecutorProbe, PolicyExecutor
 from executors.transport import (
     ConnectFailed,
     ConnectTimeoutError,
@@ -290,12 +290,23 @@ def record_probe(executor: PolicyExecutor, outcome: dict[str, Any], actor=None) 
         executor.last_seen = timezone.now()
     # Only the probe's fields: a concurrent edit of the record's other fields is never overwritten.
     executor.save(update_fields=["executor_status", "latency_ms", "health_data", "last_seen", "updated_at"])
+    keep_probe(executor, outcome)
     if previous != executor.executor_status:
         audit_object(actor, "executor.status_change", executor, {
             "from": previous, "to": executor.executor_status, "reason": outcome.get("reason", ""),
             "latency_ms": outcome["latency_ms"],
         })
     return executor
+
+
+def keep_probe(executor: PolicyExecutor, outcome: dict[str, Any]) -> None:
+    """Append the probe to the executor's bounded history (the page's plot): the oldest beyond the bound go."""
+    ExecutorProbe.objects.create(executor=executor, probed_at=timezone.now(), status=outcome["status"],
+                                 latency_ms=outcome["latency_ms"], reason=outcome.get("reason", "")[:2000])
+    stale = (ExecutorProbe.objects.filter(executor=executor).order_by("-probed_at", "-pk")
+             .values_list("pk", flat=True)[ExecutorProbe.PROBES_KEPT:ExecutorProbe.PROBES_KEPT + 100])
+    if stale:
+        ExecutorProbe.objects.filter(pk__in=list(stale)).delete()
 
 
 def probe_executor(executor: PolicyExecutor, actor=None) -> PolicyExecutor:

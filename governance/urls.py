@@ -14,8 +14,7 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="portal-logout"),
     path("review/", views.review_queue, name="portal-review-queue"),
-    path("policies/", views.version_list, {"kind": "policy"}, name="portal-policy-list"),
-    path("graphs/", views.version_list, {"kind": "graph"}, name="portal-graph-list"),
+    path("<str:kind>/compare/", views.version_compare, name="portal-compare"),
     path("<str:kind>/<str:key>/", views.version_detail, name="portal-version"),
     path("<str:kind>/<str:key>/<str:transition>/", views.version_transition, name="portal-transition"),
 ]

@@ -24,10 +24,11 @@ from governance import diff as version_diff
 from governance import lifecycle
 from governance.choices import LifecycleStatus
 from governance.contributors import contribution_of, contributors
-from records.api.filtersets import filterset_for
+from governance.panels import panels_for
 
 # URL kind → model label. The API's own routes are /policy and /graphs; pages say /portal/policy/<uri>/.
 KINDS = {"policy": "policies.policyrule", "graph": "graphs.graph"}
+VERSIONS_SHOWN = 100  # the newest versions of a name on a version's page and in its compare form
 FORMATTER = HtmlFormatter(cssclass="highlight", linenos="inline", wrapcode=True)
 DIFF_FORMATTER = HtmlFormatter(cssclass="highlight diff", wrapcode=True)
 
@@ -81,27 +82,6 @@ def review_queue(request):
     })
 
 
-@login_required
-def version_list(request, kind: str):
-    model = _model(kind)
-    _require_view(request.user, model)
-    queryset = model.objects.all().order_by("-updated_at")
-    # The API list's own filters (status, q for free text…): one implementation of searching a resource.
-    filterset = filterset_for(model)(request.GET, queryset=queryset)
-    if filterset.is_valid():
-        queryset = filterset.qs
-    status = request.GET.get("status")
-    return render(request, "portal/version_list.html", {
-        "kind": kind,
-        "label": model._meta.verbose_name_plural,
-        "objects": queryset[:500],
-        "statuses": LifecycleStatus.choices,
-        "current_status": status if status in LifecycleStatus.values else None,
-        "query": request.GET.get("q", ""),
-        "nav": kind,
-    })
-
-
 def _highlight_file(path: str, data: bytes) -> str:
     try:
         text = data.decode("utf-8")
@@ -112,6 +92,19 @@ def _highlight_file(path: str, data: bytes) -> str:
     except ClassNotFound:
         lexer = TextLexer(stripnl=False)
     return mark_safe(highlight(text, lexer, FORMATTER))
+
+
+def _changes(obj, against, files: dict[str, bytes]) -> dict:
+    """The field and package-file differences from ``against`` to ``obj`` (``files``: ``obj``'s), highlighted."""
+    changes = version_diff.diff(obj, against, with_files=False)
+    changes["files"] = version_diff.diff_files(against.package_files(), files, against.key, obj.key)
+    for item in changes["files"]["changed"]:
+        item["html"] = mark_safe(highlight(item["diff"], DiffLexer(), DIFF_FORMATTER)) if item["diff"] else ""
+    changes["field_rows"] = [
+        {"name": name, "old": _pretty(value["from"]), "new": _pretty(value["to"])}
+        for name, value in changes["fields"].items()
+    ]
+    return changes
 
 
 def _pretty(value) -> str:
@@ -129,16 +122,7 @@ def version_detail(request, kind: str, key: str):
     release = lifecycle.release_of(obj)
     files = obj.package_files()
     previous = version_diff.previous_approved(obj)
-    changes = None
-    if previous is not None:
-        changes = version_diff.diff(obj, previous, with_files=False)
-        changes["files"] = version_diff.diff_files(previous.package_files(), files, previous.key, obj.key)
-        for item in changes["files"]["changed"]:
-            item["html"] = mark_safe(highlight(item["diff"], DiffLexer(), DIFF_FORMATTER)) if item["diff"] else ""
-        changes["field_rows"] = [
-            {"name": name, "old": _pretty(value["from"]), "new": _pretty(value["to"])}
-            for name, value in changes["fields"].items()
-        ]
+    changes = _changes(obj, previous, files) if previous is not None else None
     fields = [
         {"name": field.name, "value": _pretty(getattr(obj, field.name)), "frozen": field.name in obj.frozen_fields}
         for field in obj._meta.concrete_fields
@@ -168,8 +152,29 @@ def version_detail(request, kind: str, key: str):
         "can_deprecate": obj.status == LifecycleStatus.APPROVED and can_review,
         "can_retire": obj.status in LifecycleStatus.EXECUTABLE and can_review,
         "signing_enabled": settings.SIGNING_ENABLED,
+        "versions": list(_versions_of(obj)),
+        "panels": panels_for(request, obj),
     }
     return render(request, "portal/version_detail.html", context)
+
+
+def _versions_of(obj):
+    """Every version of ``obj``'s name, newest first: the side-by-side list and the compare form's choices."""
+    model = type(obj)
+    name_field = next(n for n in model.identity_fields if n.endswith("name"))
+    return model.objects.filter(**{name_field: getattr(obj, name_field)}).order_by("-created_at").only(
+        model.lookup_field, "status", "created_at", "updated_at", *lifecycle.version_fields(model))[:VERSIONS_SHOWN]
+
+
+@login_required
+def version_compare(request, kind: str):
+    """Any two versions side by side (``?a=<older key>&b=<newer key>``): the review page's own diff."""
+    old = _object(kind, request.GET.get("a", ""), request.user)
+    new = _object(kind, request.GET.get("b", ""), request.user)
+    return render(request, "portal/version_compare.html", {
+        "kind": kind, "nav": kind, "old": old, "new": new, "changes": _changes(new, old, new.package_files()),
+        "versions": list(_versions_of(new)),
+    })
 
 
 TRANSITIONS = {

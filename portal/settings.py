@@ -100,6 +100,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -191,11 +192,12 @@ STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(STATE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("POLICYGRID_MEDIA_ROOT", str(STATE_DIR / "media")))
 WHITENOISE_USE_FINDERS = True
-# WhiteNoise expects STATIC_ROOT to exist even when it serves through the finders (no collectstatic step). Not
-# inside a state folder that doesn't exist: a command aimed at the wrong folder must not leave an empty one.
+# WhiteNoise wants STATIC_ROOT to exist (no collectstatic); never inside a state folder that doesn't exist.
 if STATIC_ROOT.parent.is_dir():
     STATIC_ROOT.mkdir(exist_ok=True)
 
+# The pages' CSP (django-csp): scripts from our static files only; Swagger UI and the admin inline theirs.
+CONTENT_SECURITY_POLICY = {"EXCLUDE_URL_PREFIXES": ["/api/docs/", "/admin/"], "DIRECTIVES": {"default-src": ["'self'"], "script-src": ["'self'"], "style-src": ["'self'", "'unsafe-inline'"], "img-src": ["'self'", "data:"], "object-src": ["'none'"], "base-uri": ["'self'"], "frame-ancestors": ["'none'"]}}
 LOGIN_URL = "/portal/login/"
 LOGIN_REDIRECT_URL = "/portal/"
 LOGOUT_REDIRECT_URL = "/portal/login/"
@@ -378,10 +380,9 @@ JOB_DEFAULT_TIMEOUT = env_int("POLICYGRID_JOB_DEFAULT_TIMEOUT", 600)
 JOB_MAX_TIMEOUT = env_int("POLICYGRID_JOB_MAX_TIMEOUT", 86400)
 JOB_LOST_GRACE = env_int("POLICYGRID_JOB_LOST_GRACE", 60)
 JOB_RECONCILE_INTERVAL = env_float("POLICYGRID_JOB_RECONCILE_INTERVAL", 30)
-# Functions (Type 4): how long a deployment may take to become ready; how often deployed ones are checked.
+# Functions, the resource allocator (docs/runtime.md §6) and the Kubernetes runtime: README, Configuration.
 FUNCTION_DEPLOY_TIMEOUT = env_float("POLICYGRID_FUNCTION_DEPLOY_TIMEOUT", 120)
 FUNCTION_RECONCILE_INTERVAL = env_float("POLICYGRID_FUNCTION_RECONCILE_INTERVAL", 30)
-# The resource allocator (docs/runtime.md §6): the default allocator policy, and how long one placement may take.
 RESOURCE_ALLOCATOR_URI = env_str("POLICYGRID_RESOURCE_ALLOCATOR_URI", "resource_allocator:1.0-default")
 RESOURCE_ALLOCATOR_TIMEOUT = env_float("POLICYGRID_RESOURCE_ALLOCATOR_TIMEOUT", 10)
 KUBECONFIG_KEYS = env_list("POLICYGRID_KUBECONFIG_KEYS", [])  # Fernet keys of kubeconfigs, newest first (docs/kubernetes.md)
@@ -396,5 +397,4 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 LOGGING = {"version": 1, "disable_existing_loggers": False, "handlers": {"console": {"class": "logging.StreamHandler"}},
-           "root": {"handlers": ["console"], "level": env_str("POLICYGRID_LOG_LEVEL", "INFO")},
-           "loggers": {"django.request": {"level": "ERROR"}}}
+           "root": {"handlers": ["console"], "level": env_str("POLICYGRID_LOG_LEVEL", "INFO")}, "loggers": {"django.request": {"level": "ERROR"}}}

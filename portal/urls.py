@@ -3,13 +3,16 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from portal import views
+from portal import dashboard, views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),
     path("metrics", views.metrics, name="metrics"),
-    path("portal/", include("governance.urls")),
+    # Pages: each app's own, then the governed versions' review pages (whose <kind>/<key>/ comes last).
+    path("portal/dashboard/", dashboard.dashboard, name="portal-dashboard"),
+    *[path("portal/", include(f"{app}.urls")) for app in ("policies", "executors", "jobs", "functions", "graphs",
+                                                          "audit", "governance")],
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("accounts.api.urls")),

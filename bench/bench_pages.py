@@ -1,0 +1,153 @@
+"""Benchmark of the portal pages (issue 18's figure: every page's server time ≤ 100 ms at 10,000 policies and
+1,000 jobs/runs, on PostgreSQL).
+
+Run:  .venv/bin/python bench/bench_pages.py
+      BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_pages .venv/bin/python bench/bench_pages.py
+
+By default it uses the database ``bench_pages`` of the PostgreSQL at 127.0.0.1:5432 (user postgres), created if
+missing; its tables are migrated and its records replaced — never point it at a database you care about. Each
+page is fetched in-process through Django's test client (the whole request: session, middleware, view,
+template), REPEAT times after a warm-up; the figures are the median and p95 of the server time.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+STATE = Path(tempfile.mkdtemp(prefix="bench-pages-"))
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_pages"
+os.environ["POLICYGRID_STATE_DIR"] = str(STATE)
+os.environ["POLICYGRID_ALLOW_PRIVATE_NETWORKS"] = "true"
+os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+POLICIES = 10_000
+JOBS = 1_000
+REPEAT = 15
+TARGET_MS = 100
+
+
+def fresh_database(url: str) -> None:
+    """The bench's own database, dropped and created again: every run starts from the same records."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+fresh_database(os.environ["DATABASE_URL"])
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth.models import Group, User  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from policygrid.samples import sample_archive, sample_record  # noqa: E402
+
+from tests.fileserver import FileServer  # noqa: E402
+
+
+def fill() -> dict:
+    from executors.models import PolicyExecutor
+    from functions.models import Function
+    from governance import lifecycle
+    from graphs.models import Graph
+    from jobs.models import Job
+    from policies.models import PolicyRule
+    from policies.registration import register_package
+    from records.search import reindex
+
+    author = User.objects.create_user("bench-author", password="bench-pw-1")
+    author.groups.add(Group.objects.get(name="author"))
+    reviewer = User.objects.create_user("bench-reviewer", password="bench-pw-1")
+    reviewer.groups.add(Group.objects.get(name="reviewer"))
+    admin = User.objects.create_user("bench-admin", password="bench-pw-1", is_superuser=True, is_staff=True)
+    record = {k: v for k, v in sample_record("ip_allowlist").items() if k != "policy_rule_uri"}
+    url = FileServer().serve("ip_allowlist.zip", sample_archive("ip_allowlist"))
+    real = PolicyRule(**{**record, "name": "ip_allowlist", "version": "1.0", "code": url}, created_by=author)
+    real.full_clean()
+    register_package(real)
+    real.save()
+    real = lifecycle.approve(lifecycle.submit(real, author, "bench"), reviewer, "ok")
+    started = time.perf_counter()
+    batch = []
+    for i in range(POLICIES - 1):
+        policy = PolicyRule(**{**record, "name": f"policy-{i % 500}", "version": f"{i // 500}.{i % 7}",
+                               "description": f"bench policy {i}", "tags": "bench,security" if i % 3 else "bench"},
+                            created_by=author, status="approved" if i % 4 else "draft")
+        policy.compute_derived_fields()
+        batch.append(policy)
+    PolicyRule.objects.bulk_create(batch, batch_size=2000)
+    reindex(PolicyRule)
+    executor = PolicyExecutor.objects.create(executor_id="local", executor_host_uri="http://127.0.0.1:9")
+    for fid in ("fetch-ip", "score-ip", "geo-ip", "decide"):
+        Function.objects.create(function_id=fid, function_executor_id="local", executor=executor,
+                                function_policy_rule_uri=real.key, policy=real, function_status="ready")
+    graph = Graph(graph_name="ip-pipeline", graph_version="1.0", graph_release_tag="beta", created_by=author,
+                  graph_function_ids=["fetch-ip", "score-ip", "geo-ip", "decide"],
+                  graph_connection_data={"fetch-ip": ["score-ip", "geo-ip"], "score-ip": ["decide"], "geo-ip": ["decide"]})
+    graph.save()
+    jobs = [Job(job_name=f"job-{i}", job_policy_rule_uri=real.key, job_executor_id="local", policy=real,
+                executor=executor, job_status=("completed", "failed", "running")[i % 3], job_inputs={"ip": f"10.0.0.{i % 250}"})
+            for i in range(JOBS)]
+    Job.objects.bulk_create(jobs)
+    reindex(Job)
+    from executors.services import record_probe
+
+    for i in range(300):
+        record_probe(executor, {"status": "healthy" if i % 10 else "degraded", "latency_ms": 2.0 + i % 5, "health": {}})
+    print(f"filled {POLICIES} policies, {JOBS} jobs, 300 probes in {time.perf_counter() - started:.1f} s")
+    return {"real": real, "graph": graph, "job": Job.objects.first(), "admin": admin}
+
+
+def measure(client: Client, url: str) -> tuple[float, float, int]:
+    response = client.get(url)
+    assert response.status_code == 200, (url, response.status_code)
+    times = []
+    for _ in range(REPEAT):
+        started = time.perf_counter()
+        client.get(url)
+        times.append(time.perf_counter() - started)
+    times.sort()
+    return statistics.median(times) * 1000, times[int(len(times) * 0.95) - 1] * 1000, len(response.content)
+
+
+def main() -> None:
+    call_command("migrate", verbosity=0)
+    world = fill()
+    client = Client()
+    client.force_login(world["admin"])
+    real, graph, job = world["real"], world["graph"], world["job"]
+    pages = [
+        "/portal/dashboard/", "/portal/review/", "/portal/policies/", "/portal/policies/?q=bench+policy+42",
+        "/portal/policies/?status=approved&sort=-policy_rule_uri", "/portal/policies/?page=200",
+        '/portal/policies/?filter={"tags": {"$regex": "security"}, "version": "3.2"}',
+        "/portal/graphs/", "/portal/functions/", "/portal/executors/", "/portal/jobs/",
+        '/portal/jobs/?filter={"inputs.ip": "10.0.0.7"}', "/portal/assets/", "/portal/audit/",
+        f"/portal/policy/{real.key}/", f"/portal/graph/{graph.key}/", "/portal/executors/local/",
+        f"/portal/jobs/{job.job_id}/", "/portal/functions/decide/", f"/portal/playground/{real.key}/",
+        "/portal/graphs/editor/", f"/portal/graphs/editor/{graph.key}/",
+    ]
+    print(f"server time per page ({connection.vendor}, {POLICIES} policies, {JOBS} jobs; median / p95 of {REPEAT}):")
+    worst = 0.0
+    for url in pages:
+        median, p95, size = measure(client, url)
+        worst = max(worst, median)
+        print(f"  {median:7.1f} ms  {p95:7.1f} ms  {size / 1024:6.1f} KiB  {url}")
+    print(f"slowest median {worst:.1f} ms: target ≤ {TARGET_MS} ms {'met' if worst <= TARGET_MS else 'MISSED'}")
+    print("command: .venv/bin/python bench/bench_pages.py   (BENCH_DATABASE_URL to choose the database)")
+
+
+if __name__ == "__main__":
+    main()
