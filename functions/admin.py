@@ -1,5 +1,5 @@
-"""Admin of functions: the deployment's fields are read-only (written by the function services); removal is an
-action that stops the replicas too (a plain delete would leave them running)."""
+"""Admin of functions: the deployment's fields are read-only (written by the function services); deleting one
+removes it through the service, which stops its replicas first (a bare row delete would leave them running)."""
 from django.contrib import admin, messages
 from policygrid.errors import PolicyGridError
 from rest_framework.exceptions import APIException
@@ -18,22 +18,20 @@ class FunctionAdmin(RecordAdmin):
                       "function_status", "function_message", "function_policy_data", "policy_rule_parameters",
                       "policy_rule_settings", "replicas", "autoscaling", "resources", "node_selector",
                       "policy_retired")
-    actions = ["remove_functions"]
 
     def has_add_permission(self, request):
         return False  # functions exist only by deployment
 
-    def has_delete_permission(self, request, obj=None):
-        return False  # removal stops the replicas: the action below, not a bare delete
+    def delete_model(self, request, obj):
+        self._remove(request, obj)
 
-    @admin.action(description="Remove the selected functions (stop their replicas, delete the records)",
-                  permissions=["change"])
-    def remove_functions(self, request, queryset):
+    def delete_queryset(self, request, queryset):
         for function in queryset:
-            try:
-                services.remove_function(request.user, function.function_id)
-            except (APIException, PolicyGridError) as exc:
-                self.message_user(request, f"function {function.function_id}: {getattr(exc, 'detail', exc)}",
-                                  messages.WARNING)
-            else:
-                self.message_user(request, f"function {function.function_id} removed")
+            self._remove(request, function)
+
+    def _remove(self, request, function):
+        try:
+            services.remove_function(request.user, function.function_id)
+        except (APIException, PolicyGridError) as exc:
+            self.message_user(request, f"function {function.function_id}: {getattr(exc, 'detail', exc)}",
+                              messages.WARNING)
