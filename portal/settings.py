@@ -60,7 +60,6 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 # State folder of the embedded setup: SQLite file, uploaded assets, broker folders, keys.
 STATE_DIR = Path(env_str("POLICYGRID_STATE_DIR", str(BASE_DIR / "state"))).resolve()
-
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # The embedded default needs no configuration; a production deployment must set its own key.
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "policygrid-embedded-insecure-key-change-me")
@@ -104,8 +103,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "portal.urls"
-WSGI_APPLICATION = "portal.wsgi.application"
+ROOT_URLCONF, WSGI_APPLICATION = "portal.urls", "portal.wsgi.application"
 # The API's paths have no trailing slash (as in the description); never redirect POSTs to add one.
 APPEND_SLASH = False
 
@@ -287,10 +285,8 @@ API_MAX_PAGE_SIZE = env_int("POLICYGRID_MAX_PAGE_SIZE", 500)
 QUERY_MAX_RESULTS = env_int("POLICYGRID_QUERY_MAX_RESULTS", 10000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, 2 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
-
 # Reads without a token: off unless the deployment turns it on.
 ANONYMOUS_READ = env_bool("POLICYGRID_ANONYMOUS_READ", False)
-
 # Development only: let drafts and versions in review run without "dry_run" (docs/governance.md §2).
 RELAX_EXECUTION_GATE = env_bool("POLICYGRID_RELAX_EXECUTION_GATE", False)
 
@@ -343,8 +339,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's filesystem transport with atomic writes (portal/broker.py explains the race it closes).
     CELERY_BROKER_TRANSPORT = "portal.broker:Transport"
-CELERY_TASK_SERIALIZER = "json"
-CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # A lost worker loses no task (issue 13): a task is acknowledged once it has run, not when a worker takes it, and
@@ -383,6 +378,10 @@ JOB_RECONCILE_INTERVAL = env_float("POLICYGRID_JOB_RECONCILE_INTERVAL", 30)
 # Functions (Type 4): how long a deployment may take to become ready; how often deployed ones are checked.
 FUNCTION_DEPLOY_TIMEOUT = env_float("POLICYGRID_FUNCTION_DEPLOY_TIMEOUT", 120)
 FUNCTION_RECONCILE_INTERVAL = env_float("POLICYGRID_FUNCTION_RECONCILE_INTERVAL", 30)
+# Graph runs (Type 5): default and largest timeout_seconds of a run; how often active runs are reconciled.
+GRAPH_RUN_TIMEOUT, GRAPH_MAX_RUN_TIMEOUT = (env_float("POLICYGRID_GRAPH_RUN_TIMEOUT", 300),
+                                            env_float("POLICYGRID_GRAPH_MAX_RUN_TIMEOUT", 3600))
+GRAPH_RECONCILE_INTERVAL = env_float("POLICYGRID_GRAPH_RECONCILE_INTERVAL", 15)
 # The resource allocator (docs/runtime.md §6): the default allocator policy, and how long one placement may take.
 RESOURCE_ALLOCATOR_URI = env_str("POLICYGRID_RESOURCE_ALLOCATOR_URI", "resource_allocator:1.0-default")
 RESOURCE_ALLOCATOR_TIMEOUT = env_float("POLICYGRID_RESOURCE_ALLOCATOR_TIMEOUT", 10)
@@ -391,6 +390,7 @@ CELERY_BEAT_SCHEDULE = {
     name: {"task": task, "schedule": every, "options": {"expires": every}}
     for name, task, every in (("reconcile-jobs", "jobs.reconcile_jobs", JOB_RECONCILE_INTERVAL),
                               ("reconcile-functions", "functions.reconcile_functions", FUNCTION_RECONCILE_INTERVAL),
+                              ("reconcile-graph-runs", "graphs.reconcile_runs", GRAPH_RECONCILE_INTERVAL),
                               ("probe-executors", "executors.probe_executors", EXECUTOR_PROBE_INTERVAL),
                               ("audit-checkpoint", "audit.checkpoint", AUDIT_CHECKPOINT_MINUTES * 60))
 }
