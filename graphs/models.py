@@ -70,7 +70,7 @@ class Graph(GovernedModel, RecordModel):
     graph_release_tag = models.CharField(max_length=100, validators=[validate_release_tag])
     graph_metadata = models.JSONField(default=dict, blank=True)
     graph_function_ids = models.JSONField()
-    graph_connection_data = models.JSONField()
+    graph_connection_data = models.JSONField(blank=True)  # {} for a graph of one node
     graph_search_tags = models.JSONField(default=list, blank=True)
     graph_description = models.TextField(blank=True, default="")
     graph_input_schema = models.JSONField(default=dict, blank=True)
