@@ -85,7 +85,7 @@ def end_run(run: GraphRun, status: str, *, output: Any = None, error: str = "", 
                         failed_node=failed_node, finished_at=timezone.now())
         if won:
             NodeRun.objects.filter(run=run, status=NodeStatus.PENDING).update(status=NodeStatus.SKIPPED)
-            audit_object(actor if actor is not None else run.actor, "graph.run_finish", run.graph, {
+            audit_object(actor if actor is not None else run.created_by, "graph.run_finish", run.graph, {
                 "run_id": str(run.run_id), "status": status, "attempt": run.attempt, "error_type": error_type,
                 "failed_node": failed_node, "error": error[:500]}, target_key=run.graph_uri)
     return won
@@ -93,7 +93,7 @@ def end_run(run: GraphRun, status: str, *, output: Any = None, error: str = "", 
 
 def advance(run_pk: int) -> Progress:
     """One idempotent step of a run: see the module's docstring."""
-    run = GraphRun.objects.select_related("actor", "graph").filter(pk=run_pk).first()
+    run = GraphRun.objects.select_related("created_by", "graph").filter(pk=run_pk).first()
     if run is None or run.status in RunStatus.TERMINAL:
         return Progress(done=True)
     now = timezone.now()
@@ -168,7 +168,7 @@ def run_node(node_pk: int) -> float | None:
     """Claim the node, call its function, record the outcome. Returns the seconds a retry must wait, or None.
 
     A node another worker claimed (or that is no longer pending, or whose run ended) is left alone."""
-    node = NodeRun.objects.select_related("run", "run__actor").filter(pk=node_pk).first()
+    node = NodeRun.objects.select_related("run", "run__created_by").filter(pk=node_pk).first()
     if node is None or node.status != NodeStatus.PENDING or node.run.status != RunStatus.RUNNING:
         return None
     run = node.run
@@ -189,7 +189,7 @@ def run_node(node_pk: int) -> float | None:
     started = time.perf_counter()
     output, error, error_type = None, "", ""
     try:
-        output = call_function(run.actor, node.node_id, given, timeout=timeout)
+        output = call_function(run.created_by, node.node_id, given, timeout=timeout)
     except PolicyGridError as exc:
         error, error_type = exc.message, exc.error_type
     except APIException as exc:  # 409: the function is not ready

@@ -173,7 +173,8 @@ class GraphRun(models.Model):
     warnings = models.JSONField(default=list, blank=True)
     timeout_seconds = models.FloatField()
     deadline_at = models.DateTimeField(null=True, blank=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+    # Who started it (the API shows its username as ``actor``).
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)

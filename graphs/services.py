@@ -112,7 +112,7 @@ def execute_graph(actor, body: Any) -> GraphRun:
         run = GraphRun.objects.create(
             graph=graph, graph_uri=graph.graph_uri, input_data=data["input_data"], plan=_plan(graph),
             dry_run=dry_run, uses_retired_policy=graph.uses_retired_policy, warnings=warnings,
-            timeout_seconds=timeout, deadline_at=now + timedelta(seconds=timeout), actor=actor)
+            timeout_seconds=timeout, deadline_at=now + timedelta(seconds=timeout), created_by=actor)
         NodeRun.objects.bulk_create(NodeRun(run=run, node_id=node, position=i)
                                     for i, node in enumerate(run.plan["ids"]))
         audit_object(actor, "graph.run_start", graph, {"run_id": str(run.run_id), "attempt": 1, "dry_run": dry_run,
@@ -215,7 +215,7 @@ def drive(run_pk: int, deadline) -> None:
 
 def cancel_run(actor, run: GraphRun) -> GraphRun:
     """Cancel a pending or running run: nothing new starts, running nodes finish; 409 once it has ended."""
-    if not actor.has_perm("graphs.execute_graph") and actor.pk != run.actor_id:
+    if not actor.has_perm("graphs.execute_graph") and actor.pk != run.created_by_id:
         raise PermissionDenied("cancelling a run needs the permission 'graphs.execute_graph', or to have started it")
     if not engine.end_run(run, RunStatus.CANCELLED, error=f"cancelled by {getattr(actor, 'username', 'the system')}",
                           error_type="cancelled", actor=actor):
@@ -229,7 +229,7 @@ def retry_run(actor, run: GraphRun, body: Any) -> GraphRun:
     """A new attempt of a failed or cancelled run: the nodes that did not complete run again, the completed ones
     keep their outputs. The gate applies again (a version retired since can't run)."""
     data = check_body(_RETRY, RETRY_SCHEMA, body if body else {})
-    if not actor.has_perm("graphs.execute_graph") and not (run.dry_run and actor.pk == run.actor_id):
+    if not actor.has_perm("graphs.execute_graph") and not (run.dry_run and actor.pk == run.created_by_id):
         raise PermissionDenied("retrying a run needs the permission 'graphs.execute_graph'")
     assert_executable(run.graph, actor, dry_run=run.dry_run)
     timeout = _timeout(data.get("timeout_seconds") or run.timeout_seconds)

@@ -27,7 +27,7 @@ class NodeRunSerializer(serializers.ModelSerializer):
 class GraphRunSerializer(serializers.ModelSerializer):
     """A graph run as GET /graph/runs/<run_id> answers it (docs/api.md §4.6); written by the engine only."""
 
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    actor = serializers.SlugRelatedField(source="created_by", slug_field="username", read_only=True)
     duration_ms = serializers.SerializerMethodField()
     nodes = NodeRunSerializer(many=True, read_only=True)
 

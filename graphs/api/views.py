@@ -24,7 +24,7 @@ class GraphViewSet(LifecycleViewSetMixin, RecordViewSet):
 class GraphRunViewSet(RecordViewSet):
     """Runs are created by ``POST /graph/execute_graph`` and written by the engine; clients read them."""
 
-    queryset = GraphRun.objects.select_related("actor").prefetch_related("nodes")
+    queryset = GraphRun.objects.select_related("created_by").prefetch_related("nodes")
     serializer_class = GraphRunSerializer
     filterset_class = GraphRunFilterSet
     ordering_fields = ["created_at", "status", "finished_at"]
@@ -36,10 +36,6 @@ class GraphRunViewSet(RecordViewSet):
 
     def get_serializer_class(self):
         return GraphRunSummarySerializer if self.action == "list" else GraphRunSerializer
-
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        return queryset.select_related("actor") if self.action == "list" else queryset
 
     def get_object(self):
         run = services.find_run(self.kwargs.get(self.lookup_field))
