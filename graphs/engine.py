@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from policygrid.errors import ERROR_CLASSES, OutputInvalid, PolicyGridError
 from policygrid.schema import compile_check
@@ -56,6 +56,12 @@ class Progress:
     done: bool = False
     ready: list[int] = field(default_factory=list)
     wait: float | None = None
+
+
+def _one(queryset):
+    """The first row of an unordered query (``first()`` would add an ORDER BY, measurable on the hot path)."""
+    rows = list(queryset.order_by()[:1])
+    return rows[0] if rows else None
 
 
 def node_options(plan: dict, node_id: str) -> dict:
@@ -93,7 +99,7 @@ def end_run(run: GraphRun, status: str, *, output: Any = None, error: str = "", 
 
 def advance(run_pk: int) -> Progress:
     """One idempotent step of a run: see the module's docstring."""
-    run = GraphRun.objects.select_related("created_by", "graph").filter(pk=run_pk).first()
+    run = _one(GraphRun.objects.select_related("created_by").filter(pk=run_pk))
     if run is None or run.status in RunStatus.TERMINAL:
         return Progress(done=True)
     now = timezone.now()
@@ -105,7 +111,7 @@ def advance(run_pk: int) -> Progress:
         end_run(run, RunStatus.FAILED, error=f"the run exceeded its timeout of {run.timeout_seconds:g}s",
                 error_type="timeout")
         return Progress(done=True)
-    nodes = {n["node_id"]: n for n in NodeRun.objects.filter(run=run).values(
+    nodes = {n["node_id"]: n for n in NodeRun.objects.filter(run=run).order_by().values(
         "pk", "node_id", "status", "not_before", "error", "error_type", "finished_at")}
     failed = sorted((n for n in nodes.values() if n["status"] == NodeStatus.FAILED),
                     key=lambda n: n["finished_at"] or now)
@@ -135,7 +141,8 @@ def advance(run_pk: int) -> Progress:
 def _complete(run: GraphRun) -> None:
     """All nodes completed: the output (the only sink's, or ``{sink: output}``), checked against the graph's
     output schema."""
-    outputs = dict(NodeRun.objects.filter(run=run, node_id__in=run.plan["sinks"]).values_list("node_id", "output"))
+    outputs = dict(NodeRun.objects.filter(run=run, node_id__in=run.plan["sinks"]).order_by().values_list(
+        "node_id", "output"))
     sinks = run.plan["sinks"]
     output = outputs[sinks[0]] if len(sinks) == 1 else {sink: outputs[sink] for sink in sinks}
     try:
@@ -156,7 +163,7 @@ def node_input(run: GraphRun, node_id: str) -> Any:
     parents = run.plan["parents"][node_id]
     if not parents:
         return run.input_data
-    outputs = dict(NodeRun.objects.filter(run=run, node_id__in=parents).values_list("node_id", "output"))
+    outputs = dict(NodeRun.objects.filter(run=run, node_id__in=parents).order_by().values_list("node_id", "output"))
     if len(parents) == 1:
         return outputs[parents[0]]
     if run.plan["merge_mode"] == MergeMode.KEYED:
@@ -168,7 +175,7 @@ def run_node(node_pk: int) -> float | None:
     """Claim the node, call its function, record the outcome. Returns the seconds a retry must wait, or None.
 
     A node another worker claimed (or that is no longer pending, or whose run ended) is left alone."""
-    node = NodeRun.objects.select_related("run", "run__created_by").filter(pk=node_pk).first()
+    node = _one(NodeRun.objects.select_related("run", "run__created_by").filter(pk=node_pk))
     if node is None or node.status != NodeStatus.PENDING or node.run.status != RunStatus.RUNNING:
         return None
     run = node.run
@@ -227,21 +234,24 @@ def finish_node(node: NodeRun, attempt: int, *, output: Any = None, error: str =
 # --- reconciliation -----------------------------------------------------------------------------------------
 
 
-def expire_leases(now=None) -> int:
+def expire_leases(now=None) -> set[int]:
     """Nodes still running past their lease: their worker died mid-call. Failed (or retried when they have
-    retries left) with the reason; returns how many."""
+    retries left) with the reason; returns their runs."""
     now = now or timezone.now()
-    count = 0
+    runs = set()
     for node in NodeRun.objects.select_related("run").filter(status=NodeStatus.RUNNING, lease_until__lt=now,
                                                                  run__status__in=RunStatus.ACTIVE):
         reason = (f"its worker ({node.worker}) was lost mid-call: no outcome by {node.lease_until.isoformat()} "
                   "(the call may have run; it is repeated only as a retry)")
         finish_node(node, node.attempt, error=reason, error_type="worker_lost")
-        count += 1
-    return count
+        runs.add(node.run_id)
+    return runs
 
 
-def active_runs(older_than: float) -> list[int]:
-    """Active runs created more than ``older_than`` seconds ago (the reconciliation advances them again)."""
-    since = timezone.now() - timedelta(seconds=older_than)
-    return list(GraphRun.objects.filter(status__in=RunStatus.ACTIVE, created_at__lt=since).values_list("pk", flat=True))
+def stalled_runs(quiet_for: float) -> set[int]:
+    """Active runs in which no node started or finished for ``quiet_for`` seconds: a lost message, a request
+    that died, a deadline passed while idle (the reconciliation advances them again)."""
+    since = timezone.now() - timedelta(seconds=quiet_for)
+    recent = NodeRun.objects.filter(run=OuterRef("pk")).filter(Q(started_at__gt=since) | Q(finished_at__gt=since))
+    return set(GraphRun.objects.filter(status__in=RunStatus.ACTIVE, created_at__lt=since).exclude(Exists(recent))
+               .order_by().values_list("pk", flat=True))

@@ -46,6 +46,8 @@ _EXECUTE = Draft202012Validator(EXECUTE_SCHEMA)
 _RETRY = Draft202012Validator(RETRY_SCHEMA)
 # Nodes of one synchronous run called at the same time (independent branches), in the request's own threads.
 SYNC_PARALLELISM = 16
+# Seconds without a node starting or finishing after which the reconciliation advances an active run again.
+STALLED_AFTER = 5.0
 # Node durations histogram buckets (milliseconds) of /metrics.
 DURATION_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 
@@ -149,28 +151,34 @@ def queue_advance(run_pk: int, countdown: float | None = None) -> None:
     current_app.send_task("graphs.advance_run", args=[run_pk], countdown=countdown)
 
 
-def advance_and_dispatch(run_pk: int) -> engine.Progress:
-    """The workers' step: advance the run and queue one task per ready node (a duplicate loses its claim)."""
+def advance_and_dispatch(run_pk: int, *, keep_one: bool = False) -> int | None:
+    """The workers' step: advance the run and queue one task per ready node (a duplicate loses its claim). With
+    ``keep_one``, the first ready node is not queued but returned, for this worker to run next (a chain then
+    runs in one task, without a round trip through the broker per node)."""
     from celery import current_app
 
     progress = engine.advance(run_pk)
-    for node_pk in progress.ready:
+    ready = list(progress.ready)
+    kept = ready.pop(0) if keep_one and ready else None
+    for node_pk in ready:
         current_app.send_task("graphs.run_node", args=[node_pk])
     if progress.wait is not None:
         queue_advance(run_pk, countdown=progress.wait)
-    return progress
+    return kept
 
 
-def run_node_and_advance(node_pk: int) -> None:
-    """The workers' node step: run the node, then advance its run (after a retry's backoff)."""
-    run_pk = NodeRun.objects.filter(pk=node_pk).values_list("run_id", flat=True).first()
-    if run_pk is None:
-        return
-    backoff = engine.run_node(node_pk)
-    if backoff is None:
-        advance_and_dispatch(run_pk)
-    else:
-        queue_advance(run_pk, countdown=backoff)
+def run_node_and_advance(node_pk: int | None) -> None:
+    """The workers' node step: run the node, advance its run, and go on with one of the nodes that became ready
+    (the others are queued for other workers); after a failed call with retries left, advance after the backoff."""
+    while node_pk is not None:
+        run_pk = NodeRun.objects.filter(pk=node_pk).values_list("run_id", flat=True).first()
+        if run_pk is None:
+            return
+        backoff = engine.run_node(node_pk)
+        if backoff is not None:
+            queue_advance(run_pk, countdown=backoff)
+            return
+        node_pk = advance_and_dispatch(run_pk, keep_one=True)
 
 
 def _node_in_thread(node_pk: int) -> None:
@@ -257,10 +265,10 @@ def reconcile_runs() -> dict[str, int]:
     every active run is advanced again (a lost message, a dead request, a deadline passed while idle)."""
     close_old_connections()
     expired = engine.expire_leases()
-    runs = engine.active_runs(older_than=1.0)
+    runs = expired | engine.stalled_runs(quiet_for=STALLED_AFTER)
     for run_pk in runs:
         advance_and_dispatch(run_pk)
-    return {"expired_nodes": expired, "advanced_runs": len(runs)}
+    return {"runs_with_lost_nodes": len(expired), "advanced_runs": len(runs)}
 
 
 def metric_lines() -> list[str]:

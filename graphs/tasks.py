@@ -6,8 +6,8 @@ from graphs import services
 
 @shared_task(name="graphs.advance_run", ignore_result=True)
 def advance_run(run_pk: int) -> None:
-    """Advance one run: start it, end it, or queue its ready nodes (``graphs.engine.advance``)."""
-    services.advance_and_dispatch(run_pk)
+    """Advance one run: start it, end it, or queue its ready nodes and run one of them (``graphs.engine``)."""
+    services.run_node_and_advance(services.advance_and_dispatch(run_pk, keep_one=True))
 
 
 @shared_task(name="graphs.run_node", ignore_result=True)
