@@ -51,11 +51,12 @@ def error_status(error_type: str) -> int:
 @dataclass
 class Progress:
     """What one ``advance`` found: the run ended (``done``), or these nodes may start now (``ready``), or a
-    retry waits ``wait`` seconds for its backoff."""
+    retry waits ``wait`` seconds for its backoff; ``deadline``: the run's."""
 
     done: bool = False
     ready: list[int] = field(default_factory=list)
     wait: float | None = None
+    deadline: Any = None
 
 
 def _one(queryset):
@@ -123,7 +124,7 @@ def advance(run_pk: int) -> Progress:
     if all(n["status"] == NodeStatus.COMPLETED for n in nodes.values()):
         _complete(run)
         return Progress(done=True)
-    progress = Progress()
+    progress = Progress(deadline=run.deadline_at)
     parents = run.plan["parents"]
     for node_id, node in nodes.items():
         if node["status"] != NodeStatus.PENDING:

@@ -1,5 +1,5 @@
-"""Graph run operations with side effects (Type 5, docs/api.md §4.6): execute (sync or async), cancel, retry, the
-periodic reconciliation and the run metrics. Each takes its actor and writes the audit entry; the API, the
+"""Graph run operations with side effects (Type 5, docs/api.md §4.6): execute (sync or async), the driver of a
+run's steps, cancel, retry, the periodic reconciliation and the run metrics. Each takes its actor and writes the audit entry; the API, the
 tasks and the bench call them. The steps themselves are in graphs.engine."""
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ RETRY_SCHEMA: dict[str, Any] = {
 }
 _EXECUTE = Draft202012Validator(EXECUTE_SCHEMA)
 _RETRY = Draft202012Validator(RETRY_SCHEMA)
-# Nodes of one synchronous run called at the same time (independent branches), in the request's own threads.
-SYNC_PARALLELISM = 16
+# Nodes of one run called at the same time by one process (independent branches), each in a thread.
+NODE_THREADS = 16
 # Seconds without a node starting or finishing after which the reconciliation advances an active run again.
 STALLED_AFTER = 5.0
 # Node durations histogram buckets (milliseconds) of /metrics.
@@ -127,7 +127,7 @@ def _go(run: GraphRun, run_async: bool) -> GraphRun:
     if run_async:
         transaction.on_commit(lambda: queue_advance(run.pk))
     else:
-        drive(run.pk, run.deadline_at)
+        drive(run.pk, to_the_end=True)
     run.refresh_from_db()
     return run
 
@@ -151,36 +151,6 @@ def queue_advance(run_pk: int, countdown: float | None = None) -> None:
     current_app.send_task("graphs.advance_run", args=[run_pk], countdown=countdown)
 
 
-def advance_and_dispatch(run_pk: int, *, keep_one: bool = False) -> int | None:
-    """The workers' step: advance the run and queue one task per ready node (a duplicate loses its claim). With
-    ``keep_one``, the first ready node is not queued but returned, for this worker to run next (a chain then
-    runs in one task, without a round trip through the broker per node)."""
-    from celery import current_app
-
-    progress = engine.advance(run_pk)
-    ready = list(progress.ready)
-    kept = ready.pop(0) if keep_one and ready else None
-    for node_pk in ready:
-        current_app.send_task("graphs.run_node", args=[node_pk])
-    if progress.wait is not None:
-        queue_advance(run_pk, countdown=progress.wait)
-    return kept
-
-
-def run_node_and_advance(node_pk: int | None) -> None:
-    """The workers' node step: run the node, advance its run, and go on with one of the nodes that became ready
-    (the others are queued for other workers); after a failed call with retries left, advance after the backoff."""
-    while node_pk is not None:
-        run_pk = NodeRun.objects.filter(pk=node_pk).values_list("run_id", flat=True).first()
-        if run_pk is None:
-            return
-        backoff = engine.run_node(node_pk)
-        if backoff is not None:
-            queue_advance(run_pk, countdown=backoff)
-            return
-        node_pk = advance_and_dispatch(run_pk, keep_one=True)
-
-
 def _node_in_thread(node_pk: int) -> None:
     try:
         engine.run_node(node_pk)
@@ -188,10 +158,12 @@ def _node_in_thread(node_pk: int) -> None:
         connection.close()  # this thread's own connection
 
 
-def drive(run_pk: int, deadline) -> None:
-    """Drive a run to its end in this process (a synchronous execute_graph): ready nodes run in threads of the
-    request, a lone ready node in the request's own thread. A process that dies here leaves the rows to the
-    reconciliation, like a worker that dies."""
+def drive(run_pk: int, *, to_the_end: bool) -> None:
+    """Drive a run through its steps in this process: ready nodes run in threads of their own (independent
+    branches at the same time), a lone ready node in this thread. ``to_the_end``: a synchronous request waits
+    until the run has ended; a worker (the ``graphs.advance_run`` task) returns once nothing of the run runs here,
+    queueing the next step after a retry's backoff. A process that dies here leaves its claimed nodes to the
+    reconciliation (their leases run out), like any worker that dies."""
     pool: ThreadPoolExecutor | None = None
     inflight: dict[int, Any] = {}
     try:
@@ -204,9 +176,13 @@ def drive(run_pk: int, deadline) -> None:
                 engine.run_node(fresh[0])
                 continue
             for node_pk in fresh:
-                pool = pool or ThreadPoolExecutor(SYNC_PARALLELISM, thread_name_prefix="graph-node")
+                pool = pool or ThreadPoolExecutor(NODE_THREADS, thread_name_prefix="graph-node")
                 inflight[node_pk] = pool.submit(_node_in_thread, node_pk)
-            remaining = max(0.0, (deadline - timezone.now()).total_seconds()) + 0.01
+            if not inflight and not to_the_end:
+                if progress.wait is not None:
+                    queue_advance(run_pk, countdown=progress.wait)
+                return  # what runs elsewhere advances the run when it ends
+            remaining = max(0.0, (progress.deadline - timezone.now()).total_seconds()) + 0.01
             pause = min(remaining, progress.wait if progress.wait is not None else remaining)
             if inflight:
                 finished, _ = wait(inflight.values(), timeout=pause, return_when=FIRST_COMPLETED)
@@ -267,7 +243,7 @@ def reconcile_runs() -> dict[str, int]:
     expired = engine.expire_leases()
     runs = expired | engine.stalled_runs(quiet_for=STALLED_AFTER)
     for run_pk in runs:
-        advance_and_dispatch(run_pk)
+        queue_advance(run_pk)
     return {"runs_with_lost_nodes": len(expired), "advanced_runs": len(runs)}
 
 
