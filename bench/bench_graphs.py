@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/bench_graphs.py [--repeat 20] [--concurrent 20] [--async-runs 50]
 
-Starts a temporary embedded system (``manage.py run_embedded``: SQLite, the file broker, the local executor
-service), pushes and approves the graph tests' node policy, deploys it as 10 functions and measures:
+Starts a temporary embedded system as ./run.sh does (``manage.py run_embedded`` with its default web processes and
+threads: SQLite, the file broker, a Celery worker of 2 processes, the local executor service), pushes and approves the graph tests' node policy, deploys it as 10 functions and measures:
 
 1. the overhead per node on the critical path: a 10-node chain of trivial functions run synchronously, against
    the sum of its 10 function calls made one by one through the portal (POST /function/call_function/<name>),
@@ -44,25 +44,29 @@ def main():
     parser.add_argument("--async-runs", type=int, default=50)
     args = parser.parse_args()
     from bench.machine import calibration, describe
+    from tests.executors.conftest import free_port
     from tests.functions.conftest import push_and_approve, user_session
     from tests.graphs.conftest import NODE, NODE_RECORD, NODE_URI, GraphSystem
-    from tests.portal.test_embedded import start_embedded
+    from tests.portal.embedded import EmbeddedRun, clean_env
 
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}   (CPUs: {os.cpu_count()})")
     speed_before = calibration()
     with tempfile.TemporaryDirectory(prefix="bench-graphs-") as tmp:
         state = Path(tmp) / "state"
         state.mkdir()
-        for started in start_embedded(state):
-            system = GraphSystem(started)
+        # As ./run.sh starts it (its default web processes and threads), not the tests' one process of 2 threads.
+        port, executor_port = free_port(), free_port()
+        embedded = EmbeddedRun(clean_env(POLICYGRID_STATE_DIR=str(state), POLICYGRID_PORT=str(port),
+                                         POLICYGRID_EXECUTOR_PORT=str(executor_port)), port)
+        try:
+            system = GraphSystem({"base": embedded.base, "token": embedded.token, "state": state,
+                                  "executor_port": executor_port})
             push_and_approve(system, Path(tmp), NODE, NODE_URI, NODE_RECORD)
             system.reviewer = user_session(system, "demo-reviewer")
-            for name in CHAIN:
-                assert system.deploy(name, uri=NODE_URI, policy_rule_parameters={"label": name}).status_code == 202
-            for name in CHAIN:
-                record = system.wait_ready(name, timeout=180)
-                assert record["function_status"] == "ready", record
+            system.deploy_nodes(CHAIN)
             measure(system, args)
+        finally:
+            embedded.stop()
     print(describe(speed_before, calibration()))
 
 

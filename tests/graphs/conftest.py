@@ -80,6 +80,21 @@ class GraphSystem(FunctionSystem):
             assert approved.status_code == 200, approved.json()
         return uri
 
+    def deploy_nodes(self, names) -> None:
+        """Deploy the node policy as these functions (labelled by name), two at a time until each is ready."""
+        for first in range(0, len(names), 2):
+            batch = names[first:first + 2]
+            for name in batch:
+                created = self.deploy(name, uri=NODE_URI, policy_rule_parameters={"label": name})
+                assert created.status_code == 202, created.json()
+            for name in batch:
+                record = self.wait_ready(name, timeout=120)
+                if record["function_status"] == "failed":  # e.g. a deployment task run twice on a busy machine
+                    assert self.remove(name).status_code == 200
+                    assert self.deploy(name, uri=NODE_URI, policy_rule_parameters={"label": name}).status_code == 202
+                    record = self.wait_ready(name, timeout=120)
+                assert record["function_status"] == "ready", record
+
     def execute(self, uri, input_data, **extra):
         return self.post("/graph/execute_graph", {"graph_uri": uri, "input_data": input_data, **extra})
 
@@ -117,14 +132,5 @@ def graph_system(tmp_path_factory):
         system = GraphSystem(started)
         push_and_approve(system, tmp_path_factory.mktemp("graphnode"), NODE, NODE_URI, NODE_RECORD)
         system.reviewer = user_session(system, "demo-reviewer")
-        for name in (*SHARED, *OWN):
-            created = system.deploy(name, uri=NODE_URI, policy_rule_parameters={"label": name})
-            assert created.status_code == 202, created.json()
-        for name in (*SHARED, *OWN):
-            record = system.wait_ready(name, timeout=120)
-            if record["function_status"] == "failed":  # a replica that did not start in time on a busy machine
-                assert system.remove(name).status_code == 200
-                assert system.deploy(name, uri=NODE_URI, policy_rule_parameters={"label": name}).status_code == 202
-                record = system.wait_ready(name, timeout=120)
-            assert record["function_status"] == "ready", record
+        system.deploy_nodes((*SHARED, *OWN))
         yield system
