@@ -46,6 +46,10 @@ _EXECUTE = Draft202012Validator(EXECUTE_SCHEMA)
 _RETRY = Draft202012Validator(RETRY_SCHEMA)
 # Nodes of one run called at the same time by one process (independent branches), each in a thread.
 NODE_THREADS = 16
+# Seconds a worker goes on starting a run's nodes before it puts the run back in the queue: a long run takes its
+# turn with the others instead of holding a worker process while tasks queued behind it (the embedded
+# supervisor's heartbeat among them) wait.
+WORKER_SLICE = 1.0
 # Seconds without a node starting or finishing after which the reconciliation advances an active run again.
 STALLED_AFTER = 5.0
 # Node durations histogram buckets (milliseconds) of /metrics.
@@ -162,16 +166,22 @@ def drive(run_pk: int, *, to_the_end: bool) -> None:
     """Drive a run through its steps in this process: ready nodes run in threads of their own (independent
     branches at the same time), a lone ready node in this thread. ``to_the_end``: a synchronous request waits
     until the run has ended; a worker (the ``graphs.advance_run`` task) returns once nothing of the run runs here,
-    queueing the next step after a retry's backoff. A process that dies here leaves its claimed nodes to the
-    reconciliation (their leases run out), like any worker that dies."""
+    queueing the next step after a retry's backoff, or after ``WORKER_SLICE``. A process that dies here leaves
+    its claimed nodes to the reconciliation (their leases run out), like any worker that dies."""
     pool: ThreadPoolExecutor | None = None
     inflight: dict[int, Any] = {}
+    began = time.monotonic()
     try:
         while True:
             progress = engine.advance(run_pk)
             if progress.done:
                 return
             fresh = [pk for pk in progress.ready if pk not in inflight]
+            if not to_the_end and time.monotonic() - began > WORKER_SLICE:
+                if not inflight:
+                    queue_advance(run_pk)  # behind the runs (and the heartbeat) that waited meanwhile
+                    return
+                fresh = []  # start nothing new here; the nodes running here finish first
             if len(fresh) == 1 and not inflight:
                 engine.run_node(fresh[0])
                 continue
