@@ -42,11 +42,11 @@ class AIOSv1PolicyRule:
         started = time.time()
         self.count += 1
         control = control_of(input_data) or {}
+        time.sleep(control.get("sleep", {}).get(self.label, 0))
         if self.count <= control.get("fail_first", {}).get(self.label, 0):
             raise RuntimeError(f"{self.label} fails its call {self.count} on purpose")
         if self.label in control.get("fail", []):
             raise ValueError(f"{self.label} was told to fail")
-        time.sleep(control.get("sleep", {}).get(self.label, 0))
         return {"node": self.label, "seen": input_data, "control": control, "count": self.count,
                 "started": started, "ended": time.time()}
 

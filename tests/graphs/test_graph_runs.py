@@ -78,9 +78,9 @@ def test_independent_branches_run_at_the_same_time(graph_system, run_async):
 
 
 def test_the_first_failure_fails_the_run_and_nothing_new_starts(graph_system):
-    # a → b → c and a → e: b fails at once while e is still sleeping; c never starts, e finishes.
+    # a → b → c and a → e: b fails after 0.5 s while e (started with b) is still sleeping; c never starts, e finishes.
     uri = graph_system.register(["a", "b", "c", "e"], {"a": ["b", "e"], "b": ["c"]})
-    answer = graph_system.execute(uri, {"control": {"fail": ["b"], "sleep": {"e": 1.0}}})
+    answer = graph_system.execute(uri, {"control": {"fail": ["b"], "sleep": {"b": 0.5, "e": 2.0}}})
     assert answer.status_code == 500, answer.json()
     body = answer.json()
     assert body["success"] is False and body["error_type"] == "policy_error" and body["failed_node"] == "b"
