@@ -201,8 +201,9 @@ def _ready(name: str) -> Function:
     return function
 
 
-def call_function(actor, name: str, input_data: Any) -> Any:
-    """One call of the function's policy ``eval`` on one of its replicas: its output.
+def call_function(actor, name: str, input_data: Any, timeout: float | None = None) -> Any:
+    """One call of the function's policy ``eval`` on one of its replicas: its output (within ``timeout``
+    seconds when given, e.g. a graph node's, else the executor's default).
 
     The hot path: the function's and its executor's few columns come from the record cache (invalidated by
     their saves), so a call reads no table; calls are not audited one by one (the deployment is)."""
@@ -213,7 +214,7 @@ def call_function(actor, name: str, input_data: Any) -> Any:
     executor = executor_for_execution(function.function_executor_id)
     if executor is None:
         raise NotFound(f"function {name}'s executor {function.function_executor_id} is gone")
-    return runtime_for(executor).call_function(executor, name, input_data)
+    return runtime_for(executor).call_function(executor, name, input_data, timeout=timeout)
 
 
 def manage_function(actor, name: str, body: Any) -> list[dict[str, Any]]:

@@ -1,5 +1,5 @@
-"""Filters of the graph list."""
-from graphs.models import Graph
+"""Filters of the graph and graph run lists."""
+from graphs.models import Graph, GraphRun
 from records.api.filtersets import RecordFilterSet
 
 
@@ -9,3 +9,11 @@ class GraphFilterSet(RecordFilterSet):
     class Meta:
         model = Graph
         fields = ["graph_name", "graph_version", "graph_release_tag", "status", "graph_merge_mode"]
+
+
+class GraphRunFilterSet(RecordFilterSet):
+    search_fields = ("graph_uri", "failed_node")
+
+    class Meta:
+        model = GraphRun
+        fields = ["graph_uri", "status", "dry_run"]

@@ -10,52 +10,9 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.environment import env_bool, env_float, env_int, env_list, env_str
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_str(name: str, default: str | None = None) -> str:
-    value = os.environ.get(name, default)
-    if value is None:
-        raise ImproperlyConfigured(f"the environment variable {name} is required")
-    return value
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), not {raw!r}")
-
-
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
-
-
-def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    return [item.strip() for item in raw.split(",") if item.strip()]
 
 
 # State folder of the embedded setup: SQLite file, uploaded assets, broker folders, keys.
@@ -103,8 +60,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
 ]
 
-ROOT_URLCONF = "portal.urls"
-WSGI_APPLICATION = "portal.wsgi.application"
+ROOT_URLCONF, WSGI_APPLICATION = "portal.urls", "portal.wsgi.application"
 # The API's paths have no trailing slash (as in the description); never redirect POSTs to add one.
 APPEND_SLASH = False
 
@@ -287,10 +243,8 @@ API_MAX_PAGE_SIZE = env_int("POLICYGRID_MAX_PAGE_SIZE", 500)
 QUERY_MAX_RESULTS = env_int("POLICYGRID_QUERY_MAX_RESULTS", 10000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, 2 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
-
 # Reads without a token: off unless the deployment turns it on.
 ANONYMOUS_READ = env_bool("POLICYGRID_ANONYMOUS_READ", False)
-
 # Development only: let drafts and versions in review run without "dry_run" (docs/governance.md §2).
 RELAX_EXECUTION_GATE = env_bool("POLICYGRID_RELAX_EXECUTION_GATE", False)
 
@@ -333,7 +287,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "processed_folder": str(STATE_DIR / "broker" / "processed"),
         # kombu's default is ./control, i.e. wherever the process happens to start.
         "control_folder": str(STATE_DIR / "broker" / "control"),
-        "store_processed": False,
+        "store_processed": False, "polling_interval": 0.1,  # kombu's 1 s delayed each hop between tasks
     }
     if CELERY_BROKER_URL.startswith("filesystem://")
     # Redis: a message a worker took and never acknowledged (the worker died) is delivered again after this many
@@ -343,8 +297,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's filesystem transport with atomic writes (portal/broker.py explains the race it closes).
     CELERY_BROKER_TRANSPORT = "portal.broker:Transport"
-CELERY_TASK_SERIALIZER = "json"
-CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # A lost worker loses no task (issue 13): a task is acknowledged once it has run, not when a worker takes it, and
@@ -383,6 +336,10 @@ JOB_RECONCILE_INTERVAL = env_float("POLICYGRID_JOB_RECONCILE_INTERVAL", 30)
 # Functions, the resource allocator (docs/runtime.md §6) and the Kubernetes runtime: README, Configuration.
 FUNCTION_DEPLOY_TIMEOUT = env_float("POLICYGRID_FUNCTION_DEPLOY_TIMEOUT", 120)
 FUNCTION_RECONCILE_INTERVAL = env_float("POLICYGRID_FUNCTION_RECONCILE_INTERVAL", 30)
+# Graph runs (Type 5): default and largest timeout_seconds of a run; how often active runs are reconciled.
+GRAPH_RUN_TIMEOUT, GRAPH_MAX_RUN_TIMEOUT = (env_float("POLICYGRID_GRAPH_RUN_TIMEOUT", 300),
+                                            env_float("POLICYGRID_GRAPH_MAX_RUN_TIMEOUT", 3600))
+GRAPH_RECONCILE_INTERVAL = env_float("POLICYGRID_GRAPH_RECONCILE_INTERVAL", 15)
 RESOURCE_ALLOCATOR_URI = env_str("POLICYGRID_RESOURCE_ALLOCATOR_URI", "resource_allocator:1.0-default")
 RESOURCE_ALLOCATOR_TIMEOUT = env_float("POLICYGRID_RESOURCE_ALLOCATOR_TIMEOUT", 10)
 KUBECONFIG_KEYS = env_list("POLICYGRID_KUBECONFIG_KEYS", [])  # Fernet keys of kubeconfigs, newest first (docs/kubernetes.md)
@@ -392,6 +349,7 @@ CELERY_BEAT_SCHEDULE = {
     name: {"task": task, "schedule": every, "options": {"expires": every}}
     for name, task, every in (("reconcile-jobs", "jobs.reconcile_jobs", JOB_RECONCILE_INTERVAL),
                               ("reconcile-functions", "functions.reconcile_functions", FUNCTION_RECONCILE_INTERVAL),
+                              ("reconcile-graph-runs", "graphs.reconcile_runs", GRAPH_RECONCILE_INTERVAL),
                               ("probe-executors", "executors.probe_executors", EXECUTOR_PROBE_INTERVAL),
                               ("audit-checkpoint", "audit.checkpoint", AUDIT_CHECKPOINT_MINUTES * 60))
 }

@@ -71,15 +71,17 @@ def health(request):
 
 
 def metrics(request):
-    """Prometheus text: record counts per registry (cheap COUNTs on indexed tables)."""
+    """Prometheus text: record counts per registry (cheap COUNTs on indexed tables), graph runs and node durations."""
     from django.apps import apps
 
+    from graphs.services import metric_lines
     from records.models import RecordModel
 
     lines = ["# HELP policygrid_records Number of records per registry.", "# TYPE policygrid_records gauge"]
     for model in apps.get_models():
         if issubclass(model, RecordModel):
             lines.append(f'policygrid_records{{model="{model._meta.label_lower}"}} {model.objects.count()}')
+    lines += metric_lines()
     return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")
 
 
