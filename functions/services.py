@@ -150,10 +150,17 @@ def deploy(function_pk: int) -> str:
     executor, policy = function.executor, function.policy
     runtime = runtime_for(executor)
     try:
-        seen = runtime.deploy_function(executor, FunctionDeployment(
-            name=function.function_id, policy=policy, settings=function.policy_rule_settings,
-            parameters=function.policy_rule_parameters, replicas=function.replicas,
-            autoscaling=function.autoscaling, resources=function.resources, node_selector=function.node_selector))
+        try:
+            seen = runtime.deploy_function(executor, FunctionDeployment(
+                name=function.function_id, policy=policy, settings=function.policy_rule_settings,
+                parameters=function.policy_rule_parameters, replicas=function.replicas,
+                autoscaling=function.autoscaling, resources=function.resources, node_selector=function.node_selector))
+        except PolicyGridError as exc:
+            # A task delivered again (its worker died after sending it: acks_late) finds the function already
+            # deployed: it watches that deployment rather than failing it as a duplicate.
+            seen = runtime.function_status(executor, function.function_id) if exc.status == 409 else None
+            if seen is None:
+                raise
         deadline = time.monotonic() + settings.FUNCTION_DEPLOY_TIMEOUT
         pause = 0.02
         while seen.state == "deploying" and time.monotonic() < deadline:

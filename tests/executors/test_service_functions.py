@@ -201,3 +201,12 @@ def test_a_call_past_its_timeout_answers_504_and_the_next_call_gets_a_fresh_inst
     slow = service.session.post(call, json={"input_data": {"sleep": 10}, "timeout_seconds": 1}, timeout=30)
     assert slow.status_code == 504 and slow.json()["error_type"] == "timeout", slow.json()
     assert service.session.post(call, json={"input_data": {}}, timeout=30).json()["data"] == {"count": 1}
+
+
+def test_deploying_a_deployed_name_again_is_a_conflict_that_names_it(service, fake_portal):
+    """What a redelivered deployment task meets: the portal then watches the deployment already there."""
+    uri = fake_portal.publish("twice", COUNTER)
+    assert deploy(service, uri, "twice").status_code == 200
+    again = deploy(service, uri, "twice")
+    assert again.status_code == 409 and "already deployed" in again.json()["message"]
+    assert wait_state(service, "twice")["state"] == "ready"

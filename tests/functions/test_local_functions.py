@@ -157,3 +157,17 @@ def test_a_function_in_a_graph_cant_be_removed_and_the_graphs_are_named(function
     assert refused.status_code == 409 and "uses-graphed:1.0-test" in refused.json()["message"], refused.json()
     assert functions_system.wait_ready("graphed")["function_status"] == "ready"  # untouched
     assert functions_system.call("graphed", {}).status_code == 200
+
+
+def test_a_deployment_task_delivered_again_watches_the_deployment_already_there(functions_system):
+    from tests.functions.conftest import manage
+
+    assert functions_system.deploy("redelivered").status_code == 202
+    assert functions_system.wait_ready("redelivered")["function_status"] == "ready"
+    # The task runs again for the same function (a worker died after sending it; Celery delivers it again).
+    printed = manage(functions_system, "shell", "-c", (
+        "from functions.models import Function; from functions.services import deploy; "
+        "f = Function.objects.get(function_id='redelivered'); "
+        "Function.objects.filter(pk=f.pk).update(function_status='deploying'); print(deploy(f.pk))"))
+    assert printed.strip().splitlines()[-1] == "ready", printed
+    assert functions_system.call("redelivered", {}).status_code == 200
