@@ -158,7 +158,8 @@ def deploy(function_pk: int) -> str:
         except PolicyGridError as exc:
             # A task delivered again (its worker died after sending it: acks_late) finds the function already
             # deployed: it watches that deployment rather than failing it as a duplicate.
-            seen = runtime.function_status(executor, function.function_id) if exc.status == 409 else None
+            seen = (runtime.function_status(executor, function.function_id)
+                    if getattr(exc, "upstream_status", exc.status) == 409 else None)
             if seen is None:
                 raise
         deadline = time.monotonic() + settings.FUNCTION_DEPLOY_TIMEOUT

@@ -168,6 +168,7 @@ def test_a_deployment_task_delivered_again_watches_the_deployment_already_there(
     printed = manage(functions_system, "shell", "-c", (
         "from functions.models import Function; from functions.services import deploy; "
         "f = Function.objects.get(function_id='redelivered'); "
-        "Function.objects.filter(pk=f.pk).update(function_status='deploying'); print(deploy(f.pk))"))
-    assert printed.strip().splitlines()[-1] == "ready", printed
+        "Function.objects.filter(pk=f.pk).update(function_status='deploying'); print(deploy(f.pk)); "
+        "print(Function.objects.get(pk=f.pk).function_message)"))
+    assert printed.strip().splitlines()[-2] == "ready", printed
     assert functions_system.call("redelivered", {}).status_code == 200

@@ -227,8 +227,10 @@ def executor_result(status: int, body: Any, executor: str) -> Any:
         raise Unavailable(f"executor {executor} refused the caller's credentials (HTTP {status}): the bearer "
                           "token must be the executor's shared secret (POLICYGRID_EXECUTOR_TOKEN)")
     message = str(body.get("message") or "the executor reported a failure")
-    raise Unavailable(f"executor {executor} could not run the call (HTTP {status}, "
-                      f"{error_type or 'no error_type'}): {message}")
+    failure = Unavailable(f"executor {executor} could not run the call (HTTP {status}, "
+                          f"{error_type or 'no error_type'}): {message}")
+    failure.upstream_status = status  # what the executor answered (409: e.g. a function already deployed)
+    raise failure
 
 
 def execute_with_upload(send: Callable[[str, str, bytes], tuple[int, Any]], body: dict[str, Any],
