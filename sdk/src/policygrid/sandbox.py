@@ -22,6 +22,7 @@ import ctypes
 import ctypes.util
 import os
 import resource
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -350,3 +351,20 @@ def session_members(sid: int) -> list[int]:
         if len(fields) > 3 and int(fields[3]) == sid:
             members.append(int(entry.name))
     return members
+
+
+def empty_folder(path: str) -> None:
+    """Remove what a call left in its folder (the folder itself stays: Landlock's rule is bound to its inode)."""
+    try:
+        with os.scandir(path) as entries:
+            found = list(entries)
+    except OSError:
+        return
+    for entry in found:
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass

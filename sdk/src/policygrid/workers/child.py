@@ -17,25 +17,15 @@ import os
 import resource
 import select
 import signal
-import struct
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import lifetime
-from . import confine, domains
+from . import confine, domains, frames
 
-_HEADER = struct.Struct(">I")
 OUTPUT_CAP = 64 * 1024
-# Error types a child may claim for its call; anything else it claims becomes a policy_error.
-CHILD_ERROR_TYPES = {"policy_error", "input_invalid", "output_invalid", "resource_limit", "not_found"}
-
-
 TOO_LARGE = "too large"
-
-
-class ProtocolViolation(Exception):
-    pass
 
 
 @dataclass
@@ -69,23 +59,6 @@ def close_all_but(keep: set[int]) -> None:
     os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
 
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _read_exact(fd: int, size: int) -> bytes | None:
-    chunks, left = [], size
-    while left:
-        data = os.read(fd, min(left, 1 << 20))
-        if not data:
-            return None
-        chunks.append(data)
-        left -= len(data)
-    return b"".join(chunks)
-
-
 # --- the child's side -------------------------------------------------------------------------------------
 
 
@@ -107,10 +80,10 @@ def _serve(run, first: dict[str, Any] | None, request_fd: int | None, result_fd:
     message = first
     while True:
         if message is None:
-            header = _read_exact(request_fd, 4) if request_fd is not None else None
+            header = frames.read_exact(request_fd, 4) if request_fd is not None else None
             if header is None:
                 return
-            message = json.loads(_read_exact(request_fd, _HEADER.unpack(header)[0]) or b"{}")
+            message = json.loads(frames.read_exact(request_fd, frames.HEADER.unpack(header)[0]) or b"{}")
         try:
             if call_cpu:
                 domains.call_budget(call_cpu)
@@ -129,7 +102,7 @@ def _serve(run, first: dict[str, Any] | None, request_fd: int | None, result_fd:
                 stream.flush()
             except Exception:  # noqa: BLE001
                 pass
-        write_all(result_fd, _HEADER.pack(len(data)) + data)
+        frames.write_all(result_fd, frames.HEADER.pack(len(data)) + data)
         del data
         message = None
         if request_fd is None or once:
@@ -218,7 +191,7 @@ class Child:
 
     def send(self, message: dict[str, Any]) -> None:
         data = json.dumps(message, separators=(",", ":")).encode()
-        write_all(self.request_fd, _HEADER.pack(len(data)) + data)
+        frames.write_all(self.request_fd, frames.HEADER.pack(len(data)) + data)
 
     def collect(self, max_frame: int, one_shot: bool) -> tuple[bytes | None, Captured, str | None]:
         """(the frame's body or None, the captured output, a protocol violation or None).
@@ -263,7 +236,7 @@ class Child:
                         del open_fds[fd]
                 else:
                     captured.add(captured.stdout if open_fds[fd] == "stdout" else captured.stderr, data, OUTPUT_CAP)
-            if _complete(frame):
+            if frames.complete(frame):
                 if one_shot:
                     # Its answer is in: nothing it does from now on counts (it would only flush and exit).
                     # Killed rather than waited for; the warm worker reaps it after replying.
@@ -273,7 +246,7 @@ class Child:
                 # The result pipe closed (the child ended it or exited): wait for the exit itself.
                 self.wait()
                 exited = True
-        if (exited or self.result_fd not in open_fds) and not _complete(frame):
+        if (exited or self.result_fd not in open_fds) and not frames.complete(frame):
             self.wait()
         # What the pipes still hold (a grandchild may keep them open: take what is there, don't wait for it).
         for fd, name in list(open_fds.items()):
@@ -291,7 +264,7 @@ class Child:
         if violation == TOO_LARGE:
             return None, captured, violation
         if violation is None and frame:
-            violation = _check_frame(frame, max_frame)
+            violation = frames.check_frame(frame, max_frame)
         if not frame:
             return None, captured, violation
         return (bytes(frame[4:]) if violation is None else None), captured, violation
@@ -304,12 +277,17 @@ class Child:
             return None
         try:
             for answer in self.context.feed(data):
-                write_all(self.ctx_answer_fd, answer)
+                frames.write_all(self.ctx_answer_fd, answer)
         except Exception as exc:  # noqa: BLE001 - an oversized request, or a call gone before its answer
             poller.unregister(self.ctx_ask_fd)
             self.kill()
             return f"the policy's process broke the context store's protocol: {exc}"
         return None
+
+    def pending(self) -> bool:
+        """Whether the child wrote on its result pipe after its last answer (a kept child that does is replaced:
+        its next call must not read a stale or forged frame)."""
+        return bool(select.select([self.result_fd], [], [], 0)[0])
 
     def alive(self) -> bool:
         """Whether the child still runs (its pidfd is readable once it has exited)."""
@@ -363,37 +341,3 @@ class Child:
         return "policy_error", f"the policy's process exited unexpectedly (exit code {code})", "ProcessExit"
 
 
-def _complete(frame: bytearray) -> bool:
-    return len(frame) >= 4 and len(frame) >= 4 + _HEADER.unpack(frame[:4])[0]
-
-
-def _check_frame(frame: bytearray, max_frame: int) -> str | None:
-    if len(frame) < 4:
-        return "the policy's process wrote a truncated frame"
-    size = _HEADER.unpack(frame[:4])[0]
-    if size > max_frame:
-        return f"the policy's process announced a {size}-byte frame, more than allowed"
-    if len(frame) < 4 + size:
-        return "the policy's process wrote a truncated frame (it ended mid-frame)"
-    if len(frame) > 4 + size:
-        return "the policy's process wrote more than one frame"
-    return None
-
-
-def parse_result(body: bytes) -> tuple[bool, Any]:
-    """(True, value) or (False, error dict) from a well-framed body; ProtocolViolation if it isn't our shape."""
-    try:
-        message = json.loads(body)
-    except ValueError:
-        raise ProtocolViolation("the policy's process wrote a frame that is not JSON") from None
-    if not isinstance(message, dict) or len(message) != 1:
-        raise ProtocolViolation("the policy's process wrote a frame of an unknown shape")
-    if "ok" in message:
-        return True, message["ok"]
-    error = message.get("error")
-    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
-        raise ProtocolViolation("the policy's process wrote an error frame of an unknown shape")
-    claimed = error.get("error_type")
-    if claimed not in CHILD_ERROR_TYPES:
-        error = {**error, "error_type": "policy_error"}
-    return False, error

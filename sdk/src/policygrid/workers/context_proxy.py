@@ -6,7 +6,7 @@ policies' state, and a Celery broker sharing the server). Instead, the call's pr
 the call's namespace only (``ContextServer``) and answers on a second pipe. The call's process is confined to
 its declared ports (``confine.scope_child``), so the Redis port is not among them.
 
-Frames are length-prefixed JSON (``child._HEADER``): ``{"op": "get"|"set"|"delete", "key", "value"?, "ttl"?}``
+Frames are length-prefixed JSON (``frames.HEADER``): ``{"op": "get"|"set"|"delete", "key", "value"?, "ttl"?}``
 → ``{"ok": value}`` (``get``: ``{"missing": true}`` when absent) or ``{"error": message, "kind": "ValueError"|
 "TypeError"|"unavailable"}``. A request larger than ``MAX_REQUEST_BYTES`` is refused without being read whole.
 """
@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 from ..context import BaseContext, RedisContext, _check_ttl
-from . import child
+from . import frames
 
 MAX_REQUEST_BYTES = 1024 * 1024
 _MISSING = object()
@@ -41,9 +41,9 @@ class PipeContext(BaseContext):
             raise ValueError(f"context value for {message.get('key')!r} is not JSON-serialisable: {exc}") from exc
         if len(data) > MAX_REQUEST_BYTES:
             raise ValueError(f"context value for {message.get('key')!r} is larger than {MAX_REQUEST_BYTES} bytes")
-        child.write_all(self._request_fd, child._HEADER.pack(len(data)) + data)
-        header = child._read_exact(self._answer_fd, 4)
-        body = child._read_exact(self._answer_fd, child._HEADER.unpack(header)[0]) if header else None
+        frames.write_all(self._request_fd, frames.HEADER.pack(len(data)) + data)
+        header = frames.read_exact(self._answer_fd, 4)
+        body = frames.read_exact(self._answer_fd, frames.HEADER.unpack(header)[0]) if header else None
         if body is None:
             raise ContextError("the context store's channel closed")
         answer = json.loads(body)
@@ -92,14 +92,14 @@ class ContextServer:
         self._buffer += data
         answers = []
         while len(self._buffer) >= 4:
-            size = child._HEADER.unpack(self._buffer[:4])[0]
+            size = frames.HEADER.unpack(self._buffer[:4])[0]
             if size > MAX_REQUEST_BYTES:
                 raise ContextError(f"a context request of {size} bytes, more than allowed")
             if len(self._buffer) < 4 + size:
                 break
             request, self._buffer = bytes(self._buffer[4:4 + size]), self._buffer[4 + size:]
             body = json.dumps(self._answer(request), default=str).encode()
-            answers.append(child._HEADER.pack(len(body)) + body)
+            answers.append(frames.HEADER.pack(len(body)) + body)
         return answers
 
     def reset(self) -> None:

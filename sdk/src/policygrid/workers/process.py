@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import struct
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from ..context import MemoryContext
 from ..errors import PolicyGridError, Unavailable
 from ..loader import load_rule_class
 from ..rule_runner import CompiledRecord, PolicyRunner
-from . import child, confine, domains, identity
+from . import child, confine, domains, frames, identity
 from .context_proxy import ContextServer, PipeContext
 
 _HEADER = struct.Struct(">I")
@@ -60,25 +59,6 @@ def write_frame(fd: int, data: bytes) -> None:
 
 def _error(error_type: str, message: str, limit: int, exception_type=None, errors=None) -> bytes:
     return json.dumps(child.error_dict(error_type, message, limit, exception_type, errors), default=str).encode()
-
-
-def _not_empty(path: str) -> bool:
-    try:
-        with os.scandir(path) as entries:
-            return next(entries, None) is not None
-    except OSError:
-        return True
-
-
-def _empty(path: str) -> None:
-    for entry in os.scandir(path):
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            try:
-                os.unlink(entry.path)
-            except OSError:
-                pass
 
 
 class _Calls:
@@ -229,7 +209,7 @@ class _Calls:
         compiled = self.compiled_for(message, record)
         if keep:
             kept = self.kept.pop(keep, None)
-            if kept is None or not kept.alive():  # none yet, or it ended after its last answer (os._exit…)
+            if kept is None or not kept.alive() or kept.pending():  # none, ended, or wrote past its last answer
                 if kept is not None:
                     kept.close()
                 domains.make_room(self)
@@ -273,8 +253,8 @@ class _Calls:
                 error_type, text, exception_type = worker_child.death()
                 return b"E", _error(error_type, text, self.limit, exception_type=exception_type), output
             try:
-                ok, value = child.parse_result(body)
-            except child.ProtocolViolation as exc:
+                ok, value = frames.parse_result(body)
+            except frames.ProtocolViolation as exc:
                 if keep:
                     self.drop_kept(keep)
                 return b"E", _error("policy_error", f"protocol violation: {exc}", self.limit,
@@ -286,7 +266,12 @@ class _Calls:
                     self.drop_kept(keep)
                 return b"E", json.dumps(value, default=str).encode(), output
             if compiled is not None and message.get("op", "eval") == "eval" and compiled.check_output is not None:
-                compiled.check_output(value)
+                try:
+                    compiled.check_output(value)
+                except PolicyGridError:
+                    if domain:  # a caller's process whose answer failed its checks is not trusted further
+                        self.drop_kept(keep)
+                    raise
             payload = json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
             if len(payload) > self.max_result:
                 return b"E", _error("resource_limit", f"the policy's result is {len(payload)} bytes, more than "
@@ -371,8 +356,7 @@ def main() -> None:
             if os.getpid() != me:
                 os._exit(0)
             os.chdir(tmp_base)
-            if _not_empty(call_dir):
-                _empty(call_dir)
+            sandbox.empty_folder(call_dir)
         if threading.active_count() > threads_at_start or (kind == b"E" and calls.bound is None):
             kind = kind.lower()
         keepers = [kept.pid for kept in calls.kept.values()]
