@@ -78,7 +78,9 @@ def executor_objects(executor_id: str, namespace: str, *, image: str, replicas: 
     """ServiceAccount, Role, RoleBinding, Secret, Deployment, Service of one executor, in creation order.
 
     The Role holds only what the executor needs in its namespace: to read the pods and endpoints of the
-    functions beside it (a management command reaches every ready replica) and their logs. Never cluster-wide.
+    functions beside it (a management command reaches every ready replica), their logs, and to ``get`` a Secret
+    by name (a function's token, in the Secret its pods mount: ``policygrid.executor.cluster_functions``). Never
+    cluster-wide, never a list or watch of secrets, never a write.
     """
     name = object_name("pg-executor", executor_id, executor_id)
     labels = {LABEL_EXECUTOR: executor_id, LABEL_COMPONENT: "executor"}
@@ -86,7 +88,9 @@ def executor_objects(executor_id: str, namespace: str, *, image: str, replicas: 
            _secret_env("POLICYGRID_TOKEN", name, "portal-token"),
            {"name": "POLICYGRID_URL", "value": portal_url},
            {"name": "POLICYGRID_EXECUTOR_PORT", "value": str(EXECUTOR_PORT)},
-           {"name": "POLICYGRID_KUBERNETES_NAMESPACE", "value": namespace},
+           {"name": "POLICYGRID_KUBERNETES_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+           {"name": "POLICYGRID_EXECUTOR_ID", "value": executor_id},
+           {"name": "POLICYGRID_FUNCTION_BACKEND", "value": "kubernetes"},  # calls go to the functions' pods
            _pod_ip_env("POLICYGRID_EXECUTOR_HOST")]
     if max_processes:
         env.append({"name": "POLICYGRID_EXECUTOR_MAX_PROCESSES", "value": str(max_processes)})
@@ -96,6 +100,7 @@ def executor_objects(executor_id: str, namespace: str, *, image: str, replicas: 
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(name, namespace, labels),
          "rules": [{"apiGroups": [""], "resources": ["pods", "endpoints"], "verbs": ["get", "list", "watch"]},
                    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+                   {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
                    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
                     "verbs": ["get", "list", "watch"]}]},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",

@@ -99,3 +99,18 @@ def provisioned(api, cluster, executor_id: str, portal_url: str) -> str:
     record = api.get(f"/executor/{executor_id}").json()["data"]
     assert record["infra_status"] == "ready", record
     return executor_id
+
+
+def infra_ready(api, cluster, executor_id: str, namespace: str):
+    """Register ``executor_id`` and run create-infra's task in this process (no portal for its pods: a closed port);
+    the executor once ready."""
+    from executors import tasks
+    from executors.models import PolicyExecutor
+
+    assert api.post("/executor", {"executor_id": executor_id}, format="json").status_code == 201
+    answer = api.post(f"/executor/{executor_id}/create-infra", {
+        "cluster_config": cluster.kubeconfig, "namespace": namespace, "replicas": 1, "ready_timeout": 30,
+        "portal_url": f"http://127.0.0.1:{closed_port()}"}, format="json")
+    assert answer.status_code == 202
+    assert tasks.provision_infra(executor_id) == "ready"
+    return PolicyExecutor.objects.get(executor_id=executor_id)

@@ -3,7 +3,8 @@
 The API server speaks the part of the Kubernetes REST API that PolicyGrid uses, for the kinds it makes
 (ServiceAccount, Secret, Service, Pod, Role, RoleBinding, Deployment, Job, HorizontalPodAutoscaler):
 create / get / list (label and field selectors) / watch / delete (with ownerReference garbage collection), the
-``status`` subresource, pod logs (``tailLines``), and failures as ``Status`` bodies (401, 404, 409
+``status`` subresource, pod logs (``tailLines``), a pod's ServiceAccount (its token file and the in-cluster
+environment; its requests are held to its Roles' rules: 403 ``Forbidden`` otherwise), and failures as ``Status`` bodies (401, 404, 409
 ``AlreadyExists``, 422 ``Invalid`` for a name that is not a DNS-1123 label or a label value that is too long).
 Answers carry what the official client's models require, so its strict deserialization reads them.
 
@@ -48,7 +49,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from tests.kubernetes.fakekubelet import now, reconcile
+from tests.kubernetes.fakekubelet import forbidden, now, reconcile
 
 # plural → (apiVersion, kind)
 RESOURCES = {
@@ -115,6 +116,7 @@ class FakeCluster:
         self.processes: dict[str, subprocess.Popen] = {}  # pod uid → its container's process
         self.pod_faults: dict[str, str | None] = {}
         self.pod_started: dict[str, float] = {}
+        self.accounts: dict[str, tuple[str, str]] = {}  # a pod's ServiceAccount token → (namespace, name): RBAC
         self.root = Path(tempfile.mkdtemp(prefix=f"fakecluster-{name}-"))
         self.stopping = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -131,6 +133,16 @@ class FakeCluster:
                 "clusters": [{"name": self.name, "cluster": {"server": self.url}}],
                 "users": [{"name": f"{self.name}-user", "user": {"token": self.token}}],
                 "contexts": [{"name": self.name, "context": {"cluster": self.name, "user": f"{self.name}-user"}}]}
+
+    def account_token(self, namespace: str, account: str) -> str:
+        """The token of a ServiceAccount (one per account, made on first use), as its pods' token file holds."""
+        with self.lock:
+            for token, known in self.accounts.items():
+                if known == (namespace, account):
+                    return token
+            token = uuid.uuid4().hex
+            self.accounts[token] = (namespace, account)
+            return token
 
     def stop(self) -> None:
         self.stopping.set()
@@ -241,7 +253,9 @@ class FakeCluster:
                 query = {k: v[-1] for k, v in parse_qs(url.query).items()}
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                if self.headers.get("Authorization") != f"Bearer {cluster.token}":
+                scheme, _, bearer = (self.headers.get("Authorization") or "").partition(" ")
+                bearer = bearer.strip() if scheme.lower() == "bearer" else ""
+                if bearer != cluster.token and bearer not in cluster.accounts:
                     return self._send(401, status_body(401, "Unauthorized", "Unauthorized"))
                 found = PATH.match(url.path)
                 key = (found.group("g") or "", found.group("cv") or found.group("v"), found.group("plural")) \
@@ -251,6 +265,14 @@ class FakeCluster:
                 kind, namespace, name, sub = RESOURCES[key], found.group("ns"), found.group("name"), found.group("sub")
                 api_version = f"{key[0]}/{key[1]}" if key[0] else key[1]
                 watching = method == "GET" and not name and query.get("watch") in ("true", "1")
+                if bearer in cluster.accounts:  # a pod's ServiceAccount: only what its Roles allow
+                    verb = {"POST": "create", "DELETE": "delete"}.get(method) or (
+                        "get" if name else "watch" if watching else "list")
+                    with cluster.lock:
+                        denied = forbidden(cluster, cluster.accounts[bearer], verb, key[0],
+                                           key[2] + (f"/{sub}" if sub else ""), namespace, name)
+                    if denied:
+                        return self._send(403, status_body(403, "Forbidden", denied))
                 cluster.calls[(method if not watching else "WATCH", kind)] += 1
                 try:
                     if method == "POST" and not name:

@@ -171,6 +171,8 @@ def _start(cluster: FakeCluster, pod: dict) -> None:
         else:
             value = item.get("value", "")
         env[item["name"]] = value
+    if spec.get("automountServiceAccountToken") is not False:
+        env.update(in_cluster_env(cluster, namespace, spec.get("serviceAccountName") or "default", folder))
     command = [*container.get("command", []), *container.get("args", [])]
     for name, value in env.items():  # Kubernetes expands $(VAR) in command and args from the container's env
         command = [arg.replace(f"$({name})", value) for arg in command]
@@ -186,6 +188,39 @@ def _start(cluster: FakeCluster, pod: dict) -> None:
     _set_status(cluster, pod, {**base, "phase": "Running", "podIP": address, "podIPs": [{"ip": address}],
                                "startTime": now(), "containerStatuses": _container_status(
                                    container, {"running": {"startedAt": now()}})})
+
+
+def in_cluster_env(cluster: FakeCluster, namespace: str, account: str, folder) -> dict[str, str]:
+    """What a pod's ServiceAccount gives it: the API's address (``KUBERNETES_SERVICE_HOST``/``PORT``) and its token,
+    CA and namespace as files. Two liberties, as for Secret volumes: the files are in the pod's folder, not under
+    /var/run/secrets, and the fake serves plain HTTP; the PolicyGrid variables that override both say so."""
+    target = folder / "serviceaccount"
+    target.mkdir(parents=True, exist_ok=True)
+    for name, value in (("token", cluster.account_token(namespace, account)), ("ca.crt", "not used: plain HTTP\n"),
+                        ("namespace", namespace)):
+        (target / name).write_text(value)
+    return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": cluster.url.rsplit(":", 1)[1],
+            "POLICYGRID_KUBERNETES_API": cluster.url, "POLICYGRID_KUBERNETES_TOKEN_FILE": str(target / "token"),
+            "POLICYGRID_KUBERNETES_CA_FILE": str(target / "ca.crt")}
+
+
+def forbidden(cluster: FakeCluster, account: tuple[str, str], verb: str, group: str, resource: str, namespace: str,
+              name: str | None) -> str | None:
+    """None when a Role bound to the ServiceAccount ``account`` (namespace, name) in ``namespace`` allows the
+    request (RBAC's rules: API group, resource or ``resource/subresource``, verb, resourceNames); else why not."""
+    for (kind, ns, _), binding in cluster.store.items():
+        if kind != "RoleBinding" or ns != namespace or binding["roleRef"].get("kind") != "Role" or not any(
+                s.get("kind") == "ServiceAccount" and (s.get("namespace"), s.get("name")) == account
+                for s in binding.get("subjects") or []):
+            continue
+        role = cluster.store.get(("Role", namespace, binding["roleRef"]["name"])) or {}
+        for rule in role.get("rules") or []:
+            if group in rule.get("apiGroups", []) and resource in rule.get("resources", []) and (
+                    verb in rule.get("verbs", []) or "*" in rule.get("verbs", [])) and (
+                    not rule.get("resourceNames") or name in rule["resourceNames"]):
+                return None
+    return (f'{resource} is forbidden: User "system:serviceaccount:{account[0]}:{account[1]}" cannot {verb} '
+            f'resource "{resource}" in API group "{group}" in the namespace "{namespace}"')
 
 
 def _observe(cluster: FakeCluster, pod: dict, ready: bool) -> None:

@@ -8,25 +8,16 @@ import time
 import pytest
 import requests
 
-from executors.models import PolicyExecutor
 from executors.runtime import FunctionDeployment, runtime_for
 from policies.models import PolicyRule
-from tests.kubernetes.conftest import closed_port
+from tests.kubernetes.conftest import infra_ready
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 
 @pytest.fixture
 def k8s_executor(api, cluster, kube_settings):
-    from executors import tasks
-
-    assert api.post("/executor", {"executor_id": "k8s-fn"}, format="json").status_code == 201
-    answer = api.post("/executor/k8s-fn/create-infra", {
-        "cluster_config": cluster.kubeconfig, "namespace": "fns", "replicas": 1, "ready_timeout": 30,
-        "portal_url": f"http://127.0.0.1:{closed_port()}"}, format="json")
-    assert answer.status_code == 202
-    assert tasks.provision_infra("k8s-fn") == "ready"
-    return PolicyExecutor.objects.get(executor_id="k8s-fn")
+    return infra_ready(api, cluster, "k8s-fn", "fns")
 
 
 def deploy(executor, policy_uri, name, **shape):

@@ -29,6 +29,13 @@ def test_the_core_holds_none_of_the_extras_packages():
     extras = project()["optional-dependencies"]
     assert names(extras["executor"]) == {"uvicorn", "uvloop", "httptools", "aiohttp"}
     assert names(extras["s3"]) == {"boto3"} and names(extras["redis"]) == {"redis"}
+    assert names(extras["kubernetes"]) == {"kubernetes"}
+    assert not core & {"kubernetes"}
+
+
+def test_the_data_plane_image_installs_the_kubernetes_extra():
+    """An executor created in a cluster routes its functions' calls to their pods through the Kubernetes API."""
+    assert "./sdk[executor,s3,redis,kubernetes]" in (SDK / "Dockerfile").read_text()
 
 
 def test_run_and_test_scripts_install_the_extras_the_portal_uses():

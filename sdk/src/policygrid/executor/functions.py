@@ -268,24 +268,12 @@ class FunctionSupervisor:
 
     async def manage(self, name: str, raw: bytes) -> list[dict[str, Any]]:
         function = self.get(name)
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise InputInvalid("the request body is not valid JSON") from None
-        target = body.pop("target", "all") if isinstance(body, dict) else None
-        if target not in ("all", "one"):
-            raise InputInvalid("invalid request: target: \"all\" or \"one\"", errors={"target": ["all or one"]})
+        target, payload = management_request(raw)
         replicas = [function.next_ready()] if target == "one" else function.ready()
         if not replicas:
             function.next_ready()  # raises the 409
-        payload = json.dumps(body).encode()
         answers = await asyncio.gather(*(self._forward(replica, "/management", payload) for replica in replicas))
-        results = []
-        for replica, (_, answer) in zip(replicas, answers, strict=True):
-            envelope = json.loads(answer)
-            envelope.pop("success", None)
-            results.append({"replica": replica.name, "success": "data" in envelope, **envelope})
-        return results
+        return [replica_result(replica.name, answer) for replica, (_, answer) in zip(replicas, answers, strict=True)]
 
     async def _forward(self, replica: Replica, path: str, raw: bytes) -> tuple[int, bytes]:
         import aiohttp
@@ -300,7 +288,13 @@ class FunctionSupervisor:
             error = Timeout(f"function {replica.function.name} replica {replica.index} did not answer in time")
         return error.status, json.dumps(error_envelope(error)).encode()
 
-    def logs(self, name: str, tail: int | None) -> str:
+    async def describe(self, name: str) -> dict[str, Any]:
+        return self.get(name).describe()
+
+    async def describe_all(self) -> list[dict[str, Any]]:
+        return [function.describe() for function in self.functions.values()]
+
+    async def logs(self, name: str, tail: int | None) -> str:
         function = self.get(name)
         lines = sorted(line for replica in function.replicas for line in replica.lines)
         if tail is not None:
@@ -311,6 +305,29 @@ class FunctionSupervisor:
         return {"functions": len(self.functions),
                 "replicas": sum(len(f.replicas) for f in self.functions.values()),
                 "ready_replicas": sum(len(f.ready()) for f in self.functions.values())}
+
+
+def management_request(raw: bytes) -> tuple[str, bytes]:
+    """(target, the body a replica gets) of ``POST /functions/<name>/management``: ``target`` all (the default)
+    or one, taken out of the body."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise InputInvalid("the request body is not valid JSON") from None
+    target = body.pop("target", "all") if isinstance(body, dict) else None
+    if target not in ("all", "one"):
+        raise InputInvalid("invalid request: target: \"all\" or \"one\"", errors={"target": ["all or one"]})
+    return target, json.dumps(body).encode()
+
+
+def replica_result(replica: str, answer: bytes) -> dict[str, Any]:
+    """One replica's management result: ``{"replica", "success", "data" | "error_type", "message"}``."""
+    try:
+        envelope = json.loads(answer)
+    except ValueError:
+        envelope = error_envelope(Unavailable(f"replica {replica} answered something that is not JSON"))
+    envelope.pop("success", None)
+    return {"replica": replica, "success": "data" in envelope, **envelope}
 
 
 async def _read_log(process: asyncio.subprocess.Process, lines: deque[str], tag: str) -> None:

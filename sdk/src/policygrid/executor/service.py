@@ -32,7 +32,7 @@ import json
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..asgi import bearer_matches, read_body, refusal, send_json
@@ -44,6 +44,9 @@ from ..wire import error_envelope, parse_execute_request
 from ..workers import PoolLimits, WorkerPool
 from .config import ExecutorConfig
 from .functions import FunctionSupervisor
+
+if TYPE_CHECKING:
+    from .cluster_functions import ClusterFunctions
 from .jobs import JobSupervisor, parse_tail
 from .keys import SigningKeys
 from .store import PolicyStore
@@ -64,7 +67,7 @@ class ExecutorService:
         self.store: PolicyStore | None = None
         self.keys: SigningKeys | None = None
         self.jobs: JobSupervisor | None = None
-        self.functions: FunctionSupervisor | None = None
+        self.functions: FunctionSupervisor | ClusterFunctions | None = None
         self.started_at = time.time()
         self.calls = 0
         self.failures = 0
@@ -88,13 +91,27 @@ class ExecutorService:
         self.jobs = JobSupervisor(dataclasses.replace(self.pool.limits, cpu_seconds=config.max_job_timeout_seconds),
                                   portal_url=config.portal_url, max_jobs=config.max_jobs, env=dict(os.environ))
         await self.jobs.start()
-        self.functions = FunctionSupervisor(self.pool.limits, env=dict(os.environ))
+        self.functions = self.function_backend()
         logger.warning("policygrid executor %s on http://%s:%s: %d workers, portal %s, signing keys %s",
                        __version__, config.host, config.port, config.workers, client.base_url if client else "none",
                        self.keys.stats() if config.verify_signatures else "not used (verification off)")
         for name, note in sorted(self.protections().items()):
             level = logging.WARNING if "NOT" in note or "not enforced" in note else logging.INFO
             logger.log(level, "protection %-28s %s", name + ":", note)
+
+    def function_backend(self) -> FunctionSupervisor | ClusterFunctions:
+        """Where the functions' replicas are: this service's own processes (the default), or the ready pods of
+        their Deployments in its cluster (``POLICYGRID_FUNCTION_BACKEND=kubernetes``, set by create-infra)."""
+        env = dict(os.environ)
+        backend = env.get("POLICYGRID_FUNCTION_BACKEND") or "local"
+        if backend == "kubernetes":
+            from .cluster_functions import from_env
+
+            return from_env(env, self.config.timeout_seconds)
+        if backend != "local":
+            raise InputInvalid(f"POLICYGRID_FUNCTION_BACKEND: 'local' or 'kubernetes', not {backend!r}",
+                               errors={"POLICYGRID_FUNCTION_BACKEND": ["local or kubernetes"]})
+        return FunctionSupervisor(self.pool.limits, env=env)
 
     def pool_limits(self) -> PoolLimits:
         config = self.config
@@ -253,21 +270,22 @@ class ExecutorService:
 
     async def function_route(self, method: str, path: str, scope, receive) -> tuple[int, bytes]:
         """``POST /functions``; ``GET``/``DELETE /functions/<name>``; ``POST /functions/<name>/call`` and
-        ``/management``; ``GET /functions/<name>/logs?tail=N`` (the local runtime's replicas)."""
+        ``/management``; ``GET /functions/<name>/logs?tail=N`` (the local runtime's replicas, or the function's ready
+        pods in the service's cluster: ``function_backend``)."""
         parts = path.split("/")[2:]
         functions = self.functions
         if path == "/functions":
             if method == "POST":
                 return await self.deploy_function(await read_body(receive, self.config.max_body_bytes))
             if method in ("GET", "HEAD"):
-                return 200, _ok([function.describe() for function in functions.functions.values()])
+                return 200, _ok(await functions.describe_all())
             raise refusal(405, "use POST (deploy) or GET (list) for /functions")
         if len(parts) == 2 and parts[1] in ("call", "management", "logs"):
             wanted = "GET" if parts[1] == "logs" else "POST"
             if method != wanted and not (wanted == "GET" and method == "HEAD"):
                 raise refusal(405, f"use {wanted} for /functions/<name>/{parts[1]}")
             if parts[1] == "logs":
-                return 200, _ok(functions.logs(parts[0], parse_tail(scope.get("query_string", b""))))
+                return 200, _ok(await functions.logs(parts[0], parse_tail(scope.get("query_string", b""))))
             body = await read_body(receive, self.config.max_body_bytes)
             if parts[1] == "call":
                 return await functions.call(parts[0], body)
@@ -277,7 +295,7 @@ class ExecutorService:
         if method == "DELETE":
             return 200, _ok((await functions.remove(parts[0])).describe())
         if method in ("GET", "HEAD"):
-            return 200, _ok(functions.get(parts[0]).describe())
+            return 200, _ok(await functions.describe(parts[0]))
         raise refusal(405, "use GET or DELETE for /functions/<name>")
 
     async def deploy_function(self, raw: bytes) -> tuple[int, bytes]:
