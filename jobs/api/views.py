@@ -31,10 +31,14 @@ class JobViewSet(RecordViewSet):
             raise Http404(f"no job with job_id '{key}'")
         return super().get_object()
 
-    @extend_schema(request=SubmitRequest, responses={201: JobSerializer, 400: OpenApiTypes.OBJECT},
+    @extend_schema(request=SubmitRequest, responses={201: JobSerializer, 400: OpenApiTypes.OBJECT,
+                                                     403: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT,
+                                                     409: OpenApiTypes.OBJECT, 501: OpenApiTypes.OBJECT,
+                                                     502: OpenApiTypes.OBJECT},
                    operation_id="jobs_submit_without_executor",
-                   description="Submit a job without an executor: the resource allocator chooses one (not built "
-                               "yet: 400 naming the route to use, POST /jobs/submit/<executor_id>).")
+                   description="Submit a job without an executor: the resource allocator policy (`alloc`, else the "
+                               "deployment's default) chooses one; 404 when that allocator is not registered, 409 "
+                               "when it finds no executor, 502 when it fails or chooses an unknown or unhealthy one.")
     @action(detail=False, methods=["post"], url_path="submit")
     def submit(self, request):
         return self._submitted(services.submit_job(request.user, request.data, None))
