@@ -90,6 +90,9 @@ def envelope_responses(result, generator, request, public):
     return result
 
 
+NO_NUL = "^[^\\x00]*$"
+
+
 def document_parameters(operation) -> None:
     """Query parameters as the server reads them: pages count from 1; a list filter given empty is no filter."""
     for parameter in operation.get("parameters", []):
@@ -104,6 +107,11 @@ def document_parameters(operation) -> None:
             schema["enum"] = [*schema["enum"], *([""] if "" not in schema["enum"] else [])]
         elif "format" in schema:
             parameter["schema"] = {"anyOf": [schema, {"const": ""}]}
+        elif schema.get("type") == "boolean":
+            # django-filter reads true/false (1/0); any other value is no filter at all.
+            parameter["schema"] = {"anyOf": [schema, {"type": "string"}]}
+        elif schema.get("type") == "string" and parameter["name"] != "ordering":  # an unknown ordering is ignored
+            schema["pattern"] = NO_NUL  # a filter or search with a NUL is refused (400): no database takes one
 
 
 def document_success(path, method, operation, operations, schemas) -> None:
