@@ -66,13 +66,17 @@ def deploy(user, post) -> tuple[DeployForm, Function | None]:
         return form, None
     try:
         return form, services.create_function(user, body, form.values["executor"] or None)
-    except PolicyGridError as exc:
-        place(form, exc.errors or {}, exc.message)
+    except PolicyGridError as exc:  # the body, the overrides (400), no such policy or executor, the gate (409)
+        errors = exc.errors or ({"policy_rule_uri": [exc.message]} if exc.error_type == "not_executable" else {})
+        place(form, errors, exc.message)
     except ValidationError as exc:
         place(form, exc.message_dict if hasattr(exc, "error_dict") else {}, "; ".join(exc.messages))
-    except APIException as exc:  # Conflict (the name is taken, the policy may not run), ApiError
-        taken = Function.objects.filter(function_id=body["name"]).exists()
-        place(form, {"name": [str(exc.detail)]} if taken else {}, str(exc.detail))
+    except APIException as exc:  # Conflict: the name is taken, the executor has no address; ApiError (501)
+        message = str(exc.detail)
+        if Function.objects.filter(function_id=body["name"]).exists():
+            place(form, {"name": [message]}, message)
+        else:
+            place(form, {"executor_id": [message]} if message.startswith("executor ") else {}, message)
     except PermissionDenied as exc:
         form.message = str(exc) or "you may not deploy functions"
     return form, None
