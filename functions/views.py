@@ -45,22 +45,30 @@ def allowed(user) -> dict[str, bool]:
             "manage": user.has_perm(PERMISSIONS["management"]), "remove": user.has_perm(PERMISSIONS["remove"])}
 
 
+def function_or_404(request, key, permission) -> Function:
+    require_permission(request.user, permission)
+    return get_object_or_404(Function.objects.select_related("policy"), function_id=key)
+
+
 @login_required
-def function_detail(request, key, call_outcome=None, manage_result=None, status=200):
-    require_permission(request.user, view_permission(Function))
-    function = get_object_or_404(Function.objects.select_related("policy"), function_id=key)
+def function_detail(request, key):
+    return function_page(request, function_or_404(request, key, view_permission(Function)))
+
+
+def function_page(request, function, fields=None, listed=None, **shown):
+    """The function's page; ``shown``: the outcome of a call or a management command just made."""
     can = allowed(request.user)
     graphs = list(function.graphs.only("graph_uri", "status")[:50])
-    call_fields = call_outcome[0] if call_outcome else actions.call_fields(function)
-    listed = manage_result[2] if manage_result else actions.commands(function)
+    listed = actions.commands(function) if listed is None else listed
+    refused = ("call_outcome" in shown and not shown["call_outcome"]) or (
+        "manage_outcome" in shown and not shown["manage_outcome"])
     return render(request, "portal/function_detail.html", {
         "nav": "function", "function": function, "graphs": graphs, "can": can, "can_operate": can["manage"],
         "ready": function.function_status == FunctionStatus.READY,
         "active": function.function_status in FunctionStatus.ACTIVE, "tail": LOG_TAIL,
-        "call_fields": call_fields, "call_outcome": call_outcome[1] if call_outcome else None,
-        "commands": listed, "chosen_action": manage_result[0] if manage_result else (listed[0].name if listed else ""),
-        "manage_outcome": manage_result[1] if manage_result else None,
-    }, status=status)
+        "call_fields": actions.call_fields(function) if fields is None else fields, "commands": listed,
+        "chosen_action": listed[0].name if listed else "", **shown,
+    }, status=400 if refused else 200)
 
 
 @login_required
@@ -80,21 +88,19 @@ def function_deploy(request):
 @login_required
 @require_POST
 def function_call(request, key):
-    require_permission(request.user, PERMISSIONS["call"])
-    function = get_object_or_404(Function.objects.select_related("policy"), function_id=key)
+    function = function_or_404(request, key, PERMISSIONS["call"])
     fields = actions.call_fields(function)
     outcome = actions.call(request.user, function, fields, request.POST)
-    return function_detail(request, key, call_outcome=(fields, outcome), status=200 if outcome else 400)
+    return function_page(request, function, fields=fields, call_outcome=outcome)
 
 
 @login_required
 @require_POST
 def function_manage(request, key):
-    require_permission(request.user, PERMISSIONS["management"])
-    function = get_object_or_404(Function.objects.select_related("policy"), function_id=key)
+    function = function_or_404(request, key, PERMISSIONS["management"])
     listed = actions.commands(function)
     action, outcome = actions.manage(request.user, function, listed, request.POST)
-    return function_detail(request, key, manage_result=(action, outcome, listed), status=200 if outcome else 400)
+    return function_page(request, function, listed=listed, chosen_action=action, manage_outcome=outcome)
 
 
 @login_required

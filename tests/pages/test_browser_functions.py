@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.functions.conftest import STATEFUL_URI, functions_system  # noqa: F401 - the fixture
-from tests.pages.test_browser_portal import shot
+from tests.pages.test_browser_portal import open_page, shot
 
 pytestmark = [pytest.mark.browser]
 NAME = "portal-counter"
@@ -21,17 +21,7 @@ def logins(system) -> dict[str, str]:
 
 
 def sign_in(browser, base, username, password, width=1280):
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    page = context.new_page()
-    page.problems = []
-    page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: page.problems.append(str(e)))
-    page.goto(f"{base}/portal/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    return context, page
+    return open_page(browser, base, username, width=width, password=password)
 
 
 def test_deploy_call_manage_read_logs_and_remove_a_function(browser, functions_system):  # noqa: F811
