@@ -67,6 +67,9 @@ def test_the_pages_make_a_bounded_number_of_queries(world, page_client, django_a
                               ("post", DEPLOY, {"name": "decide", "policy": world["approved"].key,
                                                 "executor": "edge-1", "replicas": "1"}),
                               ("post", "/portal/functions/decide/call/", {}),
+                              ("post", "/portal/functions/decide/manage/", {"action": "get_state"}),
+                              ("post", DEPLOY, {"name": "fresh", "policy": world["approved"].key,
+                                                "executor": "edge-1", "replicas": "1"}),
                               ("post", "/portal/functions/decide/remove/", {})):
         with django_assert_max_num_queries(MAX_QUERIES):
             getattr(client, method)(url, data or {})
