@@ -55,10 +55,37 @@ class Playground:
     body: dict | None = None
 
 
-def input_fields(policy) -> list[InputField]:
+def schema_inputs(schema) -> list[InputField]:
+    """The form's inputs generated from a schema (a policy's input schema, a management command's data
+    schema): the one form generator of the portal."""
     return [InputField(name=f.name, widget=SCALARS.get(f.type, "json"), required=f.required,
                        description=f.description, pattern=f.pattern)
-            for f in schema_fields(policy.policy_input_schema) or []]
+            for f in schema_fields(schema) or []]
+
+
+def input_fields(policy) -> list[InputField]:
+    return schema_inputs(policy.policy_input_schema)
+
+
+def read_inputs(fields: list[InputField], post, prefix: str = "input.") -> dict[str, Any]:
+    """The typed values of the posted inputs named ``<prefix><field>``; a bad one gets its ``error`` set."""
+    values: dict[str, Any] = {}
+    for item in fields:
+        item.raw = post.get(f"{prefix}{item.name}", "")
+        try:
+            value = read_value(item, post.get(f"{prefix}{item.name}"))
+        except ValueError as exc:
+            item.error = "required" if str(exc) == "required" else f"not a valid {item.widget} value: {exc}"
+            continue
+        if value is not None:
+            values[item.name] = value
+    return values
+
+
+def show_errors(fields: list[InputField], errors: dict, prefix: str) -> None:
+    """A service's field errors (``<prefix><field>``) put beside their inputs."""
+    for item in fields:
+        item.error = "; ".join(errors.get(f"{prefix}{item.name}", [])) or item.error
 
 
 def empty_playground(policy) -> Playground:
@@ -98,16 +125,7 @@ def run(user, policy, post) -> tuple[Playground, PolicyExecutor | None]:
     """Build the call from the posted form and make it; field errors stay beside their fields."""
     playground = empty_playground(policy)
     playground.parameters, playground.settings = post.get("parameters", ""), post.get("settings", "")
-    input_data: dict[str, Any] = {}
-    for item in playground.fields:
-        item.raw = post.get(f"input.{item.name}", "")
-        try:
-            value = read_value(item, post.get(f"input.{item.name}"))
-        except ValueError as exc:
-            item.error = "required" if str(exc) == "required" else f"not a valid {item.widget} value: {exc}"
-            continue
-        if value is not None:
-            input_data[item.name] = value
+    input_data = read_inputs(playground.fields, post)
     parameters = read_object(playground.parameters, "parameters", playground.errors)
     settings = read_object(playground.settings, "settings", playground.errors)
     executor = PolicyExecutor.objects.filter(executor_id=post.get("executor_id", "")).first()
@@ -125,26 +143,33 @@ def run(user, policy, post) -> tuple[Playground, PolicyExecutor | None]:
         body["dry_run"] = True
     playground.body = body
     playground.outcome = call(user, executor, body)
-    errors = playground.outcome.field_errors
-    for item in playground.fields:
-        item.error = "; ".join(errors.get(f"input_data.{item.name}", []))
+    show_errors(playground.fields, playground.outcome.field_errors, "input_data.")
     return playground, executor
 
 
 def call(user, executor: PolicyExecutor, body: dict) -> Outcome:
+    def execute():
+        execution = services.execute_policy(user, executor, body)
+        return Outcome(True, data=execution.data, printed=execution.printed)
+
+    return timed(execute)
+
+
+def timed(make) -> Outcome:
+    """``make()``'s Outcome with its latency; a refusal (an error of the services) as a failed Outcome."""
     started = time.monotonic()
     outcome: Outcome
     field_errors: dict = {}
     try:
-        execution = services.execute_policy(user, executor, body)
-        outcome = Outcome(True, data=execution.data, printed=execution.printed)
+        outcome = make()
     except PolicyGridError as exc:
         outcome = Outcome(False, error_type=exc.error_type, message=exc.message)
         field_errors = exc.errors or {}
     except PermissionDenied as exc:
         outcome = Outcome(False, error_type="forbidden", message=str(exc))
-    except APIException as exc:  # the executor has no address (409)
-        outcome = Outcome(False, error_type="conflict", message=str(exc.detail))
+    except APIException as exc:  # the executor has no address, the function is not ready (409), ...
+        error_type = getattr(exc, "extra", {}).get("error_type") or exc.default_code
+        outcome = Outcome(False, error_type=str(error_type), message=str(exc.detail))
     outcome.latency_ms = round((time.monotonic() - started) * 1000, 1)
     outcome.field_errors = field_errors
     return outcome

@@ -34,3 +34,10 @@ if (results) {
   };
   setTimeout(refresh, Number(results.dataset.live));
 }
+
+// A form with data-confirm (Remove) asks before it is sent.
+for (const form of document.querySelectorAll("form[data-confirm]")) {
+  form.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+}

@@ -15,7 +15,7 @@ PASSWORD = "pw-for-tests-1"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def open_page(browser, base, username, width=1280):
+def open_page(browser, base, username, width=1280, password=PASSWORD):
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     page.problems = []
@@ -23,7 +23,7 @@ def open_page(browser, base, username, width=1280):
     page.on("pageerror", lambda e: page.problems.append(str(e)))
     page.goto(f"{base}/portal/login/")
     page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
+    page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_load_state()
     return context, page
