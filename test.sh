@@ -32,7 +32,14 @@ echo "=== test suite on SQLite ==="
 env -u DATABASE_URL .venv/bin/python -m pytest "$@" || status=$?
 if .venv/bin/python scripts/ensure_services.py --check postgres; then
   echo "=== test suite on PostgreSQL ($POSTGRES_URL) ==="
-  DATABASE_URL="$POSTGRES_URL" .venv/bin/python -m pytest --ignore=tests/sdk "$@" || status=$?
+  # Tests that start the embedded system (./run.sh's shape: SQLite by design, whatever DATABASE_URL says) ran
+  # in the first pass already; tests/functions/test_production_stack.py runs jobs and functions on PostgreSQL.
+  EMBEDDED_ONLY=(tests/sdk tests/functions tests/jobs/test_local_runtime.py tests/graphs/test_graph_runs.py
+                 tests/graphs/test_graph_recovery.py tests/graphs/test_graph_run_api.py
+                 tests/graphs/test_graph_run_records.py tests/portal/test_embedded.py tests/portal/test_first_hour.py
+                 tests/portal/test_supervision.py tests/portal/test_front.py tests/portal/test_chunked_bodies.py
+                 tests/pages/test_browser_functions.py)
+  DATABASE_URL="$POSTGRES_URL" .venv/bin/python -m pytest "${EMBEDDED_ONLY[@]/#/--ignore=}" "$@" || status=$?
   .venv/bin/python scripts/ensure_services.py --drop-test-databases || true
 else
   echo "SKIPPED: the PostgreSQL run: no server at $POSTGRES_URL (see the line above)"
