@@ -2,8 +2,10 @@
 backend that reads a user's role permissions in one query."""
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
+from django.core.cache import caches
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
@@ -12,6 +14,9 @@ from records.cache import cached_value
 
 # The stamp of every user's cached permissions (RoleBackend): replaced by any change of them.
 PERMISSIONS_STAMP = "accounts:permissions:stamp"
+# The stamp of every cached token and its user (ApiTokenAuthentication): replaced by any save or delete of a
+# token (issue, revocation) or a user (deactivation, a password or role flag changed), in every process.
+TOKENS_STAMP = "accounts:tokens:stamp"
 # Recording every use would turn each read into a write; a minute's precision is enough for "last used".
 LAST_USED_PRECISION = timedelta(minutes=1)
 
@@ -29,13 +34,20 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             key = header[1].decode()
         except UnicodeError:
             raise exceptions.AuthenticationFailed("the token contains invalid characters") from None
-        # One query for the token and its user.
-        token = ApiToken.objects.active().select_related("user").filter(key_hash=hash_token(key)).first()
+        # The token with its user: one query, or none while the cached pair is current (records.cache: every
+        # save or delete of a token or a user replaces TOKENS_STAMP, so a revocation is seen by the next request).
+        key_hash = hash_token(key)
+        token = cached_value(TOKENS_STAMP, f"accounts:token:{key_hash}", "ApiToken+user",
+                             lambda: ApiToken.objects.active().select_related("user").filter(key_hash=key_hash).first())
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("invalid or revoked token")
         now = timezone.now()
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            # A cached token's last_used_at is as old as its entry: of the requests that see it stale, the one
+            # that files the marker records the use, once per LAST_USED_PRECISION.
+            if caches[settings.RECORD_CACHE].add(f"accounts:token-used:{token.pk}", 1,
+                                                 LAST_USED_PRECISION.total_seconds()):
+                ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         return token.user, token
 
     def authenticate_header(self, request):

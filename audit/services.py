@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -218,6 +219,25 @@ def audit_object(
     """Shortcut for entries about a registry record (``target_key`` defaults to its URL key)."""
     key = target_key if target_key is not None else getattr(obj, "key", str(obj.pk))
     return write_audit(actor, action, model_label(obj), key, data, request_id)
+
+
+@contextlib.contextmanager
+def audited_execution(actor, action: str, obj, data: dict[str, Any]) -> Iterator[None]:
+    """Audit one execution (docs/governance.md §3: who, what, when, outcome, duration): the entry is written
+    when the block ends, successful or not; any exception is a failure, with its ``error_type`` (an
+    unexpected one is ``internal_error``), and goes on."""
+    started = time.monotonic()
+    error: BaseException | None = None
+    try:
+        yield
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        audit_object(actor, action, obj, {
+            **data, "success": error is None,
+            "error_type": None if error is None else getattr(error, "error_type", "internal_error"),
+            "duration_ms": round((time.monotonic() - started) * 1000, 2)})
 
 
 # ---------------------------------------------------------------------------------------------------------

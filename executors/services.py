@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
-from policygrid.errors import NotFound, PolicyGridError, Timeout, Unavailable
+from policygrid.errors import NotFound, Timeout, Unavailable
 from policygrid.package import verify_digest
 from policygrid.wire import (
     PUBLIC_FIELDS,
@@ -28,7 +28,7 @@ from policygrid.wire import (
     parse_execute_request,
 )
 
-from audit.services import audit_object
+from audit.services import audit_object, audited_execution
 from executors.choices import ExecutorStatus
 from executors.models import ExecutorProbe, PolicyExecutor
 from executors.transport import (
@@ -126,21 +126,9 @@ def execute_policy(actor, executor: PolicyExecutor, body: Any) -> Execution:
     assert_executable(policy, actor, dry_run=call.dry_run)
     require_address(executor)
 
-    started = time.monotonic()
-    error: PolicyGridError | None = None
-    try:
+    with audited_execution(actor, "policy.execute", policy, {"executor_id": executor.executor_id,
+                                                             "dry_run": call.dry_run}):
         return _forward(executor, policy, call, f"user:{actor.pk}")
-    except PolicyGridError as exc:
-        error = exc
-        raise
-    finally:
-        audit_object(actor, "policy.execute", policy, {
-            "executor_id": executor.executor_id,
-            "dry_run": call.dry_run,
-            "success": error is None,
-            "error_type": error.error_type if error is not None else None,
-            "duration_ms": round((time.monotonic() - started) * 1000, 2),
-        })
 
 
 def execution_body(policy: PolicyRule, call: ExecuteRequest, purpose: str = "call", caller: str = "") -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -23,7 +24,7 @@ from policygrid.errors import InputInvalid, NotFound, PolicyGridError
 from policygrid.rule_runner import merge_overrides
 from policygrid.schema import compile_check, validate_management
 
-from audit.services import audit_object
+from audit.services import audit_object, audited_execution
 from executors.allocator import choose_executor
 from executors.models import PolicyExecutor
 from executors.runtime import FunctionDeployment, RuntimeFunction, runtime_for
@@ -209,12 +210,13 @@ def _ready(name: str) -> Function:
     return function
 
 
-def call_function(actor, name: str, input_data: Any, timeout: float | None = None) -> Any:
+def call_function(actor, name: str, input_data: Any, timeout: float | None = None, audited: bool = True) -> Any:
     """One call of the function's policy ``eval`` on one of its replicas: its output (within ``timeout``
     seconds when given, e.g. a graph node's, else the executor's default).
 
     The hot path: the function's and its executor's few columns come from the record cache (invalidated by
-    their saves), so a call reads no table; calls are not audited one by one (the deployment is)."""
+    their saves), so a call reads no table. Each call is an audit entry (``function.call``), but a graph's
+    node (``audited=False``): its run is audited."""
     function = cached_record(Function, name, CALL_FIELDS)
     if function is None:
         raise NotFound(f"no function named '{name}'", errors={"name": ["no such function"]})
@@ -222,7 +224,11 @@ def call_function(actor, name: str, input_data: Any, timeout: float | None = Non
     executor = executor_for_execution(function.function_executor_id)
     if executor is None:
         raise NotFound(f"function {name}'s executor {function.function_executor_id} is gone")
-    return runtime_for(executor).call_function(executor, name, input_data, timeout=timeout)
+    call = partial(runtime_for(executor).call_function, executor, name, input_data, timeout=timeout)
+    if not audited:
+        return call()
+    with audited_execution(actor, "function.call", function, {"executor_id": executor.executor_id}):
+        return call()
 
 
 def manage_function(actor, name: str, body: Any) -> list[dict[str, Any]]:

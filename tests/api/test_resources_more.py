@@ -97,7 +97,8 @@ def test_a_revoked_or_wrong_token_is_401(api, users, client_for, anon):
 
     client = client_for(users["viewer"])
     assert client.get("/policy").status_code == 200
-    ApiToken.objects.filter(user=users["viewer"]).update(revoked_at="2026-01-01T00:00:00Z")
+    for token in ApiToken.objects.filter(user=users["viewer"]):
+        token.revoke()
     assert_error(client.get("/policy"), 401)
     anon.credentials(HTTP_AUTHORIZATION="Token pg_not-a-real-token")
     assert_error(anon.get("/policy"), 401)

@@ -27,6 +27,12 @@ def test_deploy_becomes_ready_and_state_persists_between_calls(functions_system)
     assert failed.status_code == 500 and failed.json()["error_type"] == "policy_error"
     assert "the input asked me to fail" in failed.json()["message"]
     assert functions_system.call("counter", {}).json()["data"]["count"] == 3  # an error the policy raised kept it
+    # Every call is an execution of Type 4, audited with its outcome and duration (docs/governance.md §3).
+    audited = functions_system.get("/audit", params={"action": "function.call", "target_key": "counter",
+                                                     "ordering": "seq"}).json()["data"]
+    assert [(e["data"]["success"], e["data"]["error_type"]) for e in audited] == [
+        (True, None), (True, None), (False, "policy_error"), (True, None)]
+    assert all(e["actor"] and e["data"]["duration_ms"] > 0 for e in audited)
 
 
 def test_management_reaches_both_replicas_and_is_checked_against_the_schema(functions_system):

@@ -3,6 +3,8 @@ import hashlib
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import ApiToken
 
@@ -66,3 +68,45 @@ def test_token_routes_need_authentication_and_valid_bodies(anon, clients):
     assert anon.post("/tokens", {}, format="json").status_code == 401
     bad = clients["author"].post("/tokens", {"name": "x" * 101}, format="json")
     assert bad.status_code == 400 and "name" in bad.json()["errors"]
+
+
+def test_a_known_token_is_checked_without_a_query_until_a_token_or_user_changes(clients, users, anon):
+    created = clients["author"].post("/tokens", {"name": "hot"}, format="json").json()["data"]
+    anon.credentials(HTTP_AUTHORIZATION=f"Token {created['key']}")
+    assert anon.get("/tokens").status_code == 200  # fills the cache (and records the use)
+
+    def token_queries():
+        with CaptureQueriesContext(connection) as queries:
+            assert anon.get("/tokens").status_code == 200
+        return [q["sql"] for q in queries if "accounts_apitoken" in q["sql"] and "auth_user" in q["sql"]]
+
+    assert token_queries() == []
+    ApiToken.objects.get(pk=created["id"]).save()  # any save of a token replaces the stamp
+    assert len(token_queries()) == 1
+    assert token_queries() == []
+
+
+def test_a_deactivated_user_s_cached_token_stops_working_at_once(users, token_for, anon):
+    anon.credentials(HTTP_AUTHORIZATION=f"Token {token_for(users['viewer'])}")
+    assert anon.get("/policy").status_code == 200
+    assert anon.get("/policy").status_code == 200  # served from the cache
+    users["viewer"].is_active = False
+    users["viewer"].save()
+    assert anon.get("/policy").status_code == 401
+
+
+def test_last_use_is_recorded_once_a_minute_even_from_the_cache(clients, anon):
+    from datetime import timedelta
+
+    created = clients["author"].post("/tokens", {"name": "used"}, format="json").json()["data"]
+    anon.credentials(HTTP_AUTHORIZATION=f"Token {created['key']}")
+    assert anon.get("/policy").status_code == 200
+    first = ApiToken.objects.get(pk=created["id"]).last_used_at
+    assert first is not None
+    assert anon.get("/policy").status_code == 200
+    assert ApiToken.objects.get(pk=created["id"]).last_used_at == first  # within the minute: no write
+    ApiToken.objects.filter(pk=created["id"]).update(last_used_at=first - timedelta(minutes=5))
+    from django.core.cache import cache
+    cache.delete(f"accounts:token-used:{created['id']}")  # the minute has passed
+    assert anon.get("/policy").status_code == 200
+    assert ApiToken.objects.get(pk=created["id"]).last_used_at > first
