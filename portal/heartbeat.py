@@ -4,7 +4,9 @@ A worker whose master lives but whose pool no longer takes tasks (issue 13: a SI
 pool processes waiting on a lock for minutes, probes stopped and nothing said so) looks alive to any process
 check. So the supervisor sends the ``portal.heartbeat`` task every ``EVERY`` seconds through the broker, and
 the worker is stalled when none has run for ``POLICYGRID_WORKER_STALL_SECONDS`` (default 12) while heartbeats
-were being sent: the supervisor then kills and restarts it. Under Kubernetes the same check is the worker's
+were being sent, and none of its pool processes is in the middle of a task (``<state>/worker-busy/<pid>``,
+written by portal/tasks.py while a task runs: a pool busy with long tasks queues the heartbeat, it has not
+stalled; a pool stuck on a lock is between tasks): the supervisor then kills and restarts it. Under Kubernetes the same check is the worker's
 liveness probe (docs/operations.md).
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 EVERY = 3.0
 STARTUP_GRACE = 15.0
+BUSY_FOLDER = "worker-busy"
 
 
 class WorkerHeartbeat:
@@ -40,7 +43,21 @@ class WorkerHeartbeat:
         except FileNotFoundError:
             beat = 0.0
         # A worker just started (imports, broker connection) is given STARTUP_GRACE on top.
-        return now - max(beat, self.sending_since, child.started_at + STARTUP_GRACE) < self.stall_seconds
+        return (now - max(beat, self.sending_since, child.started_at + STARTUP_GRACE) < self.stall_seconds
+                or self.running_a_task())
+
+    def running_a_task(self) -> bool:
+        """Whether a live pool process is in a task now (marks of dead processes are cleared)."""
+        busy = False
+        for mark in (self.file.parent / BUSY_FOLDER).glob("*"):
+            try:
+                os.kill(int(mark.name), 0)
+                busy = True
+            except ProcessLookupError:
+                mark.unlink(missing_ok=True)
+            except (ValueError, PermissionError):
+                continue
+        return busy
 
     def send(self) -> bool:
         from portal.celery import app

@@ -307,6 +307,8 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task that never ends is killed (its pool process replaced): above the longest graph run's timeout.
+CELERY_TASK_TIME_LIMIT = env_int("POLICYGRID_TASK_TIME_LIMIT", 3900)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Executors (Type 2) and their health probes (issue 4) ---------------------------------------------

@@ -3,7 +3,10 @@ import os
 import time
 
 from celery import shared_task
+from celery.signals import task_postrun, task_prerun
 from django.conf import settings
+
+from portal.heartbeat import BUSY_FOLDER
 
 
 @shared_task(name="portal.heartbeat", ignore_result=True)
@@ -13,6 +16,29 @@ def heartbeat() -> None:
     partial = path.with_name(f".{path.name}.{os.getpid()}")
     partial.write_text(f"{time.time()}\n")
     os.replace(partial, path)
+
+
+def _busy_mark():
+    return settings.STATE_DIR / BUSY_FOLDER / str(os.getpid())
+
+
+@task_prerun.connect(dispatch_uid="portal-busy")
+def mark_busy(**_):
+    """While a pool process runs a task, ``<state>/worker-busy/<pid>`` exists: a worker whose processes are all
+    busy with long tasks (a slow deployment, a long graph node) runs no heartbeat, yet is not stalled."""
+    try:
+        _busy_mark().parent.mkdir(exist_ok=True)
+        _busy_mark().touch()
+    except OSError:
+        pass  # no writable state folder (a worker in a cluster): only the heartbeat file counts there
+
+
+@task_postrun.connect(dispatch_uid="portal-idle")
+def mark_idle(**_):
+    try:
+        _busy_mark().unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 @shared_task(name="portal.mark", ignore_result=True)
