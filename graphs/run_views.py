@@ -16,6 +16,7 @@ from rest_framework.exceptions import APIException
 
 from governance.panels import register
 from graphs import actions, services
+from graphs.api.views import GraphRunViewSet
 from graphs.choices import NodeStatus, RunStatus
 from graphs.filtersets import GraphRunFilterSet
 from graphs.models import Graph, GraphRun
@@ -34,6 +35,7 @@ class GraphRunListView(RecordListView):
     testid = "run-list"
     empty_hint = "Start one with the Run form on an approved graph version's page (operator role)."
     filterset_class = GraphRunFilterSet
+    permission = GraphRunViewSet.action_permissions["list"]  # the API's: runs are read by who reads graphs
     filter_fields = ("graph_uri", "status")
     columns = (
         Column("Run", "run_id", "link"),
@@ -57,7 +59,7 @@ def run_or_404(key: str) -> GraphRun:
 
 @login_required
 def run_detail(request, key):
-    require_permission(request.user, view_permission(Graph))  # as GET /graph/runs/<run_id>
+    require_permission(request.user, GraphRunViewSet.action_permissions["retrieve"])
     run = run_or_404(key)
     nodes = list(run.nodes.all())
     return render(request, "portal/graph_run.html", {
@@ -89,13 +91,13 @@ def run_cancel(request, key):
 def run_retry(request, key):
     run = run_or_404(key)
     try:
-        services.retry_run(request.user, run, {"async": True})
+        retried = services.retry_run(request.user, run, {"async": True})
     except APIException as exc:  # 409: not failed or cancelled (any more)
         messages.error(request, str(exc.detail))
     except PolicyGridError as exc:  # the gate: the version was retired since
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"Attempt {run.attempt + 1} started: the nodes that did not complete run again.")
+        messages.success(request, f"Attempt {retried.attempt} started: the nodes that did not complete run again.")
     return redirect("portal-graph-run", key=run.run_id)
 
 

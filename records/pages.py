@@ -96,12 +96,14 @@ class RecordListView(LoginRequiredMixin, TemplateView):
     testid = "record-list"
     # (field, values): while a row shown has one of these values, the page refreshes its rows every few seconds.
     live: tuple[str, frozenset] | None = None
+    # Who may read the list when it is not the model's own view permission (what the API's list route needs).
+    permission = ""
 
     def filterset(self):
         return self.filterset_class or filterset_for(self.model)
 
     def get_context_data(self, **kwargs):
-        require_permission(self.request.user, view_permission(self.model))
+        require_permission(self.request.user, self.permission or view_permission(self.model))
         params = self.request.GET
         state = ListState(sort=params.get("sort", ""), document=params.get("filter", ""))
         queryset = self.model.objects.select_related(*self.related) if self.related else self.model.objects.all()
