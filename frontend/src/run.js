@@ -25,7 +25,7 @@ const cy = cytoscape({
   autoungrabify: true,
   wheelSensitivity: 0.3,
   minZoom: 0.2,
-  maxZoom: 3,
+  maxZoom: 1.5,  // fitting a small graph would otherwise blow its nodes up
   elements: [
     ...page.ids.map((id) => ({ group: "nodes", data: { id } })),
     ...Object.entries(page.parents).flatMap(([child, parents]) =>
