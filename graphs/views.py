@@ -43,8 +43,8 @@ class GraphListView(RecordListView):
     # By key: the versions of a name side by side, read through the key's unique index.
     default_sort = "graph_uri"
     detail_url = staticmethod(version_url)
-    actions = (Action("Runs", "portal-graph-runs", "graphs.view_graph", primary=False),
-               Action("New graph", "portal-graph-editor", "graphs.add_graph"))
+    actions = (Action("New graph", "portal-graph-editor", "graphs.add_graph"),)
+    links = (("Runs of the graphs", "portal-graph-runs"),)
 
 
 def graph_document(graph: Graph) -> dict:

@@ -86,6 +86,8 @@ class RecordListView(LoginRequiredMixin, TemplateView):
     nav = ""
     empty_hint = ""
     actions: tuple[Action, ...] = ()
+    # (label, url_name): pages related to the list (reversed without arguments), for whoever reads it.
+    links: tuple[tuple[str, str], ...] = ()
     filter_fields: tuple[str, ...] = ()
     filterset_class = None
     related: tuple[str, ...] = ("created_by",)
@@ -127,6 +129,7 @@ class RecordListView(LoginRequiredMixin, TemplateView):
             "rows": [self.row(obj) for obj in page.object_list] if page else [],
             "columns": [self.column_head(column, state) for column in self.columns],
             "actions": [action for action in self.actions if self.request.user.has_perm(action.permission)],
+            "links": [(label, reverse(url_name)) for label, url_name in self.links],
             "page_sizes": PAGE_SIZES,
             "has_query_box": issubclass(self.model, RecordModel),
             "filtered": any(params.get(name) for name in params if name not in ("page", "page_size", "sort")),
