@@ -89,3 +89,36 @@ def test_a_run_started_from_the_portal_is_drawn_live_until_completed(browser, ru
     assert viewer.locator("[data-testid=cancel], [data-testid=retry], [data-testid=run-form]").count() == 0
     assert not viewer.problems, viewer.problems
     viewer_context.close()
+
+
+def test_a_failed_run_offers_retry_live_and_retrying_completes_it(browser, run_system):
+    system = run_system
+    root, left, _ = NODES
+    uri = system.register((root, left), {root: [left]})
+    # The left node's next call fails (its calls are counted by its instance), the one after succeeds; the root
+    # sleeps so that the page opens while the run is still under way.
+    control = {"sleep": {root: 1.5}, "fail_first": {left: system.count(left) + 1}}
+    started = system.execute(uri, {"control": control}, **{"async": True})
+    assert started.status_code == 202, started.json()
+    run_id = started.json()["run_id"]
+    context, page = sign_in(browser, system.base, "demo-operator", logins(system)["demo-operator"])
+    page.goto(f"{system.base}/portal/graphs/runs/{run_id}/")
+    assert not page.is_visible("[data-testid=retry]")
+
+    expect(page.locator("#run-status")).to_have_text("failed", timeout=90_000)
+    expect(page.locator("[data-testid=retry]")).to_be_visible()  # shown live, once the run has failed
+    assert page.locator("[data-testid=cancel]").count() == 0
+    assert page.inner_text("#run-failed-node") == left
+    assert node_states(page, "#run-dag") == {root: "completed", left: "failed"}
+    assert "fails its call" in page.inner_text("#run-error")
+    shot(page, "graph-run-failed")
+
+    page.click("[data-testid=retry]")
+    page.wait_for_url(f"**/portal/graphs/runs/{run_id}/")
+    assert "Attempt 2 started" in page.inner_text(".messages")
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=90_000)
+    assert node_states(page, "#run-dag") == {root: "completed", left: "completed"}
+    assert page.inner_text("#run-attempt") == "2"
+    assert system.run(run_id)["attempt"] == 2
+    assert not page.problems, page.problems
+    context.close()
