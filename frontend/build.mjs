@@ -3,7 +3,7 @@
 import { build } from "esbuild";
 
 await build({
-  entryPoints: ["portal", "health", "job", "editor", "function"].map((name) => `frontend/src/${name}.js`),
+  entryPoints: ["portal", "health", "job", "editor", "function", "run"].map((name) => `frontend/src/${name}.js`),
   outdir: "static/portal/dist",
   bundle: true,
   format: "esm",

@@ -188,6 +188,13 @@ class GraphRun(models.Model):
     def key(self) -> str:
         return str(self.run_id)
 
+    @property
+    def duration_ms(self) -> float | None:
+        """From start to end, once it has ended (the API's ``duration_ms``)."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return round((self.finished_at - self.started_at).total_seconds() * 1000, 3)
+
     def __str__(self) -> str:
         return f"run {self.run_id} of {self.graph_uri}"
 

@@ -15,7 +15,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from jsonschema import Draft202012Validator
-from policygrid.errors import InputInvalid, NotFound
+from policygrid.errors import InputInvalid, NotExecutable, NotFound
 from policygrid.schema import compile_check
 
 from audit.services import audit_object
@@ -81,6 +81,43 @@ def _plan(graph: Graph) -> dict[str, Any]:
             "options": graph.graph_node_options, "output_schema": graph.graph_output_schema}
 
 
+# --- who may do what: the services' own checks, which the pages also ask to show only the buttons that work ---
+
+
+def check_may_execute(actor, graph: Graph | None, *, dry_run: bool) -> None:
+    """403 unless ``actor`` may start a run: ``graphs.execute_graph``, or a dry run by the graph's author or a
+    reviewer (with ``graph`` None, only what holds for any graph)."""
+    if actor.has_perm("graphs.execute_graph"):
+        return
+    if not dry_run:
+        raise PermissionDenied("executing a graph needs the permission 'graphs.execute_graph' (operator or admin); "
+                               "its author and reviewers may send \"dry_run\": true")
+    if graph is not None and not (actor.pk == graph.created_by_id or actor.has_perm("graphs.review_graph")):
+        raise PermissionDenied(f"only the author or a reviewer of {graph.graph_uri} may dry-run it")
+
+
+def run_modes(actor, graph: Graph) -> list[str]:
+    """How ``actor`` may run ``graph`` now: ``"run"`` and/or ``"dry_run"`` (empty: not at all), by the same
+    checks as ``execute_graph`` (the role, then the lifecycle gate)."""
+    modes = []
+    for mode, dry_run in (("run", False), ("dry_run", True)):
+        try:
+            check_may_execute(actor, graph, dry_run=dry_run)
+            assert_executable(graph, actor, dry_run=dry_run)
+        except (PermissionDenied, NotExecutable):
+            continue
+        modes.append(mode)
+    return modes
+
+
+def may_cancel(actor, run: GraphRun) -> bool:
+    return actor.has_perm("graphs.execute_graph") or actor.pk == run.created_by_id
+
+
+def may_retry(actor, run: GraphRun) -> bool:
+    return actor.has_perm("graphs.execute_graph") or (run.dry_run and actor.pk == run.created_by_id)
+
+
 def _timeout(given: float | None) -> float:
     timeout = given or settings.GRAPH_RUN_TIMEOUT
     if timeout > settings.GRAPH_MAX_RUN_TIMEOUT:
@@ -97,15 +134,11 @@ def execute_graph(actor, body: Any) -> GraphRun:
     timeout and the input against graph_input_schema (400); then the run exists and is audited."""
     data = check_body(_EXECUTE, EXECUTE_SCHEMA, body)
     dry_run = bool(data.get("dry_run", False))
-    may_execute = actor.has_perm("graphs.execute_graph")
-    if not may_execute and not dry_run:
-        raise PermissionDenied("executing a graph needs the permission 'graphs.execute_graph' (operator or admin); "
-                               "its author and reviewers may send \"dry_run\": true")
+    check_may_execute(actor, None, dry_run=dry_run)  # 403 before 404: who may execute at all
     graph = Graph.objects.filter(graph_uri=data["graph_uri"]).first()
     if graph is None:
         raise NotFound(f"no graph with graph_uri '{data['graph_uri']}'", errors={"graph_uri": ["no such graph"]})
-    if not may_execute and not (actor.pk == graph.created_by_id or actor.has_perm("graphs.review_graph")):
-        raise PermissionDenied(f"only the author or a reviewer of {graph.graph_uri} may dry-run it")
+    check_may_execute(actor, graph, dry_run=dry_run)
     assert_executable(graph, actor, dry_run=dry_run)
     timeout = _timeout(data.get("timeout_seconds"))
     check = compile_check(graph.graph_input_schema, what="input_data")
@@ -209,7 +242,7 @@ def drive(run_pk: int, *, to_the_end: bool) -> None:
 
 def cancel_run(actor, run: GraphRun) -> GraphRun:
     """Cancel a pending or running run: nothing new starts, running nodes finish; 409 once it has ended."""
-    if not actor.has_perm("graphs.execute_graph") and actor.pk != run.created_by_id:
+    if not may_cancel(actor, run):
         raise PermissionDenied("cancelling a run needs the permission 'graphs.execute_graph', or to have started it")
     if not engine.end_run(run, RunStatus.CANCELLED, error=f"cancelled by {getattr(actor, 'username', 'the system')}",
                           error_type="cancelled", actor=actor):
@@ -223,7 +256,7 @@ def retry_run(actor, run: GraphRun, body: Any) -> GraphRun:
     """A new attempt of a failed or cancelled run: the nodes that did not complete run again, the completed ones
     keep their outputs. The gate applies again (a version retired since can't run)."""
     data = check_body(_RETRY, RETRY_SCHEMA, body if body else {})
-    if not actor.has_perm("graphs.execute_graph") and not (run.dry_run and actor.pk == run.created_by_id):
+    if not may_retry(actor, run):
         raise PermissionDenied("retrying a run needs the permission 'graphs.execute_graph'")
     assert_executable(run.graph, actor, dry_run=run.dry_run)
     timeout = _timeout(data.get("timeout_seconds") or run.timeout_seconds)

@@ -1,16 +1,19 @@
-"""Portal pages of graphs: the list, the visual DAG editor, and the graph panels of a version's page.
+"""Portal pages of graphs: the list, the visual DAG editor (with a run's trace), and the graph panels of a
+version's page (the runs panel is in graphs.run_views).
 
 The editor saves through the API (``POST /graphs``, or ``PUT /graphs/<uri>`` for the draft it opened) with the
 session and its CSRF token, so a saved graph is validated by the one validator (``Graph.clean``: cycles,
 unknown functions) and recorded by the one audited save; every save is a draft that goes through review."""
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
 from functions.models import Function
 from governance.choices import LifecycleStatus
 from governance.panels import register, used_by
-from graphs.choices import MergeMode
+from graphs import actions, run_views
+from graphs.choices import MergeMode, NodeStatus
 from graphs.models import Graph
 from records.pages import Action, Column, RecordListView, require_permission, view_permission
 
@@ -41,6 +44,7 @@ class GraphListView(RecordListView):
     default_sort = "graph_uri"
     detail_url = staticmethod(version_url)
     actions = (Action("New graph", "portal-graph-editor", "graphs.add_graph"),)
+    links = (("Runs of the graphs", "portal-graph-runs"),)
 
 
 def graph_document(graph: Graph) -> dict:
@@ -57,15 +61,19 @@ def graph_document(graph: Graph) -> dict:
 @login_required
 def graph_editor(request, key=None):
     """A new graph (no key; ``?from=<uri>`` starts from a version's content), or a version: a draft its
-    editors may change in place, anything else read-only with a "new version" button."""
+    editors may change in place, anything else read-only with a "new version" button. ``?run=<run_id>`` (a run
+    of this version) opens it read-only with the nodes coloured by that run's node states."""
     require_permission(request.user, view_permission(Graph))
     graph = get_object_or_404(Graph, graph_uri=key) if key else None
+    run = run_views.run_or_404(request.GET["run"]) if graph and request.GET.get("run") else None
+    if run is not None and run.graph_id != graph.pk:
+        raise Http404(f"run {run.run_id} is a run of {run.graph_uri}, not of {graph.graph_uri}")
     source = graph or (Graph.objects.filter(graph_uri=request.GET.get("from", "")).first())
     may_add = request.user.has_perm("graphs.add_graph")
     may_change = request.user.has_perm("graphs.change_graph")
     if graph is None and not may_add:
         require_permission(request.user, "graphs.add_graph")
-    editable = may_change and graph.status == LifecycleStatus.DRAFT if graph else may_add
+    editable = may_change and graph.status == LifecycleStatus.DRAFT and run is None if graph else may_add
     document = graph_document(source) if source else None
     if document and not graph:  # a new version of ``source``: same name and tag, a version to choose
         document.update(graph_version="", graph_uri="", status="")
@@ -79,8 +87,9 @@ def graph_editor(request, key=None):
                           for f in functions[:PALETTE_SIZE]],
             "merge_modes": MergeMode.choices,
             "page_url": reverse("portal-version", args=["graph", "__uri__"]),
+            "run": actions.trace(run) if run else None,
         },
-        "editable": editable, "may_add": may_add,
+        "editable": editable, "may_add": may_add, "run": run, "legend": NodeStatus.values,
     })
 
 
@@ -91,12 +100,6 @@ def editor_panel(request, graph):
             "new_url": reverse("portal-graph-editor") + f"?from={graph.graph_uri}",
             "may_add": request.user.has_perm("graphs.add_graph"),
             "nodes": len(graph.graph_function_ids or [])}
-
-
-@register("graphs.graph")
-def runs_panel(request, graph):
-    # The graph run engine (GraphRun/NodeRun) is being built: its run views take this place.
-    return {"template": "portal/panels/graph_runs_placeholder.html"}
 
 
 @register("policies.policyrule", column="side")

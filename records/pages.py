@@ -86,6 +86,8 @@ class RecordListView(LoginRequiredMixin, TemplateView):
     nav = ""
     empty_hint = ""
     actions: tuple[Action, ...] = ()
+    # (label, url_name): pages related to the list (reversed without arguments), for whoever reads it.
+    links: tuple[tuple[str, str], ...] = ()
     filter_fields: tuple[str, ...] = ()
     filterset_class = None
     related: tuple[str, ...] = ("created_by",)
@@ -96,12 +98,14 @@ class RecordListView(LoginRequiredMixin, TemplateView):
     testid = "record-list"
     # (field, values): while a row shown has one of these values, the page refreshes its rows every few seconds.
     live: tuple[str, frozenset] | None = None
+    # Who may read the list when it is not the model's own view permission (what the API's list route needs).
+    permission = ""
 
     def filterset(self):
         return self.filterset_class or filterset_for(self.model)
 
     def get_context_data(self, **kwargs):
-        require_permission(self.request.user, view_permission(self.model))
+        require_permission(self.request.user, self.permission or view_permission(self.model))
         params = self.request.GET
         state = ListState(sort=params.get("sort", ""), document=params.get("filter", ""))
         queryset = self.model.objects.select_related(*self.related) if self.related else self.model.objects.all()
@@ -125,6 +129,7 @@ class RecordListView(LoginRequiredMixin, TemplateView):
             "rows": [self.row(obj) for obj in page.object_list] if page else [],
             "columns": [self.column_head(column, state) for column in self.columns],
             "actions": [action for action in self.actions if self.request.user.has_perm(action.permission)],
+            "links": [(label, reverse(url_name)) for label, url_name in self.links],
             "page_sizes": PAGE_SIZES,
             "has_query_box": issubclass(self.model, RecordModel),
             "filtered": any(params.get(name) for name in params if name not in ("page", "page_size", "sort")),

@@ -4,6 +4,7 @@
 import cytoscape from "cytoscape";
 import dagre from "cytoscape-dagre";
 import edgehandles from "cytoscape-edgehandles";
+import { TERMINAL, followRun, paintStates, stateStyles } from "./runstate.js";
 
 cytoscape.use(dagre);
 cytoscape.use(edgehandles);
@@ -30,6 +31,7 @@ const cy = cytoscape({
       width: "label", height: 34, padding: "12px" } },
     { selector: "node.unknown", style: { "border-color": "#c92a2a", "background-color": "#fff5f5" } },
     { selector: "node.disconnected", style: { "border-style": "dashed", "border-color": "#e67700" } },
+    ...stateStyles,  // a run's trace (?run=): its node states
     { selector: "node:selected", style: { "border-width": 4, "border-color": "#1c2230" } },
     { selector: "edge", style: { width: 2, "line-color": "#5c7cfa", "target-arrow-color": "#5c7cfa",
       "target-arrow-shape": "triangle", "curve-style": "bezier" } },
@@ -358,4 +360,18 @@ async function save() {
 }
 
 changed();
+
+// --- a run's trace (?run=<run_id>): the nodes coloured by that run's node states, following it while it runs --
+if (config.run) {
+  const trace = config.run;
+  const paint = (states) => paintStates(cy, states, $("canvas"));
+  paint(trace.nodes);
+  note(`Run ${trace.run_id}: ${trace.status}.`);
+  if (!TERMINAL.has(trace.status)) {
+    followRun(trace.api, (run) => {
+      paint(Object.fromEntries(run.nodes.map((n) => [n.node_id, n.status])));
+      note(`Run ${trace.run_id}: ${run.status}.`);
+    }, (message) => note(`Live updates of the run paused: ${message}`));
+  }
+}
 window.policygridEditor = { cy, nodes, edges, addNode, connect, layout };

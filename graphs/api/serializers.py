@@ -39,9 +39,7 @@ class GraphRunSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_duration_ms(self, run) -> float | None:
-        if run.started_at is None or run.finished_at is None:
-            return None
-        return round((run.finished_at - run.started_at).total_seconds() * 1000, 3)
+        return run.duration_ms
 
 
 class GraphRunSummarySerializer(GraphRunSerializer):
