@@ -38,6 +38,17 @@ EXECUTOR_FIELDS = ("executor_id", "executor_status", "executor_runtime", "execut
                    "executor_hardware_info")
 HEALTH_FIELDS = ("workers", "busy", "queued", "jobs", "functions")
 KEPT_RUNNERS = 4
+# What a submission of a job (Type 3) or a function (Type 4) has in common, in the JSON schema of their bodies:
+# the policy and its overrides, where it may run (``alloc``: which allocator places it, runtime.md §6;
+# ``node_selector``: Kubernetes' map of label strings) and what it needs.
+SUBMISSION_PROPERTIES: dict[str, Any] = {
+    "policy_rule_uri": {"type": "string", "minLength": 1},
+    "policy_rule_parameters": {"type": ["object", "null"], "description": "overrides of the stored parameters"},
+    "policy_rule_settings": {"type": ["object", "null"], "description": "overrides of the stored settings"},
+    "node_selector": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
+    "resources": {"type": ["object", "null"]},
+    "alloc": {"type": "object", "description": "the resource allocator's policy (runtime.md §6)"},
+}
 _runners: OrderedDict[tuple, IsolatedRunner] = OrderedDict()
 _lock = threading.Lock()
 

@@ -25,7 +25,7 @@ from policygrid.rule_runner import merge_overrides
 from policygrid.schema import compile_check, validate_management
 
 from audit.services import audit_object, audited_execution
-from executors.allocator import choose_executor
+from executors.allocator import SUBMISSION_PROPERTIES, choose_executor
 from executors.models import PolicyExecutor
 from executors.runtime import FunctionDeployment, RuntimeFunction, runtime_for
 from executors.services import executor_for_execution, require_address
@@ -46,20 +46,15 @@ CREATE_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["name", "policy_rule_uri"],
     "properties": {
+        **SUBMISSION_PROPERTIES,
         "name": {"type": "string", "description": "a DNS-1123 label: the function's id"},
-        "policy_rule_uri": {"type": "string", "minLength": 1},
-        "policy_rule_parameters": {"type": ["object", "null"], "description": "overrides of the stored parameters"},
-        "policy_rule_settings": {"type": ["object", "null"], "description": "overrides of the stored settings"},
         "replicas": {"type": "integer", "minimum": 1, "maximum": MAX_REPLICAS},
         "autoscaling": {"type": ["object", "null"], "additionalProperties": False, "properties": {
             "enabled": {"type": "boolean"}, "min_replicas": {"type": "integer", "minimum": 1},
             "max_replicas": {"type": "integer", "minimum": 1, "maximum": 100},
             "target_cpu_utilization_percentage": {"type": "integer", "minimum": 1, "maximum": 100}}},
-        "resources": {"type": ["object", "null"]},
-        "node_selector": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
         "function_metadata": {"type": ["object", "null"]},
         "function_tags": {"type": ["array", "null"], "items": {"type": "string"}},
-        "alloc": {"type": "object", "description": "the resource allocator's policy (runtime.md §6)"},
     },
 }
 MANAGEMENT_SCHEMA: dict[str, Any] = {

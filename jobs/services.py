@@ -20,7 +20,7 @@ from policygrid.errors import InputInvalid, NotFound, PolicyGridError
 from policygrid.wire import ExecuteRequest
 
 from audit.services import audit_object
-from executors.allocator import choose_executor
+from executors.allocator import SUBMISSION_PROPERTIES, choose_executor
 from executors.models import PolicyExecutor
 from executors.runtime import JobLaunch, runtime_for
 from executors.services import EXECUTION_POLICY_FIELDS, require_address
@@ -40,16 +40,11 @@ SUBMIT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["name", "policy_rule_uri"],
     "properties": {
+        **SUBMISSION_PROPERTIES,
         "name": {"type": "string", "description": "a DNS-1123 label"},
-        "policy_rule_uri": {"type": "string", "minLength": 1},
         "inputs": {"description": "the policy's input_data (default {})"},
-        "policy_rule_parameters": {"type": ["object", "null"], "description": "overrides of the stored parameters"},
-        "policy_rule_settings": {"type": ["object", "null"], "description": "overrides of the stored settings"},
-        "node_selector": {"type": ["object", "null"]},
-        "resources": {"type": ["object", "null"]},
         "timeout_seconds": {"type": ["integer", "null"], "minimum": 1},
         "dry_run": {"type": "boolean", "description": "a draft's trial run, by its author or a reviewer"},
-        "alloc": {"type": "object", "description": "the resource allocator's policy (runtime.md §6)"},
     },
 }
 _VALIDATOR = Draft202012Validator(SUBMIT_SCHEMA)

@@ -86,6 +86,7 @@ def test_submission_creates_the_record_and_launches_it_with_a_token_of_its_own(s
     ({"name": "x", "policy_rule_uri": URI, "timeout_seconds": 10**9}, "timeout_seconds"),
     ({"name": "x", "policy_rule_uri": URI, "policy_rule_parameters": [1]}, "policy_rule_parameters"),
     ({"name": "x", "policy_rule_uri": URI, "node_selector": "gpu"}, "node_selector"),
+    ({"name": "x", "policy_rule_uri": URI, "node_selector": {"gpu": 1}}, "node_selector.gpu"),  # label strings only
     ({"name": "x", "policy_rule_uri": URI, "surprise": 1}, "surprise"),
     ([1, 2], "(body)"),
 ])
