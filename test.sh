@@ -42,7 +42,8 @@ if .venv/bin/python scripts/ensure_services.py --check postgres; then
                  tests/graphs/test_graph_recovery.py tests/graphs/test_graph_run_api.py
                  tests/graphs/test_graph_run_records.py tests/portal/test_embedded.py tests/portal/test_first_hour.py
                  tests/portal/test_supervision.py tests/portal/test_front.py tests/portal/test_chunked_bodies.py
-                 tests/pages/test_browser_functions.py)
+                 tests/pages/test_browser_functions.py
+                 tests/pages/test_browser_graph_runs.py)
   redis_db="${REDIS_URL##*/}"
   DATABASE_URL="$POSTGRES_URL" REDIS_URL="${REDIS_URL%/*}/$(( ${redis_db:-15} > 0 ? ${redis_db:-15} - 1 : 1 ))" \
     nice -n 10 .venv/bin/python -m pytest -p no:cacheprovider "${EMBEDDED_ONLY[@]/#/--ignore=}" "$@" \

@@ -76,6 +76,15 @@ class Embedded:
     def supervision(self) -> dict:
         return json.loads((self.state / "supervisor.json").read_text())
 
+    def what_happened(self, *names: str, lines: int = 30) -> str:
+        """For a failure's message: the supervisor's view of each process and the last lines of their logs."""
+        report = [json.dumps(self.supervision().get("processes", {}), indent=1)]
+        for name in names:
+            log = self.state / "logs" / f"{name}.log"
+            tail = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else ["(no log)"]
+            report += [f"--- {log.name}", *tail]
+        return "\n".join(report)
+
     def pid(self, name: str) -> int:
         """The pid of one of the run's own processes, found by its command line among the run's children."""
         marker = {"web": ("portal.server", "gunicorn"), "worker": (" worker ",), "beat": (" beat ",),

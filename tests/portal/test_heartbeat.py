@@ -54,3 +54,20 @@ def test_a_task_marks_its_process_busy_while_it_runs(settings, tmp_path):
     assert (tmp_path / BUSY_FOLDER / str(os.getpid())).exists()
     tasks.mark_idle()
     assert not (tmp_path / BUSY_FOLDER / str(os.getpid())).exists()
+
+
+def test_the_mark_of_a_killed_process_not_yet_reaped_does_not_count(check, tmp_path):
+    child = worker(started_ago=100)
+    check(child)
+    check.sending_since -= 10
+    zombie = subprocess.Popen(["true"])
+    deadline = time.time() + 5
+    while time.time() < deadline and "Z" not in open(f"/proc/{zombie.pid}/stat").read().rpartition(")")[2][:3]:
+        time.sleep(0.01)  # exited, not reaped (no wait() yet): a zombie
+    busy = tmp_path / BUSY_FOLDER
+    busy.mkdir()
+    (busy / str(zombie.pid)).touch()
+    try:
+        assert not check(child)
+    finally:
+        zombie.wait()

@@ -67,7 +67,8 @@ def test_a_killed_process_is_replaced_and_good_calls_succeed_within_30_s(embedde
     # Background work too: a health probe (beat sends it, a worker runs it) that started after the kill.
     remaining = RECOVERY_SECONDS - (time.time() - killed_at)
     assert embedded.wait_for(lambda: probed_at(embedded) > killed_at, max(remaining, 1), every=0.5), (
-        f"no background task ran within 30 s of killing the {target}")
+        f"no background task ran within 30 s of killing the {target}\n"
+        + embedded.what_happened("worker", "beat", "supervisor"))
     # Nothing it had started outlives it (the executor's sandbox workers, the pool processes, web workers).
     assert embedded.wait_for(lambda: not any(alive(p) for p in left_behind | {pid}), 10), (
         [(p, command_of(p)) for p in left_behind | {pid} if alive(p)])
@@ -94,7 +95,8 @@ def test_a_worker_whose_pool_stalls_is_replaced(embedded):
         os.kill(pool()[0], signal.SIGKILL)
         time.sleep(1)
     killed_at = time.time()
-    assert embedded.wait_for(lambda: probed_at(embedded) > killed_at, RECOVERY_SECONDS, every=0.5)
+    assert embedded.wait_for(lambda: probed_at(embedded) > killed_at, RECOVERY_SECONDS, every=0.5), (
+        embedded.what_happened("worker", "beat", "supervisor"))
 
 
 @pytest.mark.timeout(120)
