@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -122,19 +123,55 @@ def write_audit(
         request_id = current_request_id() or ""
     data = _json_safe(data or {})
     target_key = str(target_key)[:512]
-    with _writers_turn(), transaction.atomic():
-        head = _locked_head()
+    using = router.db_for_write(AuditEntry)
+    with _writers_turn(), transaction.atomic(using=using):
+        last_seq, last_hash = _locked_head(using)
         timestamp = timezone.now()
-        prev_hash = head.last_hash or GENESIS_HASH
         content = dict(timestamp=timestamp, actor_id=actor_id, actor_username=actor_username, action=action,
                        target_type=target_type, target_key=target_key, request_id=request_id, data=data,
-                       prev_hash=prev_hash)
-        entry = AuditEntry.objects.create(seq=head.last_seq + 1, entry_hash=entry_hash_of(**content), **content)
-        AuditChainHead.objects.filter(pk=1).update(last_seq=entry.seq, last_hash=entry.entry_hash)
+                       prev_hash=last_hash or GENESIS_HASH)
+        entry = AuditEntry(seq=last_seq + 1, entry_hash=entry_hash_of(**content), **content)
+        _append(entry, using)
         every = settings.AUDIT_CHECKPOINT_EVERY
         if every > 0 and entry.seq % every == 0:
             checkpoints.sign_head(entry.seq, entry.entry_hash)  # under the head's lock: no entry slips past it
     return entry
+
+
+# The chain's writes are the hot part of every audited execution, made while appenders wait for the head's
+# lock: three short statements, built once per database from the models' own tables, columns and field
+# conversions (``Field.get_db_prep_save``) rather than compiled by the ORM for each entry.
+@functools.cache
+def _statements(vendor: str, quote_name, lock: bool, returning: bool) -> tuple[str, str, str]:
+    head, entries = AuditChainHead._meta, AuditEntry._meta
+    seq, hash_, table = (quote_name(head.get_field("last_seq").column), quote_name(head.get_field("last_hash").column),
+                         quote_name(head.db_table))
+    where = f"WHERE {quote_name(head.pk.column)} = 1"
+    columns = ", ".join(quote_name(entries.get_field(name).column) for name in _ENTRY_COLUMNS)
+    select = f"SELECT {seq}, {hash_} FROM {table} {where}" + (" FOR UPDATE" if lock else "")
+    insert = (f"INSERT INTO {quote_name(entries.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(_ENTRY_COLUMNS))})"
+              + (f" RETURNING {quote_name(entries.pk.column)}" if returning else ""))
+    update = f"UPDATE {table} SET {seq} = %s, {hash_} = %s {where}"
+    return select, insert, update
+
+
+def _sql(using: str) -> tuple[str, str, str]:
+    connection = connections[using]
+    return _statements(connection.vendor, connection.ops.quote_name, connection.features.has_select_for_update,
+                       connection.features.can_return_columns_from_insert)
+
+
+def _append(entry: AuditEntry, using: str) -> None:
+    """Insert ``entry`` and move the head to it (inside the caller's transaction, the head locked)."""
+    connection = connections[using]
+    _, insert, update = _sql(using)
+    fields = [AuditEntry._meta.get_field(name) for name in _ENTRY_COLUMNS]
+    params = [field.get_db_prep_save(getattr(entry, field.attname), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(insert, params)
+        entry.pk = cursor.fetchone()[0] if connection.features.can_return_columns_from_insert else cursor.lastrowid
+        cursor.execute(update, [entry.seq, entry.entry_hash])
+    entry._state.adding, entry._state.db = False, using
 
 
 # SQLite lets one writer in at a time; the others wait in its busy handler, which polls with sleeps of up to
@@ -177,12 +214,12 @@ def checkpoint_head() -> AuditCheckpoint | None:
 
     No audit entry records it: the entry would move the head past what was just signed, and the checkpoint
     row (and its line in the export file) is the record."""
-    with transaction.atomic():
-        head = _locked_head()
-        if not head.last_seq:
+    using = router.db_for_write(AuditEntry)
+    with transaction.atomic(using=using):
+        last_seq, last_hash = _locked_head(using)
+        if not last_seq:
             return None
-        return AuditCheckpoint.objects.filter(seq=head.last_seq).first() or checkpoints.sign_head(
-            head.last_seq, head.last_hash)
+        return AuditCheckpoint.objects.filter(seq=last_seq).first() or checkpoints.sign_head(last_seq, last_hash)
 
 
 _ENTRY_COLUMNS = ("seq", "timestamp", "actor_id", "actor_username", "action", "target_type", "target_key",
@@ -190,22 +227,29 @@ _ENTRY_COLUMNS = ("seq", "timestamp", "actor_id", "actor_username", "action", "t
 _VERIFY_FIELDS = ("id", *_ENTRY_COLUMNS)
 
 
-def _locked_head() -> AuditChainHead:
-    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
-    if head is not None:
-        return head
+def _locked_head(using: str) -> tuple[int, str]:
+    """``(last_seq, last_hash)`` of the chain, its head row locked until the caller's transaction ends."""
+    select = _sql(using)[0]
+    with connections[using].cursor() as cursor:
+        cursor.execute(select)
+        row = cursor.fetchone()
+    if row is not None:
+        return row[0], row[1]
     # A fresh or flushed database: start the head from whatever chain exists (normally none).
-    last = AuditEntry.objects.order_by("-seq").values("seq", "entry_hash").first()
+    last = AuditEntry.objects.using(using).order_by("-seq").values("seq", "entry_hash").first()
     try:
-        with transaction.atomic():
-            AuditChainHead.objects.create(
+        with transaction.atomic(using=using):
+            AuditChainHead.objects.using(using).create(
                 pk=1,
                 last_seq=last["seq"] if last else 0,
                 last_hash=last["entry_hash"] if last else "",
             )
     except IntegrityError:
         pass  # another writer created it first
-    return AuditChainHead.objects.select_for_update().get(pk=1)
+    with connections[using].cursor() as cursor:
+        cursor.execute(select)
+        row = cursor.fetchone()
+    return row[0], row[1]
 
 
 def model_label(obj_or_model) -> str:
