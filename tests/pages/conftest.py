@@ -53,3 +53,19 @@ def world(new_policy, users):  # noqa: F811 - the fixture imported above
     job.resolve_references()
     job.save()
     return {"approved": approved, "draft": draft, "executor": executor, "graph": graph, "job": job}
+
+
+def make_run(graph, user, status, node_states, **fields):
+    """A run as the engine leaves it (its plan from the graph), without running anything."""
+    from graphs.models import GraphRun, NodeRun
+
+    parents = {node: [] for node in graph.graph_function_ids}
+    for source, targets in graph.graph_connection_data.items():
+        for target in targets:
+            parents[target].append(source)
+    run = GraphRun.objects.create(graph=graph, graph_uri=graph.graph_uri, status=status, input_data={"ip": "1.2.3.4"},
+                                  plan={"ids": graph.graph_function_ids, "parents": parents}, timeout_seconds=60,
+                                  created_by=user, **fields)
+    for position, node in enumerate(graph.graph_function_ids):
+        NodeRun.objects.create(run=run, node_id=node, position=position, status=node_states.get(node, "pending"))
+    return run
