@@ -106,10 +106,11 @@ def test_a_graph_drawn_by_drag_and_drop_is_reviewed_run_and_completes(browser, r
     api = system.run(run_id)
     assert api["status"] == "completed" and api["actor"] == "demo-operator"
     assert {n["node_id"]: n["status"] for n in api["nodes"]} == {node: "completed" for node in (*NODES, JOIN)}
-    # Two people: its author drew and submitted it, a reviewer approved it (the version's audit history).
+    # The version's audit history: its author drew and submitted it, another person approved it, a third ran it.
     history = [(entry["action"].rsplit(".", 1)[-1], entry["actor"])
                for entry in system.get(f"/graphs/{uri}/history").json()["data"]]
-    assert history == [("create", "demo-author"), ("submit", "demo-author"), ("approve", "demo-reviewer")], history
+    assert history == [("create", "demo-author"), ("submit", "demo-author"), ("approve", "demo-reviewer"),
+                       ("run_start", "demo-operator"), ("run_finish", "demo-operator")], history
     assert not page.problems, page.problems
     context.close()
 
