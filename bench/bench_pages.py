@@ -1,5 +1,6 @@
 """Benchmark of the portal pages (issue 18's figure: every page's server time ≤ 100 ms at 10,000 policies and
-1,000 jobs/runs, on PostgreSQL).
+1,000 jobs/runs, on PostgreSQL): the lists, each record's page, and the graph run pages over 1,000 runs of a
+4-node graph (the runs list filtered, sorted and paged, a run's page, the version page's runs panel).
 
 Run:  .venv/bin/python bench/bench_pages.py
       BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_pages .venv/bin/python bench/bench_pages.py
@@ -7,7 +8,8 @@ Run:  .venv/bin/python bench/bench_pages.py
 By default it uses the database ``bench_pages`` of the PostgreSQL at 127.0.0.1:5432 (user postgres), created if
 missing; its tables are migrated and its records replaced — never point it at a database you care about. Each
 page is fetched in-process through Django's test client (the whole request: session, middleware, view,
-template), REPEAT times after a warm-up; the figures are the median and p95 of the server time.
+template), REPEAT times after a warm-up; the figures are the median and p95 of the server time, and the
+number of queries of one request.
 """
 from __future__ import annotations
 
