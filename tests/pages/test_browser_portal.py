@@ -1,13 +1,16 @@
 """The portal in Debian's chromium (Playwright): browsing and searching, the playground running the sample
-policy on a loopback executor service, building a 4-node graph by drag-and-drop and taking it through review
-as two users, a cycle refused in the editor, and a viewer seeing no action buttons. Screenshots of each main
+policy on a loopback executor service, the editor's drag-and-drop (palette search, a cycle refused, a draft
+edited in place, an approved version's new version) and a viewer seeing no action buttons. A graph drawn,
+reviewed and run to completion is test_browser_graph_runs' (its functions are deployed there; not here). Screenshots of each main
 page go to test-artifacts/portal/; the pages run under their Content-Security-Policy with no violation."""
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.executors.conftest import start_service, stop_service
 from tests.governance.conftest import closes_its_connections
+from tests.pages.dragdrop import draw_edge, drop_functions, edge_count, node_count
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "portal"
 PASSWORD = "pw-for-tests-1"
@@ -166,25 +169,11 @@ def test_the_playground_runs_the_sample_policy_on_an_executor(browser, live_serv
         stop_service(service)
 
 
-def node_point(page, node_id):
-    """Where a node of the canvas is on the page (its centre), from Cytoscape's rendered position."""
-    return page.evaluate("""(id) => {
-        const box = document.getElementById('canvas').getBoundingClientRect();
-        const p = window.policygridEditor.cy.getElementById(id).renderedPosition();
-        return {x: box.left + p.x, y: box.top + p.y};
-    }""", node_id)
-
-
-def drag(page, start, end):
-    page.mouse.move(start["x"], start["y"])
-    page.mouse.down()
-    page.mouse.move((start["x"] + end["x"]) / 2, (start["y"] + end["y"]) / 2, steps=8)
-    page.mouse.move(end["x"], end["y"], steps=8)
-    page.mouse.up()
-
-
 @closes_its_connections
 def test_a_graph_built_by_drag_and_drop_goes_through_review(browser, live_server, world, users):
+    """What the editor does beyond test_browser_graph_runs' drawn-and-run graph: the palette's search, a cycle
+    refused, the merge mode and input schema saved, a draft saved in place, an approved graph read-only and its
+    new version refused under a taken identity."""
     from graphs.models import Graph
 
     base = live_server.url
@@ -196,24 +185,19 @@ def test_a_graph_built_by_drag_and_drop_goes_through_review(browser, live_server
     assert page.locator("[data-testid=palette] .palette-item").all_inner_texts()[0].startswith("geo-ip")
     assert page.locator("[data-testid=palette] .palette-item").count() == 1
     page.fill("[data-testid=palette-search]", "")
-    canvas = page.locator("#canvas").bounding_box()
-    spots = {"fetch-ip": (0.15, 0.5), "score-ip": (0.45, 0.25), "geo-ip": (0.45, 0.75), "decide": (0.8, 0.5)}
-    for fid, (fx, fy) in spots.items():
-        item = page.locator(f"[data-testid=palette] .palette-item[data-id={fid}]").bounding_box()
-        drag(page, {"x": item["x"] + 20, "y": item["y"] + 10},
-             {"x": canvas["x"] + canvas["width"] * fx, "y": canvas["y"] + canvas["height"] * fy})
-    assert page.evaluate("window.policygridEditor.nodes().length") == 4
+    drop_functions(page, {"fetch-ip": (0.15, 0.5), "score-ip": (0.45, 0.25), "geo-ip": (0.45, 0.75), "decide": (0.8, 0.5)})
+    assert node_count(page) == 4
     assert "disconnected" in page.inner_text("[data-testid=validation]")
     page.click("[data-testid=connect]")
     for source, target in (("fetch-ip", "score-ip"), ("fetch-ip", "geo-ip"), ("score-ip", "decide"), ("geo-ip", "decide")):
-        drag(page, node_point(page, source), node_point(page, target))
-    assert page.evaluate("window.policygridEditor.edges().length") == 4
-    assert "Valid: 4 nodes, 4 edges" in page.inner_text("[data-testid=validation]")
+        draw_edge(page, source, target)
+    assert edge_count(page) == 4
+    expect(page.locator("[data-testid=validation]")).to_contain_text("Valid: 4 nodes, 4 edges")
     # A cycle drawn on the canvas is refused, with the cycle named.
-    drag(page, node_point(page, "decide"), node_point(page, "fetch-ip"))
+    draw_edge(page, "decide", "fetch-ip")
     message = page.inner_text("[data-testid=validation]")
     assert "Refused" in message and "cycle" in message and "decide → fetch-ip" in message
-    assert page.evaluate("window.policygridEditor.edges().length") == 4
+    assert edge_count(page) == 4
     page.click("[data-testid=connect]")
     page.click("[data-testid=layout]")
     shot(page, "graph-editor")
@@ -258,7 +242,7 @@ def test_a_graph_built_by_drag_and_drop_goes_through_review(browser, live_server
     assert page.locator("[data-testid=save]").count() == 0
     page.click("[data-testid=new-version]")
     page.wait_for_selector("[data-testid=save]")
-    assert page.evaluate("window.policygridEditor.nodes().length") == 4
+    assert node_count(page) == 4
     assert page.input_value("[data-testid=graph-name]") == "drawn-pipeline"
     page.fill("[data-testid=graph-version]", "1.0")
     page.click("[data-testid=save]")

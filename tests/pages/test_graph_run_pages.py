@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from governance import lifecycle
-from graphs.models import Graph, GraphRun, NodeRun
+from graphs.models import Graph, GraphRun
+from tests.pages.conftest import make_run
 
 pytestmark = pytest.mark.django_db
 
@@ -18,18 +19,6 @@ def approved_graph(world, users):
     graph = world["graph"]
     lifecycle.submit(graph, users["author"], "ready")
     return lifecycle.approve(Graph.objects.get(pk=graph.pk), users["reviewer"], "fine")
-
-
-def make_run(graph, user, status, node_states, **fields) -> GraphRun:
-    """A run as the engine leaves it (its plan from the graph), without running anything."""
-    from graphs.services import _plan
-
-    run = GraphRun.objects.create(graph=graph, graph_uri=graph.graph_uri, status=status, input_data={"ip": "1.2.3.4"},
-                                  plan=_plan(graph), timeout_seconds=60,
-                                  created_by=user, **fields)
-    for position, node in enumerate(graph.graph_function_ids):
-        NodeRun.objects.create(run=run, node_id=node, position=position, status=node_states.get(node, "pending"))
-    return run
 
 
 def start_form(client, graph, input_data, **extra):

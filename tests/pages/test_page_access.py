@@ -11,6 +11,8 @@ pytestmark = pytest.mark.django_db
 ROLES = ("viewer", "author", "reviewer", "operator", "admin")
 NAV_PAGES = ("/portal/dashboard/", "/portal/review/", "/portal/policies/", "/portal/graphs/", "/portal/functions/",
              "/portal/executors/", "/portal/jobs/", "/portal/assets/", "/portal/audit/")
+# Lists not in the navigation (linked from a page that is), bounded as the navigation's are.
+LIST_PAGES = (*NAV_PAGES, "/portal/graphs/runs/", "/portal/graphs/runs/?status=failed&sort=graph_uri")
 # Pages with a database query per row would grow with the data: none may pass this bound.
 MAX_QUERIES = 30
 
@@ -49,16 +51,31 @@ def test_the_navigation_shows_only_the_pages_a_role_may_read(world, page_client)
         assert f'href="{url}"' in text, url
 
 
-@pytest.mark.parametrize("url", NAV_PAGES)
-def test_each_list_makes_a_bounded_number_of_queries(world, page_client, django_assert_max_num_queries, url):
+def add_runs(world, users, count: int) -> list:
+    """Runs of the world's graph in each end state (and one under way), with a node run per node."""
+    from tests.pages.conftest import make_run
+
+    states = ("completed", "failed", "running", "cancelled")
+    return [make_run(world["graph"], users["operator"], states[n % 4],
+                     {node: states[n % 4] for node in world["graph"].graph_function_ids}, failed_node="decide")
+            for n in range(count)]
+
+
+@pytest.mark.parametrize("url", LIST_PAGES)
+def test_each_list_makes_a_bounded_number_of_queries(world, users, page_client, django_assert_max_num_queries, url):
+    runs = add_runs(world, users, 4)
     client = page_client("admin")
     with django_assert_max_num_queries(MAX_QUERIES):
-        assert client.get(url).status_code == 200
+        response = client.get(url)
+    assert response.status_code == 200
+    if url.startswith("/portal/graphs/runs/"):  # counted with rows shown, the failed one in either list
+        assert str(runs[1].run_id) in response.content.decode()
 
 
-def test_record_pages_make_a_bounded_number_of_queries(world, page_client, django_assert_max_num_queries):
+def test_record_pages_make_a_bounded_number_of_queries(world, users, page_client, django_assert_max_num_queries):
+    run = add_runs(world, users, 1)[0]
     client = page_client("admin")
-    for url in record_pages(world):
+    for url in (*record_pages(world), f"/portal/graphs/runs/{run.run_id}/"):
         with django_assert_max_num_queries(MAX_QUERIES):
             assert client.get(url).status_code == 200, url
 
@@ -67,10 +84,11 @@ def test_the_lists_make_no_query_per_row(world, page_client, new_policy, users):
     from jobs.models import Job
 
     client = page_client("admin")
+    add_runs(world, users, 2)  # each runs list (the failed ones too) shows rows from the start: an empty page reads none
 
     def counts():
         found = {}
-        for url in NAV_PAGES:
+        for url in (*LIST_PAGES, f"/portal/graph/{world['graph'].key}/"):
             with CaptureQueriesContext(connection) as queries:
                 client.get(url)
             found[url] = len(queries)
@@ -83,6 +101,7 @@ def test_the_lists_make_no_query_per_row(world, page_client, new_policy, users):
         job = Job(job_name=f"job-{n}", job_policy_rule_uri=world["approved"].key, job_executor_id="edge-1")
         job.resolve_references()
         job.save()
+    add_runs(world, users, 12)
     counts()
     assert counts() == before
 
