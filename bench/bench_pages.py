@@ -124,19 +124,16 @@ def fill_runs(graph, user):
     from django.utils import timezone
 
     from graphs.models import GraphRun, NodeRun
+    from graphs.services import _plan
 
-    ids = list(graph.graph_function_ids)
-    parents = {node: [] for node in ids}
-    for source, targets in graph.graph_connection_data.items():
-        for target in targets:
-            parents[target].append(source)
+    ids, plan = list(graph.graph_function_ids), _plan(graph)
     now = timezone.now()
     runs = []
     for i in range(RUNS):
         status = ("completed", "completed", "failed", "running", "cancelled")[i % 5]
         started_at = now - timedelta(minutes=RUNS - i)
         runs.append(GraphRun(graph=graph, graph_uri=graph.graph_uri, status=status, input_data={"ip": f"10.0.1.{i % 250}"},
-                             plan={"ids": ids, "parents": parents}, timeout_seconds=60, created_by=user,
+                             plan=plan, timeout_seconds=60, created_by=user,
                              started_at=started_at, finished_at=None if status == "running" else started_at + timedelta(seconds=2),
                              failed_node="decide" if status == "failed" else "",
                              error="decide was told to fail" if status == "failed" else ""))
