@@ -9,49 +9,19 @@ import pytest
 
 from tests.functions.conftest import STATEFUL, STATEFUL_RECORD, STATEFUL_URI, FunctionSystem, push_and_approve
 from tests.jobs.conftest import wait_dead
+from tests.portal.embedded_run import production_stack
 from tests.portal.test_embedded import start_embedded
 
 pytestmark = pytest.mark.slow
-POSTGRES = os.environ.get("POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-def _database(name: str):
-    import psycopg
-
-    try:
-        connection = psycopg.connect(POSTGRES.replace("postgres://", "postgresql://"), autocommit=True,
-                                     connect_timeout=2)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES}: {exc}")
-    return connection
 
 
 @pytest.fixture(scope="module")
 def production(tmp_path_factory):
-    import redis
-
-    base = REDIS.rsplit("/", 1)[0]
-    try:
-        redis.Redis.from_url(base + "/12", socket_connect_timeout=1).flushdb()
-        redis.Redis.from_url(base + "/13", socket_connect_timeout=1).flushdb()
-    except redis.exceptions.ConnectionError as exc:
-        pytest.skip(f"Redis not reachable at {base}: {exc}")
-    name = f"test_e2e_{os.getpid()}"
-    admin = _database(name)
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    admin.execute(f'CREATE DATABASE "{name}"')
-    url = POSTGRES.rsplit("/", 1)[0] + "/" + name
-    env = {"DATABASE_URL": url, "CELERY_BROKER_URL": base + "/12", "POLICYGRID_REDIS_URL": base + "/13"}
-    try:
+    with production_stack("e2e") as env:
         for started in start_embedded(tmp_path_factory.mktemp("production-state"), extra_env=env):
             system = FunctionSystem(started)
             push_and_approve(system, tmp_path_factory.mktemp("stateful"), STATEFUL, STATEFUL_URI, STATEFUL_RECORD)
             yield system
-    finally:
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
 
 
 def test_the_stack_really_is_postgresql_and_redis(production):

@@ -2,6 +2,7 @@
 executor service) started for real, its API as the admin, and test policies pushed as drafts."""
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.portal.embedded_run import production_stack
 from tests.portal.test_embedded import start_embedded
 
 # A policy that does what its input says: print, raise, sleep, or answer.
@@ -83,9 +85,17 @@ class System:
         raise AssertionError(f"job {job_id} never ran: {seen}")
 
 
-@pytest.fixture(scope="module")
-def system(tmp_path_factory):
-    for started in start_embedded(tmp_path_factory.mktemp("jobs-state")):
+@pytest.fixture(scope="module", params=["embedded", "postgresql+redis"])
+def system(request, tmp_path_factory):
+    """The embedded system, on ./run.sh's stack (SQLite, the file broker) and on the production one (PostgreSQL,
+    Redis as broker and context store): every job test runs on both."""
+    with contextlib.ExitStack() as stack:
+        env = stack.enter_context(production_stack("jobs")) if request.param != "embedded" else {}
+        yield from _system(tmp_path_factory, env)
+
+
+def _system(tmp_path_factory, env):
+    for started in start_embedded(tmp_path_factory.mktemp("jobs-state"), extra_env=env):
         system = System(started)
         folder = tmp_path_factory.mktemp("behaving")
         (folder / "code").mkdir()

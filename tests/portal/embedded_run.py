@@ -2,6 +2,7 @@
 face it as a hostile client: start, read the banner, and the pids the supervisor reports."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,8 @@ from portal.supervisor import children_of
 from tests.executors.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+POSTGRES = os.environ.get("POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 GOOD_CALL = {"policy_rule_uri": "ip_allowlist:1.0-beta", "input_data": {"ip": "127.0.0.1"}}
 
 
@@ -135,3 +138,34 @@ def command_of(pid: int) -> str:
             return handle.read().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+@contextlib.contextmanager
+def production_stack(label: str):
+    """The environment of an embedded run on the production stack: a database of its own on the PostgreSQL of
+    POSTGRES_URL (dropped after), Redis databases 12 and 13 of REDIS_URL's server (emptied first) as Celery's
+    broker and the context store. Skips the test, with the reason, where either server is missing."""
+    import psycopg
+    import pytest
+    import redis
+
+    base = REDIS.rsplit("/", 1)[0]
+    try:
+        redis.Redis.from_url(base + "/12", socket_connect_timeout=1).flushdb()
+        redis.Redis.from_url(base + "/13", socket_connect_timeout=1).flushdb()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.skip(f"Redis not reachable at {base}: {exc}")
+    try:
+        admin = psycopg.connect(POSTGRES.replace("postgres://", "postgresql://"), autocommit=True, connect_timeout=2)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES}: {exc}")
+    name = f"test_{label}_{os.getpid()}"
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {"DATABASE_URL": POSTGRES.rsplit("/", 1)[0] + "/" + name, "CELERY_BROKER_URL": base + "/12",
+               "POLICYGRID_REDIS_URL": base + "/13"}
+    finally:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()
