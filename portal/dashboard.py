@@ -8,7 +8,8 @@ from audit.models import AuditEntry
 from executors.models import PolicyExecutor
 from functions.models import Function
 from governance.choices import LifecycleStatus
-from graphs.models import Graph
+from graphs.choices import RunStatus
+from graphs.models import Graph, GraphRun
 from jobs.choices import JobStatus
 from jobs.models import Job
 from policies.models import Asset, PolicyRule
@@ -31,8 +32,8 @@ def dashboard(request):
             (PolicyRule, "status", "portal-policy-list", "Policies"), (Graph, "status", "portal-graph-list", "Graphs"),
             (PolicyExecutor, "executor_status", "portal-executor-list", "Executors"),
             (Function, "function_status", "portal-function-list", "Functions"),
-            (Job, "job_status", "portal-job-list", "Jobs")):
-        if allowed[model]:
+            (Job, "job_status", "portal-job-list", "Jobs"), (GraphRun, "status", "portal-graph-runs", "Graph runs")):
+        if allowed[model if model is not GraphRun else Graph]:  # runs are read by who reads graphs (as the API)
             by = counts_by(model, field)
             tiles.append({"label": label, "url_name": url_name, "total": sum(by.values()),
                           "by": sorted(by.items()), "field": field})
@@ -45,7 +46,12 @@ def dashboard(request):
         "failed_jobs": list(Job.objects.filter(job_status__in=[JobStatus.FAILED, JobStatus.LOST])
                             .only("job_id", "job_name", "job_status", "job_error", "created_at")
                             .order_by("-created_at")[:RECENT]) if allowed[Job] else None,
-        "failed_calls": list(AuditEntry.objects.filter(action="policy.execute", data__success=False)
+        "failed_runs": list(GraphRun.objects.filter(status=RunStatus.FAILED)
+                            .only("run_id", "graph_uri", "status", "failed_node", "error", "created_at")
+                            .order_by("-created_at")[:RECENT]) if allowed[Graph] else None,
+        # Executions of Types 2 and 4 (a job's and a run's failures are above), from their audit entries.
+        "failed_calls": list(AuditEntry.objects.filter(action__in=("policy.execute", "function.call"),
+                                                       data__success=False)
                              .order_by("-seq")[:RECENT]) if allowed[AuditEntry] else None,
     }
     return render(request, "portal/dashboard.html", context)

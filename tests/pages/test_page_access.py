@@ -241,3 +241,23 @@ def test_the_playground_keeps_field_errors_beside_their_fields(world, page_clien
     assert response.status_code == 200
     assert "required" in text and "must be a JSON object" in text and "not JSON" in text
     assert 'data-testid="outcome"' not in text  # nothing was sent
+
+
+def test_the_dashboard_lists_recent_failures_of_jobs_runs_and_calls(world, page_client, users):
+    from audit.services import audit_object
+    from functions.models import Function
+    from tests.pages.conftest import make_run
+
+    run = make_run(world["graph"], users["operator"], "failed", {"fetch-ip": "completed", "score-ip": "failed"},
+                   failed_node="score-ip", error="score-ip was told to fail", error_type="node_failed")
+    function = Function.objects.get(function_id="fetch-ip")
+    audit_object(users["operator"], "function.call", function,
+                 {"executor_id": "edge-1", "success": False, "error_type": "policy_error", "duration_ms": 3.0})
+    text = page_client("operator").get("/portal/dashboard/").content.decode()
+    assert f'href="/portal/graphs/runs/{run.run_id}/"' in text and "at score-ip" in text
+    assert "nightly-check" in text  # the failed job
+    calls = text.split('data-testid="failed-calls"')[1].split("</ul>")[0]
+    assert "fetch-ip" in calls and "policy_error" in calls
+    assert 'href="/portal/graphs/runs/"' in text  # the runs tile
+    # A role that may not read graphs or the audit sees neither.
+    assert "failed-runs" not in page_client("norole").get("/portal/dashboard/").content.decode()
