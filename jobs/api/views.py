@@ -63,8 +63,10 @@ class JobViewSet(RecordViewSet):
 
     @extend_schema(parameters=[OpenApiParameter("tail", {"type": "integer", "minimum": 0, "maximum": MAX_TAIL},
                                                 description="only the last N lines")],
-                   responses={200: OpenApiTypes.OBJECT},
-                   description="The job's log text (its runner's lines, what the policy printed, the runtime's notes).")
+                   responses={code: OpenApiTypes.OBJECT for code in (200, 400, 404, 502, 504)},
+                   description="The job's log text (its runner's lines, what the policy printed, the runtime's notes), "
+                               "read from its executor: 502 when the executor can't be reached, 504 when it does "
+                               "not answer in time.")
     @action(detail=True, methods=["get"], url_path="logs")
     def logs(self, request, job_id=None):
         tail = tail_parameter(request)
