@@ -124,7 +124,7 @@ def test_a_run_started_from_the_portal_is_drawn_live_until_completed(browser, ru
     # The Run form of the version's page: an asynchronous run, then its page.
     page.goto(f"{system.base}/portal/graph/{uri}/")
     # The right node sleeps a while: the page opens on a run still under way and has to follow it.
-    page.fill("[data-testid=run-input-field]", json.dumps({"control": {"sleep": {right: 1.5}}}))
+    page.fill("[data-testid=run-input-field]", json.dumps({"control": {"sleep": {right: 3}}}))
     page.click("[data-testid=run]")
     page.wait_for_url("**/portal/graphs/runs/*/")
     run_id = page.url.rstrip("/").rsplit("/", 1)[-1]
@@ -180,11 +180,12 @@ def test_a_failed_run_offers_retry_live_and_retrying_completes_it(browser, run_s
     uri = system.register((root, left), {root: [left]})
     # The left node's next call fails (its calls are counted by its instance), the one after succeeds; the root
     # sleeps so that the page opens while the run is still under way.
-    control = {"sleep": {root: 1.5}, "fail_first": {left: system.count(left) + 1}}
+    # Signed in first, and a root that sleeps long enough for a loaded machine to open the page in time.
+    context, page = sign_in(browser, system.base, "demo-operator", logins(system)["demo-operator"])
+    control = {"sleep": {root: 5}, "fail_first": {left: system.count(left) + 1}}
     started = system.execute(uri, {"control": control}, **{"async": True})
     assert started.status_code == 202, started.json()
     run_id = started.json()["run_id"]
-    context, page = sign_in(browser, system.base, "demo-operator", logins(system)["demo-operator"])
     page.goto(f"{system.base}/portal/graphs/runs/{run_id}/")
     assert not page.is_visible("[data-testid=retry]")
 
