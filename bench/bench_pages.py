@@ -124,9 +124,9 @@ def fill_runs(graph, user):
     from django.utils import timezone
 
     from graphs.models import GraphRun, NodeRun
-    from graphs.services import _plan
+    from graphs.services import run_plan
 
-    ids, plan = list(graph.graph_function_ids), _plan(graph)
+    ids, plan = list(graph.graph_function_ids), run_plan(graph)
     now = timezone.now()
     runs = []
     for i in range(RUNS):

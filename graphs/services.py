@@ -67,7 +67,9 @@ def find_run(run_id: str) -> GraphRun:
     return run
 
 
-def _plan(graph: Graph) -> dict[str, Any]:
+def run_plan(graph: Graph) -> dict[str, Any]:
+    """What a run of ``graph`` follows, frozen at its start: nodes, parents (in graph_function_ids order: the
+    ``list`` merge order), sinks, merge mode, node options, output schema. The test and bench runs use it too."""
     ids = list(graph.graph_function_ids)
     parents: dict[str, list[str]] = {node: [] for node in ids}
     for source, targets in graph.graph_connection_data.items():
@@ -149,7 +151,7 @@ def execute_graph(actor, body: Any) -> GraphRun:
                 "it still runs, but should move to a current version"] if graph.uses_retired_policy else []
     with transaction.atomic():
         run = GraphRun.objects.create(
-            graph=graph, graph_uri=graph.graph_uri, input_data=data["input_data"], plan=_plan(graph),
+            graph=graph, graph_uri=graph.graph_uri, input_data=data["input_data"], plan=run_plan(graph),
             dry_run=dry_run, uses_retired_policy=graph.uses_retired_policy, warnings=warnings,
             timeout_seconds=timeout, deadline_at=now + timedelta(seconds=timeout), created_by=actor)
         NodeRun.objects.bulk_create(NodeRun(run=run, node_id=node, position=i)

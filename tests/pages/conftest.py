@@ -58,10 +58,10 @@ def world(new_policy, users):  # noqa: F811 - the fixture imported above
 def make_run(graph, user, status, node_states, **fields):
     """A run as the engine leaves it (its plan from the graph), without running anything."""
     from graphs.models import GraphRun, NodeRun
-    from graphs.services import _plan
+    from graphs.services import run_plan
 
     run = GraphRun.objects.create(graph=graph, graph_uri=graph.graph_uri, status=status, input_data={"ip": "1.2.3.4"},
-                                  plan=_plan(graph), timeout_seconds=60,
+                                  plan=run_plan(graph), timeout_seconds=60,
                                   created_by=user, **fields)
     for position, node in enumerate(graph.graph_function_ids):
         NodeRun.objects.create(run=run, node_id=node, position=position, status=node_states.get(node, "pending"))
