@@ -57,7 +57,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "portal.csp.PortalCSPMiddleware",
 ]
 
 ROOT_URLCONF, WSGI_APPLICATION = "portal.urls", "portal.wsgi.application"

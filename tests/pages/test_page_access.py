@@ -206,6 +206,14 @@ def test_the_pages_forbid_inline_scripts(world, page_client):
     assert "<script>" not in response.content.decode()
 
 
+def test_json_answers_carry_the_fixed_strict_policy(world, page_client, client):
+    from portal.csp import JSON_POLICY
+
+    assert client.get("/health")["Content-Security-Policy"] == JSON_POLICY
+    assert client.get("/policy")["Content-Security-Policy"] == JSON_POLICY  # the API's 401 envelope
+    assert page_client("viewer").get("/portal/policies/")["Content-Security-Policy"] != JSON_POLICY
+
+
 def test_an_operator_cancels_a_running_job_from_its_page(world, page_client):
     from jobs.models import Job
 
