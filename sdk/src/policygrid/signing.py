@@ -149,18 +149,33 @@ def verify_statement(statement: Mapping[str, Any], signature: Mapping[str, Any] 
                              errors={"signature.key_id": ["revoked key"]})
     if entry.get("algorithm", ALGORITHM) != ALGORITHM:
         raise IntegrityError(f"key {key_id} is not an Ed25519 key", errors={"signature.key_id": ["wrong algorithm"]})
+    message = canonical_json(statement)
+    verified = (entry.get("public_key"), signature["signature"], message)
+    if verified in _verified:  # the key's status was checked above, on every call
+        return key_id
     try:
         public_key = Ed25519PublicKey.from_public_bytes(_b64decode(entry["public_key"], f"public key {key_id}"))
     except (KeyError, ValueError):
         raise IntegrityError(f"key {key_id} has no usable public key") from None
     try:
-        public_key.verify(_b64decode(signature["signature"], "release signature"), canonical_json(statement))
+        public_key.verify(_b64decode(signature["signature"], "release signature"), message)
     except InvalidSignature:
         raise IntegrityError(
             f"the release signature of {uri} does not match its record: the record or the signature was altered",
             errors={"signature": ["does not verify"]},
         ) from None
+    if len(_verified) >= _MAX_VERIFIED:
+        _verified.clear()
+    _verified.add(verified)
     return key_id
+
+
+# Signatures already verified, as (public key, signature, signed bytes): a pure fact, so a repeat (an execution
+# grant the portal reuses for its calls of one version, a release checked at each load) skips the Ed25519
+# arithmetic. Only the verification is remembered; the key's status and the statement's fields are checked
+# every time.
+_MAX_VERIFIED = 4096
+_verified: set[tuple[Any, str, bytes]] = set()
 
 
 def verify_release(record: Mapping[str, Any], digest: str | None, keys: Any) -> str:
