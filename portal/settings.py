@@ -287,7 +287,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "processed_folder": str(STATE_DIR / "broker" / "processed"),
         # kombu's default is ./control, i.e. wherever the process happens to start.
         "control_folder": str(STATE_DIR / "broker" / "control"),
-        "store_processed": False, "polling_interval": 0.25,  # kombu's 1 s delays each hop between tasks
+        "store_processed": False, "polling_interval": env_float("POLICYGRID_BROKER_POLLING_INTERVAL", 0.05),
     }
     if CELERY_BROKER_URL.startswith("filesystem://")
     # Redis: a message a worker took and never acknowledged (the worker died) is delivered again after this many
