@@ -3,17 +3,19 @@ form of a version read into an ``execute_graph`` request (always asynchronous: t
 page data of a run (the API's own representation, so the live updates and the first render agree)."""
 from __future__ import annotations
 
-import json
+import io
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.urls import reverse
 from policygrid.errors import PolicyGridError
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ParseError, ValidationError
 
 from graphs import services
 from graphs.api.serializers import GraphRunSerializer
 from graphs.choices import RunStatus
 from graphs.models import Graph, GraphRun
+from records.api.parsers import JsonParser
 
 
 @dataclass
@@ -43,10 +45,17 @@ def start(user, form: RunForm, post) -> GraphRun | None:
     (malformed JSON, an input the graph's schema refuses, a version that can't run now)."""
     form.input_data = post.get("input_data", "").strip() or "{}"
     form.dry_run = form.dry_run_only or post.get("dry_run") == "on"
-    try:
-        input_data = json.loads(form.input_data)
-    except ValueError as exc:
-        form.errors.append(f"The input is not JSON: {exc}")
+    raw = form.input_data.encode()
+    if len(raw) > settings.API_MAX_BODY_BYTES:  # the API's own limit on a request body
+        form.errors.append(f"The input is {len(raw):,} bytes: the limit is {settings.API_MAX_BODY_BYTES:,}")
+        return None
+    try:  # the API's JSON parser: its depth limit, NUL and lone surrogates refused, finite numbers
+        input_data = JsonParser().parse(io.BytesIO(raw))
+    except ParseError as exc:
+        form.errors.append(f"The input is not JSON: {exc.detail}")
+        return None
+    except ValidationError as exc:
+        form.errors.extend(f"The input's {name}: {'; '.join(map(str, reasons))}" for name, reasons in exc.detail.items())
         return None
     body = {"graph_uri": form.graph.graph_uri, "input_data": input_data, "async": True, "dry_run": form.dry_run}
     try:

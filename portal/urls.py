@@ -21,5 +21,6 @@ urlpatterns = [
                                                           "audit", "governance")],
 ]
 
+handler400 = "portal.views.bad_request"
 handler404 = "portal.views.not_found"
 handler500 = "portal.views.server_error"

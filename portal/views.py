@@ -93,6 +93,24 @@ def not_found(request, exception=None):
     return JsonResponse({"success": False, "message": f"no route for {request.method} {request.path}"}, status=404)
 
 
+def bad_request(request, exception=None):
+    """What Django refused before any view (a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE``, too many fields), said."""
+    from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+
+    if isinstance(exception, RequestDataTooBig):
+        message = (f"the request body is larger than the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes a form may "
+                   "send")
+    elif isinstance(exception, TooManyFieldsSent | TooManyFilesSent):
+        message = "the request sends more fields or files than a form may"
+    else:
+        message = "the request could not be read"
+    if request.path.startswith(PAGE_PREFIXES):
+        from django.shortcuts import render
+
+        return render(request, "400.html", {"message": message}, status=400)
+    return JsonResponse({"success": False, "message": message}, status=400)
+
+
 def server_error(request):
     if request.path.startswith(PAGE_PREFIXES):
         from django.views.defaults import server_error as page_server_error

@@ -165,3 +165,22 @@ def test_the_editor_shows_a_runs_trace_read_only(approved_graph, world, page_cli
                   graph_connection_data={}, created_by=users["author"])
     other.save()
     assert page_client("viewer").get(f"/portal/graphs/editor/{other.graph_uri}/?run={run.run_id}").status_code == 404
+
+
+@pytest.mark.parametrize("size", [1024 * 1024 + 64, 3 * 1024 * 1024])
+def test_an_oversized_input_is_refused_with_its_size_and_starts_no_run(approved_graph, page_client, size):
+    """Past the API's body limit (1 MiB): refused by the run form as by the API; past Django's form limit
+    (2 MiB here): refused before the view, with a 400 that names the limit."""
+    response = start_form(page_client("operator"), approved_graph, json.dumps({"ip": "x" * size}))
+    assert response.status_code in (400, 413), response.status_code
+    text = response.content.decode()
+    assert "too large" in text.lower() or "exceeds" in text.lower() or "bytes" in text.lower(), text[:500]
+    assert not GraphRun.objects.exists()
+
+
+@pytest.mark.parametrize("typed, said", [("[" * 5000 + "]" * 5000, "nested more than"),
+                                         ('{"ip": "a\\u0000b"}', "NUL"), ('{"n": 1e999}', "out of range")])
+def test_input_the_api_would_refuse_is_refused_by_the_form_too(approved_graph, page_client, typed, said):
+    response = start_form(page_client("operator"), approved_graph, typed)
+    assert response.status_code == 400 and said in response.content.decode()
+    assert not GraphRun.objects.exists()
