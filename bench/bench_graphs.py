@@ -1,6 +1,6 @@
 """Benchmark of graph runs (Type 5) on the embedded system, on loopback.
 
-    .venv/bin/python bench/bench_graphs.py [--repeat 20] [--concurrent 20] [--async-runs 50]
+    .venv/bin/python bench/bench_graphs.py [--repeat 20] [--concurrent 20] [--async-runs 50] [--replicas 1]
 
 Starts a temporary embedded system as ./run.sh does (``manage.py run_embedded`` with its default web processes and
 threads: SQLite, the file broker, a Celery worker of 2 processes, the local executor service), pushes and approves the graph tests' node policy, deploys it as 10 functions and measures:
@@ -9,7 +9,10 @@ threads: SQLite, the file broker, a Celery worker of 2 processes, the local exec
    the sum of its 10 function calls made one by one through the portal (POST /function/call_function/<name>),
    and inside the engine (the run's wall time minus its nodes' call durations);
 2. a graph of width 8 whose nodes each sleep 200 ms (the earlier system, strictly sequential: 1.6 s);
-3. ``--concurrent`` synchronous runs of the 10-node chain at once: p50/p99 against the single-run time;
+3. ``--concurrent`` synchronous runs of the 10-node chain at once: p50/p99 against the single-run time, with
+   trivial nodes (CPU-bound: the runs share the machine's CPUs) and with nodes that wait 50 ms (I/O); a
+   function's replica serves one call at a time (it keeps its instance), so ``--replicas`` sets how many calls
+   of one node run at once;
 4. throughput: ``--async-runs`` asynchronous runs of the chain submitted at once, until the last has ended.
 """
 from __future__ import annotations
@@ -42,6 +45,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--concurrent", type=int, default=20)
     parser.add_argument("--async-runs", type=int, default=50)
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="replicas of each node's function: a replica serves one call at a time (its instance)")
     args = parser.parse_args()
     from bench.machine import calibration, describe
     from tests.executors.conftest import free_port
@@ -63,7 +68,7 @@ def main():
                                   "executor_port": executor_port})
             push_and_approve(system, Path(tmp), NODE, NODE_URI, NODE_RECORD)
             system.reviewer = user_session(system, "demo-reviewer")
-            system.deploy_nodes(CHAIN)
+            system.deploy_nodes(CHAIN, replicas=args.replicas)
             measure(system, args)
         finally:
             embedded.stop()

@@ -80,18 +80,19 @@ class GraphSystem(FunctionSystem):
             assert approved.status_code == 200, approved.json()
         return uri
 
-    def deploy_nodes(self, names) -> None:
+    def deploy_nodes(self, names, replicas: int = 1) -> None:
         """Deploy the node policy as these functions (labelled by name), two at a time until each is ready."""
         for first in range(0, len(names), 2):
             batch = names[first:first + 2]
             for name in batch:
-                created = self.deploy(name, uri=NODE_URI, policy_rule_parameters={"label": name})
+                created = self.deploy(name, uri=NODE_URI, policy_rule_parameters={"label": name}, replicas=replicas)
                 assert created.status_code == 202, created.json()
             for name in batch:
                 record = self.wait_ready(name, timeout=120)
                 if record["function_status"] == "failed":  # e.g. a deployment task run twice on a busy machine
                     assert self.remove(name).status_code == 200
-                    assert self.deploy(name, uri=NODE_URI, policy_rule_parameters={"label": name}).status_code == 202
+                    assert self.deploy(name, uri=NODE_URI, policy_rule_parameters={"label": name},
+                                       replicas=replicas).status_code == 202
                     record = self.wait_ready(name, timeout=120)
                 assert record["function_status"] == "ready", record
 
