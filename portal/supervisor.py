@@ -165,9 +165,15 @@ class Supervisor:
     # --- stopping ----------------------------------------------------------------------------------------------
 
     def stop_all(self, grace: float = 10.0) -> None:
+        """SIGTERM to each child's own process, which stops what it started (Celery's warm shutdown ends its pool;
+        SIGTERM to the pool processes as well deadlocked the master's shutdown, which then took the whole
+        ``grace``), then SIGKILL to each child's process group once it has stopped or ``grace`` has passed."""
         running = [c for c in self.children.values() if c.process is not None and c.process.poll() is None]
         for child in running:
-            self.kill_group(child, signal.SIGTERM)
+            try:
+                child.process.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         deadline = time.monotonic() + grace
         for child in running:
             try:
@@ -199,7 +205,10 @@ class Supervisor:
 
     def note(self, line: str) -> None:
         stamped = f"{iso(time.time())} supervisor: {line}"
-        self.say(stamped)
+        try:
+            self.say(stamped)
+        except (OSError, ValueError):
+            pass  # a closed terminal or pipe: the log file still has it, and stopping goes on
         with open(self.log_file, "a", encoding="utf-8") as log:
             log.write(stamped + "\n")
 
