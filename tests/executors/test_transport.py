@@ -61,6 +61,9 @@ def test_a_call_sends_headers_and_body_and_returns_status_and_body(server):
     assert (method, path, body) == ("POST", "/execute_policy", b'{"a": 1}')
     assert headers["Authorization"] == "Bearer s3cret" and "Expect" not in headers
     assert call(server.url + "/health", method="GET", body=None).json()["path"] == "/health"
+    # The path as written, query included, fragment not; an address alone is "/".
+    assert call(server.url + "/jobs?state=running#top", method="GET", body=None).json()["path"] == "/jobs?state=running"
+    assert call(server.url, method="GET", body=None).json()["path"] == "/"
 
 
 def test_calls_reuse_one_connection_and_concurrent_calls_have_their_own(server):

@@ -93,6 +93,7 @@ def test_a_flipped_byte_in_the_package_is_refused(clients, new_policy, users, fi
 def test_an_edited_record_is_refused(field, value, clients, policy_in):
     record = record_of(clients["viewer"], policy_in("approved"))
     keys = published(clients["viewer"])
+    verify_release(record, record["code_digest"], keys)  # verified once: its signature covers this record only
     with pytest.raises(IntegrityError) as caught:
         verify_release({**record, field: value}, record["code_digest"], keys)
     assert "altered" in caught.value.message
@@ -100,6 +101,7 @@ def test_an_edited_record_is_refused(field, value, clients, policy_in):
 
 def test_a_revoked_key_is_refused(clients, policy_in, signing_key):
     record = record_of(clients["viewer"], policy_in("approved"))
+    verify_release(record, record["code_digest"], published(clients["viewer"]))  # verified (and remembered) first
     call_command("rotate_signing_key", revoke=signing_key.key_id)
     keys = published(clients["viewer"])
     assert {k["key_id"]: k["status"] for k in keys}[signing_key.key_id] == "revoked"
@@ -169,3 +171,18 @@ def test_signing_can_be_turned_off(settings, clients, policy_in):
     settings.SIGNING_ENABLED = False
     record = record_of(clients["viewer"], policy_in("approved"))
     assert record["status"] == "approved" and record["signature"] is None
+
+
+def test_a_grant_serves_one_use_for_a_while_and_a_new_key_signs_afresh(signing_key,
+                                                                     django_capture_on_commit_callbacks):
+    from governance.signing import sign_grant
+
+    first = sign_grant("p:1.0", "sha256:" + "a" * 64, dry_run=False, caller="user:1")
+    assert sign_grant("p:1.0", "sha256:" + "a" * 64, dry_run=False, caller="user:1") is first
+    for other in ({"caller": "user:2"}, {"dry_run": True}, {"purpose": "job:7"}):
+        grant = sign_grant("p:1.0", "sha256:" + "a" * 64, **{"dry_run": False, "caller": "user:1", **other})
+        assert grant["signature"] != first["signature"]
+        assert all(grant["statement"][name] == value for name, value in other.items())
+    with django_capture_on_commit_callbacks(execute=True):  # the rotation's commit forgets the active key's id
+        call_command("rotate_signing_key")
+    assert sign_grant("p:1.0", "sha256:" + "a" * 64, dry_run=False, caller="user:1")["key_id"] != first["key_id"]
