@@ -38,7 +38,11 @@ class Channel(filesystem.Channel):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.claimed_folder = os.path.join(os.path.dirname(os.path.abspath(self.data_folder_in)), "claimed")
-        os.makedirs(self.claimed_folder, exist_ok=True)
+        # Any process may be the first to use the broker (a web server started alone sends tasks too): kombu
+        # makes none of these folders but the control folder, and that one without its parents.
+        for folder in (self.data_folder_in, self.data_folder_out, self.processed_folder, self.control_folder,
+                       self.claimed_folder):
+            os.makedirs(folder, exist_ok=True)
         self.claims: dict = {}  # delivery tag -> claimed file
         self.recovered_at = 0.0
         self.recover_dead_claims()

@@ -18,8 +18,14 @@ if (live) {
   const statusEl = document.getElementById("function-status");
   const rows = document.getElementById("replica-rows");
   let status = live.dataset.status;
+  // Once a form is sent (remove, call, manage) the page is being replaced: no more polls, which could reach a
+  // function the sent form has just removed (a 404 in the console).
+  let leaving = false;
+  document.addEventListener("submit", (event) => { if (!event.defaultPrevented) leaving = true; });
+  window.addEventListener("pagehide", () => { leaving = true; });
 
   const pollStatus = async () => {
+    if (leaving) return;
     try {
       const answer = await get(api);
       if (answer.success) {
@@ -43,6 +49,7 @@ if (live) {
   };
 
   const pollReplicas = async () => {
+    if (leaving) return;
     try {
       const answer = await get(`${api}/replicas`);
       if (answer.success) {

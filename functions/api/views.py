@@ -13,6 +13,8 @@ from records.api.viewsets import MAX_TAIL, RecordViewSet, ok, tail_parameter
 CreateRequest = {"application/json": services.CREATE_SCHEMA}
 ManagementRequest = {"application/json": services.MANAGEMENT_SCHEMA}
 FAILURES = {400: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT, 502: OpenApiTypes.OBJECT}
+# What a route that asks the function's executor may answer besides: 502 (unreachable, or no valid answer), 504.
+EXECUTOR_FAILURES = {502: OpenApiTypes.OBJECT, 504: OpenApiTypes.OBJECT}
 
 
 class FunctionViewSet(RecordViewSet):
@@ -63,7 +65,7 @@ class FunctionViewSet(RecordViewSet):
     def call(self, request, name=None):
         return ok(services.call_function(request.user, name, request.data))
 
-    @extend_schema(request=ManagementRequest, responses={200: OpenApiTypes.OBJECT, **FAILURES},
+    @extend_schema(request=ManagementRequest, responses={200: OpenApiTypes.OBJECT, **FAILURES, **EXECUTOR_FAILURES},
                    operation_id="function_management",
                    description="Run the policy's `management(action, data)` on every ready replica (`target: "
                                "\"all\"`, the default) or one, checked against its management_commands_schema; "
@@ -74,7 +76,8 @@ class FunctionViewSet(RecordViewSet):
 
     @extend_schema(parameters=[OpenApiParameter("tail", {"type": "integer", "minimum": 0, "maximum": MAX_TAIL},
                                                 description="only the last N lines")],
-                   responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT}, operation_id="function_logs",
+                   responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT, **EXECUTOR_FAILURES},
+                   operation_id="function_logs",
                    description="The function's log: every replica's lines (what the policy printed, the server's "
                                "and the runtime's notes), by time; `logs` repeats `data` for earlier clients.")
     @action(detail=False, methods=["get"], url_path=r"get_logs/(?P<name>[^/]+)")
@@ -83,7 +86,7 @@ class FunctionViewSet(RecordViewSet):
         text = services.function_logs(name, tail)
         return ok(text, logs=text)
 
-    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT, **EXECUTOR_FAILURES},
                    operation_id="function_replicas",
                    description="What the runtime sees of the function now: its state and each replica's.")
     @action(detail=False, methods=["get"], url_path=r"(?P<name>[^/]+)/replicas")

@@ -78,3 +78,17 @@ def test_an_acknowledged_message_is_gone_and_a_requeued_one_comes_back_once(chan
     chan.recover_dead_claims()
     with pytest.raises(Empty):
         chan._get("q")  # nothing came back
+
+
+def test_the_first_process_to_use_the_broker_makes_its_folders(tmp_path):
+    """A web server started alone sends tasks too: sending to a broker whose folders don't exist yet works."""
+    broker = tmp_path / "state" / "broker"
+    options = {"data_folder_in": str(broker / "out"), "data_folder_out": str(broker / "out"),
+               "processed_folder": str(broker / "processed"), "control_folder": str(broker / "control"),
+               "store_processed": False}
+    with Connection("filesystem://", transport="portal.broker:Transport", transport_options=options) as conn:
+        queue = conn.SimpleQueue("celery")
+        queue.put({"hello": "world"})
+        assert queue.get(timeout=5).payload == {"hello": "world"}
+        queue.close()
+    assert all((broker / name).is_dir() for name in ("out", "processed", "control", "claimed"))
