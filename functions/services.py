@@ -33,6 +33,7 @@ from functions.choices import FunctionStatus
 from functions.models import Function
 from governance.gate import assert_executable
 from policies.models import PolicyRule
+from portal.queueing import send_after_commit
 from records.api.errors import ApiError, Conflict
 from records.cache import cached_record
 from records.services import MAX_NAMED, delete_record, save_record
@@ -131,11 +132,16 @@ def create_function(actor, body: Any, executor_id: str | None) -> Function:
 
 
 def queue_deployment(function: Function) -> None:
-    """Queue the deployment task (by its name: functions.tasks wraps this module) once the record is committed."""
-    from celery import current_app
-
+    """Queue the deployment task (by its name: functions.tasks wraps this module) once the record is committed;
+    a deployment the broker refuses is ``failed`` with the reason (and the request answers 503)."""
     pk = function.pk
-    transaction.on_commit(lambda: current_app.send_task("functions.deploy_function", args=[pk]))
+
+    def refused(reason: str) -> None:
+        refused_function = Function.objects.get(pk=pk)
+        refused_function.function_status, refused_function.function_message = FunctionStatus.FAILED, reason[:5000]
+        refused_function.save(update_fields=["function_status", "function_message", "updated_at"])
+
+    send_after_commit("functions.deploy_function", [pk], refused)
 
 
 def deploy(function_pk: int) -> str:

@@ -23,6 +23,7 @@ from governance.gate import assert_executable
 from graphs import engine
 from graphs.choices import NodeStatus, RunStatus
 from graphs.models import Graph, GraphRun, NodeRun
+from portal.queueing import send_after_commit
 from records.api.errors import ApiError, Conflict
 from records.validators import check_body
 
@@ -164,7 +165,8 @@ def execute_graph(actor, body: Any) -> GraphRun:
 
 def _go(run: GraphRun, run_async: bool) -> GraphRun:
     if run_async:
-        transaction.on_commit(lambda: queue_advance(run.pk))
+        send_after_commit("graphs.advance_run", [run.pk], lambda reason: engine.end_run(
+            run, RunStatus.FAILED, error=reason, error_type="unavailable"))
     else:
         drive(run.pk, to_the_end=True)
     run.refresh_from_db()

@@ -1,5 +1,4 @@
 """API views of executors: CRUD + query (the base viewset), the Type 2 proxy and the last health probe."""
-from django.db import transaction
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
@@ -12,6 +11,7 @@ from executors.api.serializers import PolicyExecutorSerializer
 from executors.cluster import infra
 from executors.filtersets import PolicyExecutorFilterSet
 from executors.models import PolicyExecutor
+from portal.queueing import send_after_commit
 from records.api.viewsets import RecordViewSet, ok
 
 # The body is documented by the schema that validates it (policygrid.wire): one definition, no copy.
@@ -89,7 +89,8 @@ class PolicyExecutorViewSet(RecordViewSet):
             "max_processes": {"type": "integer", "minimum": 1}, "image": {"type": "string"},
             "resources": {"type": "object"}, "portal_url": {"type": "string"},
             "ready_timeout": {"type": "integer", "minimum": 1}}}},
-        responses={202: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
+        responses={202: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT,
+                   503: OpenApiTypes.OBJECT},
         description="Provision this executor's service into a Kubernetes cluster (docs/kubernetes.md): 202, then "
                     "infra_status pending → provisioning → ready | failed with infra_message.")
     @action(detail=True, methods=["post"], url_path="create-infra")
@@ -98,7 +99,7 @@ class PolicyExecutorViewSet(RecordViewSet):
         return self._accepted(executor, tasks.provision_infra)
 
     @extend_schema(request={"application/json": {"type": "object", "properties": {"cascade": {"type": "boolean"}}}},
-                   responses={202: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
+                   responses={202: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT},
                    description="Tear down what create-infra made: 202; 409 naming the jobs and functions on the "
                                "executor unless {\"cascade\": true}.")
     @action(detail=True, methods=["delete"], url_path="remove-infra")
@@ -108,6 +109,6 @@ class PolicyExecutorViewSet(RecordViewSet):
 
     def _accepted(self, executor, task):
         """202 with the executor; ``task`` (its background half) is queued once the request's writes are in."""
-        actor_id = self.request.user.pk
-        transaction.on_commit(lambda: task.delay(executor.executor_id, actor_id))
+        send_after_commit(task.name, [executor.executor_id, self.request.user.pk],
+                          lambda reason: infra.task_refused(executor.executor_id, reason))
         return ok(self.get_serializer(executor).data, status_code=202)

@@ -103,6 +103,11 @@ def _set(executor: PolicyExecutor, status: str, message: str, **fields) -> None:
     executor.save(update_fields=["infra_status", "infra_message", "updated_at", *fields])
 
 
+def task_refused(executor_id: str, reason: str) -> None:
+    """The broker refused the create-infra or remove-infra task: nothing will run it, and the record says so."""
+    _set(PolicyExecutor.objects.get(executor_id=executor_id), InfraStatus.FAILED, reason)
+
+
 def provision_infra(executor_id: str, actor_id=None) -> str:
     """The task: make the executor's objects and wait for its Deployment; ``ready`` or ``failed``."""
     executor = PolicyExecutor.objects.get(executor_id=executor_id)

@@ -32,7 +32,7 @@ class FunctionViewSet(RecordViewSet):
     def _created(self, function):
         return ok(self.get_serializer(function).data, status.HTTP_202_ACCEPTED, function_id=function.function_id)
 
-    @extend_schema(request=CreateRequest, responses={202: FunctionSerializer, **FAILURES},
+    @extend_schema(request=CreateRequest, responses={202: FunctionSerializer, **FAILURES, 503: OpenApiTypes.OBJECT},
                    operation_id="function_create_on_executor",
                    description="Deploy a policy as a function on this executor: the policy is checked first, then "
                                "202 with the record (`deploying`); a background task makes it `ready` or `failed` "
@@ -41,7 +41,7 @@ class FunctionViewSet(RecordViewSet):
     def create_on(self, request, executor_id=None):
         return self._created(services.create_function(request.user, request.data, executor_id))
 
-    @extend_schema(request=CreateRequest, responses={202: FunctionSerializer, **FAILURES},
+    @extend_schema(request=CreateRequest, responses={202: FunctionSerializer, **FAILURES, 503: OpenApiTypes.OBJECT},
                    operation_id="function_create_placed",
                    description="Deploy a function where the resource allocator places it (`alloc` names the "
                                "allocator policy; else the deployment's default).")

@@ -46,7 +46,7 @@ class GraphRunViewSet(RecordViewSet):
         raise NotImplementedError
 
     @extend_schema(request={"application/json": services.EXECUTE_SCHEMA},
-                   responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT, **FAILURES},
+                   responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT, **FAILURES, 503: OpenApiTypes.OBJECT},
                    operation_id="graph_execute",
                    description="Run an approved (or deprecated) graph version; authors and reviewers may dry-run a "
                                "draft. Synchronous: 200 with the graph's output as `data` and `run_id`; a failed "
@@ -70,7 +70,7 @@ class GraphRunViewSet(RecordViewSet):
         return ok(GraphRunSerializer(services.cancel_run(request.user, self.get_object())).data)
 
     @extend_schema(request={"application/json": services.RETRY_SCHEMA},
-                   responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT, **FAILURES},
+                   responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT, **FAILURES, 503: OpenApiTypes.OBJECT},
                    operation_id="graph_run_retry",
                    description="A new attempt of a failed or cancelled run: the failed node and what follows it "
                                "run again, completed nodes keep their outputs. Answers like execute_graph.")
