@@ -20,13 +20,20 @@ from records.api.errors import ApiError
 BROKER_ERRORS = (KombuError, ChannelError, BrokerConnectionError, OSError)
 
 
-def send_after_commit(task: str, args: list, refused: Callable[[str], None], **options) -> None:
-    """Send ``task`` with ``args`` once the current transaction commits (at once outside one)."""
+def send_after_commit(task, args: list, refused: Callable[[str], None], **options) -> None:
+    """Send ``task`` (a task, or a task's name when its module can't be imported here) with ``args`` once the
+    current transaction commits (at once outside one). A task object is sent with ``apply_async``, which honours
+    Celery's eager mode (``task_always_eager``); a name with ``send_task``."""
+    name = getattr(task, "name", task)
+
     def send() -> None:
         try:
-            current_app.send_task(task, args=args, **options)
+            if isinstance(task, str):
+                current_app.send_task(task, args=args, **options)
+            else:
+                task.apply_async(args=args, **options)
         except BROKER_ERRORS as exc:
-            reason = f"the task queue refused {task} ({type(exc).__name__}: {exc})"
+            reason = f"the task queue refused {name} ({type(exc).__name__}: {exc})"
             refused(reason)
             raise ApiError(f"{reason}: nothing was started; try again once the broker is back", 503,
                            error_type="unavailable") from exc

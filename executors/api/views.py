@@ -109,6 +109,6 @@ class PolicyExecutorViewSet(RecordViewSet):
 
     def _accepted(self, executor, task):
         """202 with the executor; ``task`` (its background half) is queued once the request's writes are in."""
-        send_after_commit(task.name, [executor.executor_id, self.request.user.pk],
+        send_after_commit(task, [executor.executor_id, self.request.user.pk],
                           lambda reason: infra.task_refused(executor.executor_id, reason))
         return ok(self.get_serializer(executor).data, status_code=202)

@@ -87,8 +87,7 @@ def test_the_first_process_to_use_the_broker_makes_its_folders(tmp_path):
                "processed_folder": str(broker / "processed"), "control_folder": str(broker / "control"),
                "store_processed": False}
     with Connection("filesystem://", transport="portal.broker:Transport", transport_options=options) as conn:
-        queue = conn.SimpleQueue("celery")
-        queue.put({"hello": "world"})
-        assert queue.get(timeout=5).payload == {"hello": "world"}
-        queue.close()
+        channel = conn.default_channel
+        channel._put("celery", {"hello": "world"})
+        assert channel._get("celery") == {"hello": "world"}
     assert all((broker / name).is_dir() for name in ("out", "processed", "control", "claimed"))
