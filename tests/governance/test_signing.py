@@ -186,3 +186,13 @@ def test_a_grant_serves_one_use_for_a_while_and_a_new_key_signs_afresh(signing_k
     with django_capture_on_commit_callbacks(execute=True):  # the rotation's commit forgets the active key's id
         call_command("rotate_signing_key")
     assert sign_grant("p:1.0", "sha256:" + "a" * 64, dry_run=False, caller="user:1")["key_id"] != first["key_id"]
+
+
+@pytest.mark.parametrize("signature", [["not", "text"], {"a": 1}, "bm90IGEgc2lnbmF0dXJl"])
+def test_a_signature_that_is_not_text_or_not_valid_is_refused_not_a_crash(clients, policy_in, signature):
+    record = record_of(clients["viewer"], policy_in("approved"))
+    keys = published(clients["viewer"])
+    verify_release(record, record["code_digest"], keys)  # the genuine one verified (and remembered) first
+    forged = {**record, "signature": {**record["signature"], "signature": signature}}
+    with pytest.raises(IntegrityError):
+        verify_release(forged, record["code_digest"], keys)

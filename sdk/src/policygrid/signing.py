@@ -151,7 +151,8 @@ def verify_statement(statement: Mapping[str, Any], signature: Mapping[str, Any] 
         raise IntegrityError(f"key {key_id} is not an Ed25519 key", errors={"signature.key_id": ["wrong algorithm"]})
     message = canonical_json(statement)
     verified = (entry.get("public_key"), signature["signature"], message)
-    if verified in _verified:  # the key's status was checked above, on every call
+    remembered = all(isinstance(part, str) for part in verified[:2])  # a hostile list or dict is not hashable
+    if remembered and verified in _verified:  # the key's status was checked above, on every call
         return key_id
     try:
         public_key = Ed25519PublicKey.from_public_bytes(_b64decode(entry["public_key"], f"public key {key_id}"))
@@ -164,9 +165,10 @@ def verify_statement(statement: Mapping[str, Any], signature: Mapping[str, Any] 
             f"the release signature of {uri} does not match its record: the record or the signature was altered",
             errors={"signature": ["does not verify"]},
         ) from None
-    if len(_verified) >= _MAX_VERIFIED:
-        _verified.clear()
-    _verified.add(verified)
+    if remembered:
+        if len(_verified) >= _MAX_VERIFIED:
+            _verified.clear()
+        _verified.add(verified)
     return key_id
 
 
