@@ -108,7 +108,9 @@ def bad_request(request, exception=None):
         from django.shortcuts import render
 
         return render(request, "400.html", {"message": message}, status=400)
-    return JsonResponse({"success": False, "message": message}, status=400)
+    from records.api.errors import error_body
+
+    return JsonResponse(error_body(message), status=400)
 
 
 def server_error(request):

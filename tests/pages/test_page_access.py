@@ -1,6 +1,8 @@
 """Every page reachable from the navigation: 200 for each role that may see it, 403 for a user without a role,
 the login page for an anonymous visitor; a bounded number of database queries whatever the data's size; the
 actions a role can't take are not shown."""
+import json
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -269,3 +271,16 @@ def test_the_dashboard_lists_recent_failures_of_jobs_runs_and_calls(world, page_
     assert 'href="/portal/graphs/runs/"' in text  # the runs tile
     # A role that may not read graphs or the audit sees neither.
     assert "failed-runs" not in page_client("norole").get("/portal/dashboard/").content.decode()
+
+
+def test_what_django_refuses_before_any_view_is_said_as_a_page_or_the_envelope(rf):
+    from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+
+    from portal.views import bad_request
+
+    page = bad_request(rf.post("/portal/graphs/run/x/"), RequestDataTooBig())
+    assert page.status_code == 400 and "bytes a form may send" in page.content.decode()
+    answer = bad_request(rf.post("/policy"), TooManyFieldsSent())
+    assert answer.status_code == 400
+    assert json.loads(answer.content) == {"success": False,
+                                          "message": "the request sends more fields or files than a form may"}
