@@ -63,13 +63,16 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, state_dir: Path, env: dict[str, str], say: Callable[[str], None] = print):
-        self.state_dir = Path(state_dir)
+    def __init__(self, state_dir: Path | None, env: dict[str, str], say: Callable[[str], None] = print):
+        """``state_dir``: where the children's logs, the supervisor's log and ``supervisor.json`` go; None (the
+        portal's server supervising its worker processes) leaves the children the supervisor's own output and
+        writes no status."""
+        self.state_dir = Path(state_dir) if state_dir is not None else None
         self.env = env
         self.say = say
         self.children: dict[str, Child] = {}
-        self.status_file = self.state_dir / "supervisor.json"
-        self.log_file = self.state_dir / "logs" / "supervisor.log"
+        self.status_file = self.state_dir / "supervisor.json" if self.state_dir else None
+        self.log_file = self.state_dir / "logs" / "supervisor.log" if self.state_dir else None
         self.orphans_killed = 0
         self.orphans: dict[int, float] = {}  # pid -> when first seen
         self.subreaper = prctl(PR_SET_CHILD_SUBREAPER, 1)
@@ -84,7 +87,7 @@ class Supervisor:
         return child
 
     def start(self, child: Child) -> None:
-        log = open(self.state_dir / "logs" / f"{child.name}.log", "ab")  # noqa: SIM115 - closed below, kept by the child
+        log = open(self.child_log(child), "ab") if self.state_dir else None  # noqa: SIM115 - closed below
         parent = os.getpid()
 
         def in_child():
@@ -94,11 +97,12 @@ class Supervisor:
                 os._exit(1)
 
         try:
-            child.process = subprocess.Popen(child.command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, preexec_fn=in_child,
-                                             pass_fds=child.pass_fds)
+            child.process = subprocess.Popen(child.command, env=self.env, stdout=log,
+                                             stderr=subprocess.STDOUT if log else None, stdin=subprocess.DEVNULL,
+                                             preexec_fn=in_child, pass_fds=child.pass_fds)
         finally:
-            log.close()
+            if log is not None:
+                log.close()
         child.state, child.started_at, child.last_probe = "running", time.time(), time.monotonic()
         self.write_status()
 
@@ -134,7 +138,7 @@ class Supervisor:
         child.last_exit = {"at": iso(time.time()), "what": what, "after_seconds": round(up, 1)}
         child.state, child.restart_at = "backoff", time.monotonic() + child.backoff
         self.note(f"{child.name} (pid {child.process.pid}) {what} after {up:.1f} s; restarting in "
-                  f"{child.backoff:g} s — see {self.state_dir / 'logs' / (child.name + '.log')}")
+                  f"{child.backoff:g} s" + (f" — see {self.child_log(child)}" if self.state_dir else ""))
         self.kill_group(child, signal.SIGKILL)  # whatever it left in its group
         child.backoff = min(MAX_BACKOFF, child.backoff * 2)
 
@@ -209,8 +213,9 @@ class Supervisor:
             self.say(stamped)
         except (OSError, ValueError):
             pass  # a closed terminal or pipe: the log file still has it, and stopping goes on
-        with open(self.log_file, "a", encoding="utf-8") as log:
-            log.write(stamped + "\n")
+        if self.log_file is not None:
+            with open(self.log_file, "a", encoding="utf-8") as log:
+                log.write(stamped + "\n")
 
     def status(self) -> dict:
         processes = {}
@@ -224,8 +229,13 @@ class Supervisor:
         return {"status": "ok" if healthy else "degraded", "supervisor_pid": os.getpid(), "updated_at": iso(time.time()),
                 "orphans_killed": self.orphans_killed, "processes": processes}
 
+    def child_log(self, child: Child) -> Path:
+        return self.state_dir / "logs" / f"{child.name}.log"
+
     def write_status(self) -> None:
         self.status_written = time.monotonic()
+        if self.status_file is None:
+            return
         partial = self.status_file.with_name(f".{self.status_file.name}.partial")
         partial.write_text(json.dumps(self.status(), indent=1))
         os.replace(partial, self.status_file)

@@ -42,7 +42,7 @@ def live_portal(state: Path, *, workers: int = 1, threads: int = 4):
                              capture_output=True, text=True).stdout
     token = next(line.split(":", 1)[1].strip() for line in printed.splitlines() if "admin API token:" in line)
     port = free_port()
-    command = Command.web_command(f"127.0.0.1:{port}", workers, threads, str(state / "logs" / "access.log"))
+    command = Command.web_command(f"127.0.0.1:{port}", threads, str(state / "logs" / "access.log"), workers=workers)
     with open(state / "logs" / "web.log", "ab") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True, preexec_fn=die_with_parent)

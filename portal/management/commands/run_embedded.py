@@ -9,7 +9,6 @@ import io
 import os
 import shlex
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -17,6 +16,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+from portal.server import listening_socket, worker_sockets
 
 
 class Command(BaseCommand):
@@ -50,9 +51,9 @@ class Command(BaseCommand):
         python = sys.executable
         # The supervisor holds the portal's listening socket and hands it to each web server it starts: while a
         # killed server is restarted, connections wait in the backlog instead of being refused.
-        listener = listening_socket(host, port)
+        listeners = worker_sockets(host, port, workers)
         commands = {
-            "web": self.web_command(listener.fileno(), workers, threads, "access.log"),
+            "web": self.web_command([listener.fileno() for listener in listeners], threads, "access.log"),
             "worker": [python, "-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO",
                        "--concurrency", "2", "--pool", "prefork"],
             "beat": [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
@@ -67,9 +68,9 @@ class Command(BaseCommand):
         supervisor = Supervisor(state, env, say=lambda line: self.stderr.write(line))
         probes = {"worker": WorkerHeartbeat(state)}
         for name, command in commands.items():
-            inherited = {"web": listener, "executor": self.executor_listener}.get(name)
-            supervisor.add(name, command, alive=probes.get(name),
-                           pass_fds=(inherited.fileno(),) if inherited is not None else ())
+            inherited = {"web": listeners, "executor": [self.executor_listener] if self.executor_listener else []}.get(
+                name, ())
+            supervisor.add(name, command, alive=probes.get(name), pass_fds=tuple(s.fileno() for s in inherited))
 
         stopping = False
 
@@ -109,14 +110,15 @@ class Command(BaseCommand):
         self.stdout.flush()
 
     @staticmethod
-    def web_command(where: int | str, workers: int, threads: int, access_log: str) -> list[str]:
+    def web_command(where: list[int] | str, threads: int, access_log: str, workers: int = 1) -> list[str]:
         """portal/server.py: uvicorn reading requests on its event loop, Django in a pool of threads per process.
 
-        ``where``: an inherited listening socket's descriptor, or ``host:port`` to bind."""
-        listen = ["--fd", str(where)] if isinstance(where, int) else ["--bind", where]
-        return [sys.executable, "-m", "portal.server", *listen, "--workers", str(workers),
-                "--threads", str(threads), "--access-log", str(Path(settings.STATE_DIR) / "logs" / access_log),
-                "--graceful-timeout", "5"]
+        ``where``: inherited listening sockets' descriptors (a worker process per socket), or ``host:port`` to bind
+        (``workers`` processes)."""
+        listen = ([arg for fd in where for arg in ("--fd", str(fd))] if isinstance(where, list)
+                  else ["--bind", where, "--workers", str(workers)])
+        return [sys.executable, "-m", "portal.server", *listen, "--threads", str(threads),
+                "--access-log", str(Path(settings.STATE_DIR) / "logs" / access_log), "--graceful-timeout", "5"]
 
     def extra_processes(self, env, host, port) -> dict[str, list[str]]:
         """The local executor service, registered as executor ``local``.
@@ -181,19 +183,6 @@ class Command(BaseCommand):
                          "--port", str(executor_port), "--fd", str(self.executor_listener.fileno()),
                          "--tmp-dir", str(folder / "tmp")],
         }
-
-
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket for a child to inherit (``--fd``).
-
-    TCP_NODELAY is set here because accepted connections inherit it: uvicorn takes an inherited descriptor for a
-    Unix socket and so never sets it, and with Nagle's algorithm each small answer waited 40 ms for a delayed
-    ACK (the execute route fell from ~150 to 20 calls/s at one client).
-    """
-    listener = socket.create_server((host, port), backlog=2048)
-    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    listener.set_inheritable(True)
-    return listener
 
 
 def refuse_earlier_layout() -> None:
