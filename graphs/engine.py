@@ -57,6 +57,8 @@ class Progress:
     ready: list[int] = field(default_factory=list)
     wait: float | None = None
     deadline: Any = None
+    run: GraphRun | None = None  # as this step read it: its driver hands it to run_node, with the node's row
+    seen: dict[int, dict] = field(default_factory=dict)  # pk -> the ready node's node_id, status and attempt
 
 
 def _one(queryset):
@@ -113,7 +115,7 @@ def advance(run_pk: int) -> Progress:
                 error_type="timeout")
         return Progress(done=True)
     nodes = {n["node_id"]: n for n in NodeRun.objects.filter(run=run).order_by().values(
-        "pk", "node_id", "status", "not_before", "error", "error_type", "finished_at")}
+        "pk", "node_id", "status", "attempt", "not_before", "error", "error_type", "finished_at")}
     failed = sorted((n for n in nodes.values() if n["status"] == NodeStatus.FAILED),
                     key=lambda n: n["finished_at"] or now)
     if failed:
@@ -124,7 +126,7 @@ def advance(run_pk: int) -> Progress:
     if all(n["status"] == NodeStatus.COMPLETED for n in nodes.values()):
         _complete(run)
         return Progress(done=True)
-    progress = Progress(deadline=run.deadline_at)
+    progress = Progress(deadline=run.deadline_at, run=run)
     parents = run.plan["parents"]
     for node_id, node in nodes.items():
         if node["status"] != NodeStatus.PENDING:
@@ -136,6 +138,7 @@ def advance(run_pk: int) -> Progress:
             progress.wait = wait if progress.wait is None else min(progress.wait, wait)
             continue
         progress.ready.append(node["pk"])
+        progress.seen[node["pk"]] = {name: node[name] for name in ("node_id", "status", "attempt")}
     return progress
 
 
@@ -172,11 +175,17 @@ def node_input(run: GraphRun, node_id: str) -> Any:
     return [outputs[parent] for parent in parents]  # parents are kept in graph_function_ids order
 
 
-def run_node(node_pk: int) -> float | None:
+def run_node(node_pk: int, run: GraphRun | None = None, seen: dict | None = None) -> float | None:
     """Claim the node, call its function, record the outcome. Returns the seconds a retry must wait, or None.
 
-    A node another worker claimed (or that is no longer pending, or whose run ended) is left alone."""
-    node = _one(NodeRun.objects.select_related("run", "run__created_by").filter(pk=node_pk))
+    A node another worker claimed (or that is no longer pending, or whose run ended) is left alone. ``run`` and
+    ``seen``: the run and the node's ``node_id``, ``status`` and ``attempt`` as the driver's last ``advance`` read
+    them (a run's plan, input, deadline and creator don't change while it runs); the claim checks again that the
+    run still runs and the node is still pending at that attempt. Without them both are read here."""
+    if run is None or seen is None:
+        node = _one(NodeRun.objects.select_related("run", "run__created_by").filter(pk=node_pk))
+    else:
+        node = NodeRun(pk=node_pk, run=run, **seen)
     if node is None or node.status != NodeStatus.PENDING or node.run.status != RunStatus.RUNNING:
         return None
     run = node.run
@@ -187,7 +196,10 @@ def run_node(node_pk: int) -> float | None:
     if timeout <= 0:
         return None  # the run is past its deadline: the next advance ends it
     given = node_input(run, node.node_id)
-    claimed = NodeRun.objects.filter(pk=node.pk, status=NodeStatus.PENDING, run__status=RunStatus.RUNNING).update(
+    # The run's status by EXISTS, not a join: an UPDATE with a join is compiled as "pk IN (SELECT …)".
+    still_running = Exists(GraphRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING))
+    claimed = NodeRun.objects.filter(still_running, pk=node.pk, status=NodeStatus.PENDING,
+                                     attempt=node.attempt).update(
         status=NodeStatus.RUNNING, attempt=F("attempt") + 1, started_at=now, finished_at=None, duration_ms=None,
         lease_until=now + timedelta(seconds=timeout + settings.EXECUTOR_TIMEOUT_MARGIN + LEASE_MARGIN),
         input=given, worker=WORKER, run_attempt=run.attempt)

@@ -192,9 +192,9 @@ def queue_advance(run_pk: int, countdown: float | None = None) -> None:
     current_app.send_task("graphs.advance_run", args=[run_pk], countdown=countdown)
 
 
-def _node_in_thread(node_pk: int) -> None:
+def _node_in_thread(node_pk: int, run, seen) -> None:
     try:
-        engine.run_node(node_pk)
+        engine.run_node(node_pk, run, seen)
     finally:
         connection.close()  # this thread's own connection
 
@@ -220,11 +220,11 @@ def drive(run_pk: int, *, to_the_end: bool) -> None:
                     return
                 fresh = []  # start nothing new here; the nodes running here finish first
             if len(fresh) == 1 and not inflight:
-                engine.run_node(fresh[0])
+                engine.run_node(fresh[0], progress.run, progress.seen[fresh[0]])
                 continue
             for node_pk in fresh:
                 pool = pool or ThreadPoolExecutor(NODE_THREADS, thread_name_prefix="graph-node")
-                inflight[node_pk] = pool.submit(_node_in_thread, node_pk)
+                inflight[node_pk] = pool.submit(_node_in_thread, node_pk, progress.run, progress.seen[node_pk])
             if not inflight and not to_the_end:
                 if progress.wait is not None:
                     queue_advance(run_pk, countdown=progress.wait)
