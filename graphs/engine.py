@@ -100,9 +100,22 @@ def end_run(run: GraphRun, status: str, *, output: Any = None, error: str = "", 
     return won
 
 
-def advance(run_pk: int) -> Progress:
-    """One idempotent step of a run: see the module's docstring."""
-    run = _one(GraphRun.objects.select_related("created_by").filter(pk=run_pk))
+# What a driver's later steps read again of a run it holds (the rest is fixed while the run is active).
+RUN_STATE = ("status", "attempt", "deadline_at")
+
+
+def advance(run_pk: int, run: GraphRun | None = None) -> Progress:
+    """One idempotent step of a run: see the module's docstring. ``run``: the run as this driver's previous
+    step read it, of which only ``RUN_STATE`` is read again."""
+    if run is None:
+        run = _one(GraphRun.objects.select_related("created_by").filter(pk=run_pk))
+    else:
+        state = _one(GraphRun.objects.filter(pk=run_pk).values_list(*RUN_STATE))
+        if state is not None:
+            for name, value in zip(RUN_STATE, state, strict=True):
+                setattr(run, name, value)
+        else:
+            run = None
     if run is None or run.status in RunStatus.TERMINAL:
         return Progress(done=True)
     now = timezone.now()

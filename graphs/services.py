@@ -208,9 +208,11 @@ def drive(run_pk: int, *, to_the_end: bool) -> None:
     pool: ThreadPoolExecutor | None = None
     inflight: dict[int, Any] = {}
     began = time.monotonic()
+    held = None  # the run as the last step read it
     try:
         while True:
-            progress = engine.advance(run_pk)
+            progress = engine.advance(run_pk, held)
+            held = progress.run
             if progress.done:
                 return
             fresh = [pk for pk in progress.ready if pk not in inflight]

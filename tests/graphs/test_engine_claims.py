@@ -77,3 +77,13 @@ def test_without_a_hand_over_the_node_and_its_run_are_read(run, calls):
     pk, _, _ = ready(run)
     engine.run_node(pk)
     assert NodeRun.objects.get(pk=pk).status == NodeStatus.COMPLETED and calls == [("fa", {"x": 1})]
+
+
+def test_a_driver_holding_the_run_reads_its_state_again_at_each_step(run, calls):
+    first = engine.advance(run.pk)
+    assert first.ready and first.run.status == RunStatus.RUNNING
+    GraphRun.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED)  # by another request, meanwhile
+    again = engine.advance(run.pk, first.run)
+    assert again.done and not again.ready and first.run.status == RunStatus.CANCELLED
+    GraphRun.objects.filter(pk=run.pk).delete()
+    assert engine.advance(run.pk, first.run).done
