@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import socket
 import sys
-import time
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -149,22 +147,7 @@ def serve_workers(fds: list[int], args) -> None:
         if args.access_log:
             command += ["--access-log", args.access_log]
         supervisor.add(f"web worker {number}", command, pass_fds=(fd,))
-    stopping = False
-
-    def stop(*_):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        for child in supervisor.children.values():
-            supervisor.start(child)
-        while not stopping:
-            supervisor.tick()
-            time.sleep(0.25)
-    finally:
-        supervisor.stop_all(grace=args.graceful_timeout + 5)
+    supervisor.run_until_stopped(grace=args.graceful_timeout + 5)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -106,6 +106,31 @@ class Supervisor:
         child.state, child.started_at, child.last_probe = "running", time.time(), time.monotonic()
         self.write_status()
 
+    def run_until_stopped(self, started: Callable[[Child], None] | None = None,
+                          ready: Callable[[], None] | None = None, grace: float = 10.0) -> None:
+        """Start every child (``started`` is called after each), call ``ready``, then watch them (``tick``) until
+        SIGTERM or SIGINT; stop them all (``stop_all``), however it ends."""
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            for child in self.children.values():
+                self.start(child)
+                if started is not None:
+                    started(child)
+            if ready is not None and not stopping:
+                ready()
+            while not stopping:
+                self.tick()
+                time.sleep(0.25)
+        finally:
+            self.stop_all(grace)
+
     # --- watching ----------------------------------------------------------------------------------------------
 
     def tick(self) -> None:

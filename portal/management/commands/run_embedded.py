@@ -8,7 +8,6 @@ the environment so that two instances can run side by side.
 import io
 import os
 import shlex
-import signal
 import sys
 import time
 from pathlib import Path
@@ -72,29 +71,17 @@ class Command(BaseCommand):
                 name, ())
             supervisor.add(name, command, alive=probes.get(name), pass_fds=tuple(s.fileno() for s in inherited))
 
-        stopping = False
+        def started(child) -> None:
+            if child.name == "web":
+                # The executor reads the signing keys from the portal when it starts: serve them first.
+                wait_for_health(base, child.process)
 
-        def stop(*_):
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        try:
-            for name, child in supervisor.children.items():
-                supervisor.start(child)
-                if name == "web":
-                    # The executor reads the signing keys from the portal when it starts: serve them first.
-                    wait_for_health(base, child.process)
+        def ready() -> None:
             if "executor" in supervisor.children:
                 wait_for_health(env["POLICYGRID_EXECUTOR_URL"], supervisor.children["executor"].process)
-            if not stopping:
-                self.print_banner(base, state, credentials)
-            while not stopping:
-                supervisor.tick()
-                time.sleep(0.25)
-        finally:
-            supervisor.stop_all()
+            self.print_banner(base, state, credentials)
+
+        supervisor.run_until_stopped(started, ready)
 
     def print_banner(self, base: str, state: Path, credentials: Path) -> None:
         self.stdout.write(self.style.SUCCESS("PolicyGrid is running (embedded: SQLite, local runtime, file broker)"))
