@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 
 import pytest
 
@@ -84,9 +85,27 @@ def behaving(api, users, file_server, policy_payload):
 
 @pytest.fixture
 def k8s_portal(live_server, settings, kube_settings, celery_eager):
-    """A live portal (its own address is the one pods post results to)."""
+    """A live portal (its own address is the one pods post results to).
+
+    On the tests' in-memory SQLite the live server's request threads share one database connection (as Django's
+    LiveServerTestCase documentation warns): two pods posting their results at once interleaved their savepoints
+    ("no such savepoint", a 500 and a job left running). Its requests take turns; none of them waits for another."""
     settings.PUBLIC_BASE_URL = live_server.url
-    return live_server.url
+    httpd = live_server.thread.httpd
+    app = httpd.get_app()
+    turns = threading.Lock()
+
+    def one_at_a_time(environ, start_response):
+        with turns:
+            answer = app(environ, start_response)
+            try:
+                return [b"".join(answer)]
+            finally:
+                getattr(answer, "close", lambda: None)()
+
+    httpd.set_app(one_at_a_time)
+    yield live_server.url
+    httpd.set_app(app)
 
 
 def provisioned(api, cluster, executor_id: str, portal_url: str) -> str:
