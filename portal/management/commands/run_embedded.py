@@ -48,8 +48,9 @@ class Command(BaseCommand):
 
         env = {**os.environ, "POLICYGRID_STATE_DIR": str(state), "POLICYGRID_PUBLIC_URL": settings.PUBLIC_BASE_URL}
         python = sys.executable
-        # The supervisor holds the portal's listening socket and hands it to each web server it starts: while a
-        # killed server is restarted, connections wait in the backlog instead of being refused.
+        # The supervisor holds the portal's listening sockets (one per web worker process, SO_REUSEPORT) and hands
+        # them to each web server it starts: while a killed server is restarted, connections wait in the backlogs
+        # instead of being refused.
         listeners = worker_sockets(host, port, workers)
         commands = {
             "web": self.web_command([listener.fileno() for listener in listeners], threads, "access.log"),
