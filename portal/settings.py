@@ -115,16 +115,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Entries also expire after POLICYGRID_RECORD_CACHE_SECONDS: the bound for writers that bypass save().
 CACHE_URL = env_str("POLICYGRID_CACHE_URL", "")
 if CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+    CACHES = {"default": {"BACKEND": "records.cache_backends.SharedRedisCache", "LOCATION": CACHE_URL,
                           "KEY_PREFIX": env_str("POLICYGRID_CACHE_PREFIX", "policygrid")}}
 elif CACHE_URL.startswith("file:///"):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+    CACHES = {"default": {"BACKEND": "records.cache_backends.FileCache",
                           "LOCATION": CACHE_URL[len("file://"):], "OPTIONS": {"MAX_ENTRIES": 10000}}}
 elif CACHE_URL:
     raise ImproperlyConfigured(f"POLICYGRID_CACHE_URL must be a redis://, rediss://, unix:// or file:/// URL, "
                                f"not {CACHE_URL!r}")
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+    CACHES = {"default": {"BACKEND": "records.cache_backends.FileCache",
                           "LOCATION": str(STATE_DIR / "django-cache"), "OPTIONS": {"MAX_ENTRIES": 10000}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}

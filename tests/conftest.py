@@ -18,7 +18,7 @@ def _loopback_packages(settings, tmp_path_factory):
 def _own_cache(settings, tmp_path):
     """Each test has its own cache, as it has its own database: a record cached by one test (records/cache.py)
     is never served to another, nor to a portal running from the same state folder."""
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+    settings.CACHES = {"default": {"BACKEND": "records.cache_backends.FileCache",
                                    "LOCATION": str(tmp_path / "django-cache")}}
 
 ROLES = ("viewer", "author", "reviewer", "operator", "admin")

@@ -74,12 +74,12 @@ def test_a_change_written_by_another_process_is_seen_by_the_next_call(setup, api
         except redis.RedisError:
             pytest.skip(f"SKIPPED LOUDLY: no Redis at {url}, the shared Redis cache is not tested")
         prefix = f"test-{uuid.uuid4().hex}"
-        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
+        settings.CACHES = {"default": {"BACKEND": "records.cache_backends.SharedRedisCache", "LOCATION": url,
                                        "KEY_PREFIX": prefix}}
         env = {"POLICYGRID_CACHE_URL": url, "POLICYGRID_CACHE_PREFIX": prefix}
     else:
         folder = tmp_path / "shared-cache"
-        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        settings.CACHES = {"default": {"BACKEND": "records.cache_backends.FileCache",
                                        "LOCATION": str(folder)}}
         env = {"POLICYGRID_CACHE_URL": f"file://{folder}"}
     assert call(api, body_for()).status_code == 200  # cached in this process
@@ -110,3 +110,67 @@ def test_a_change_written_by_another_process_is_seen_by_the_next_call(setup, api
             client = redis.Redis.from_url(url)
             for key in client.scan_iter(f"{prefix}:*"):
                 client.delete(key)
+
+
+class CountingLoad:
+    def __init__(self, value):
+        self.value, self.calls = value, 0
+
+    def __call__(self):
+        self.calls += 1
+        return self.value
+
+
+def test_a_hit_reads_only_the_stamp_from_the_shared_cache_and_gives_each_caller_its_own_value(db, monkeypatch):
+    from django.core.cache import caches
+
+    from records import cache as record_cache
+
+    load = CountingLoad({"fields": ["a"]})
+    assert record_cache.cached_value("t:stamp", "t:entry", "shape", load) == {"fields": ["a"]}
+    shared = caches["default"]
+    read: list[str] = []
+    monkeypatch.setattr(shared, "get", lambda key, *a, **k: read.append(key) or type(shared).get(shared, key, *a, **k))
+    monkeypatch.setattr(shared, "get_many", lambda keys, *a, **k: read.extend(keys) or
+                        type(shared).get_many(shared, keys, *a, **k))
+    first = record_cache.cached_value("t:stamp", "t:entry", "shape", load)
+    second = record_cache.cached_value("t:stamp", "t:entry", "shape", load)
+    assert load.calls == 1 and read == ["t:stamp", "t:stamp"]
+    first["fields"].append("changed by a caller")
+    assert second == {"fields": ["a"]} and first is not second
+
+
+def test_the_process_copy_is_not_served_once_another_process_restamps_or_the_entry_expires(db, settings,
+                                                                                            monkeypatch):
+    import time
+
+    from django.core.cache import caches
+
+    from records import cache as record_cache
+
+    settings.RECORD_CACHE_SECONDS = 60
+    load = CountingLoad(("v",))
+    record_cache.cached_value("u:stamp", "u:entry", "shape", load)
+    record_cache.cached_value("u:stamp", "u:entry", "shape", load)
+    assert load.calls == 1
+    caches["default"].set("u:stamp", "another process's stamp", timeout=None)  # its forget_record
+    assert record_cache.cached_value("u:stamp", "u:entry", "shape", load) == ("v",) and load.calls == 2
+    record_cache.cached_value("u:stamp", "u:entry", "shape", load)
+    assert load.calls == 2
+    later = time.time() + 61
+    monkeypatch.setattr(record_cache.time, "time", lambda: later)
+    assert record_cache.cached_value("u:stamp", "u:entry", "shape", load) == ("v",) and load.calls == 3
+    assert record_cache.cached_value("u:stamp", "u:entry", "other shape", load) == ("v",) and load.calls == 4
+
+
+def test_the_cache_backends_take_any_key_without_a_memcached_warning(tmp_path):
+    import warnings
+
+    from records.cache_backends import FileCache
+
+    cache = FileCache(str(tmp_path), {})
+    key = "a key with spaces and\x01 control characters, " + "long " * 60
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cache.set(key, 1)
+        assert cache.get(key) == 1
