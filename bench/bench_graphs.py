@@ -69,13 +69,15 @@ def main():
             push_and_approve(system, Path(tmp), NODE, NODE_URI, NODE_RECORD)
             system.reviewer = user_session(system, "demo-reviewer")
             system.deploy_nodes(CHAIN, replicas=args.replicas)
-            measure(system, args)
+            measure(system, args, embedded.process.pid)
         finally:
             embedded.stop()
     print(describe(speed_before, calibration()))
 
 
-def measure(system, args):
+def measure(system, args, root_pid):
+    from bench.machine import tree_cpu_seconds
+
     chain = system.register(CHAIN, {a: [b] for a, b in zip(CHAIN, CHAIN[1:], strict=False)})
     wide = system.register(CHAIN[:8], {})
 
@@ -140,13 +142,19 @@ def measure(system, args):
     waiting = {"control": {"sleep": {name: 0.05 for name in CHAIN}}}
     for label, given in (("trivial nodes", {"control": {}}), ("nodes waiting 50 ms", waiting)):
         single = percentile([timed(system.execute, chain, given)[0] for _ in range(5)], .5)
+        cpu_before = tree_cpu_seconds(root_pid)
         with ThreadPoolExecutor(args.concurrent) as pool:
             results = list(pool.map(lambda _, given=given: timed(system.execute, chain, given), range(args.concurrent)))
+        cpu_per_run = (tree_cpu_seconds(root_pid) - cpu_before) / args.concurrent
         assert all(answer.status_code == 200 for _, answer in results), [a.text for _, a in results][:3]
         times = [seconds for seconds, _ in results]
         print(f"3. {args.concurrent} concurrent sync runs of the chain, {label}: p50 {percentile(times, .5) * 1000:.0f} "
               f"ms, p99 {percentile(times, .99) * 1000:.0f} ms = {percentile(times, .99) / single:.1f}× the single run "
               f"({single * 1000:.0f} ms)")
+        # The floor no engine goes under: the runs' CPU shared by the machine's CPUs, even with no waiting at all.
+        floor = cpu_per_run * args.concurrent / (os.cpu_count() or 1)
+        print(f"   the system's CPU per run {cpu_per_run * 1000:.0f} ms: {args.concurrent} runs need at least "
+              f"{floor * 1000:.0f} ms of this machine's {os.cpu_count()} CPUs = {floor / single:.1f}× the single run")
 
     started_at = time.perf_counter()
     with ThreadPoolExecutor(16) as pool:
