@@ -128,6 +128,31 @@ FORGER = """
             return {"allowed": True}
 """
 
+SCAVENGER = """
+    import gc
+
+    class AIOSv1PolicyRule:
+        def __init__(self, rule_id, settings, parameters): pass
+        def eval(self, parameters, input_data, context):
+            if "secret" in input_data:
+                print("printed:", input_data["secret"])  # into this call's captured output
+                return {"found": [], "echo": input_data["secret"]}  # and its result
+            # Every object the process holds that the garbage collector tracks (what it inherited from the warm
+            # worker included), searched for another caller's input (sent reversed: this call's own input is
+            # not a find).
+            wanted = input_data["look_for"][::-1]
+            gc.unfreeze()  # what the warm worker froze before the fork, back where get_objects() sees it
+            found = []
+            for obj in gc.get_objects():
+                try:
+                    text = repr(obj)
+                except Exception:
+                    continue
+                if wanted in text:
+                    found.append(text[:300])
+            return {"found": found[:5]}
+"""
+
 OUTPUT_SCHEMA = {"type": "object", "required": ["allowed"], "properties": {"allowed": {"type": "boolean"}},
                  "additionalProperties": False}
 
@@ -150,6 +175,7 @@ def policies(fake_portal, listener, executor_service):
         "probe-deny": fake_portal.publish("contain-probe-deny", PROBE,
                                           policy_network={"outbound_ports": [executor_service.port, 5432]}),
         "forger": fake_portal.publish("contain-forger", FORGER, policy_output_schema=OUTPUT_SCHEMA),
+        "scavenger": fake_portal.publish("contain-scavenger", SCAVENGER),
     }
 
 
@@ -263,6 +289,23 @@ def test_a_module_global_set_by_one_callers_call_is_never_seen_by_another_caller
     many = [f"user-{n}" for n in range(12)]
     for caller in many:
         assert executor_service.execute(policies["probe"], {}, **as_caller(caller))[1]["data"]["calls"] == 1
+
+
+def test_no_trace_of_one_callers_call_in_the_objects_another_callers_process_holds(executor_service, policies):
+    """A caller's process is forked from the warm worker that relayed other callers' calls: it must not inherit a
+    reference to their input, result or printed output."""
+    for round_ in range(8):  # the calls land on the pool's workers in turn: every worker relays some of each
+        secret = f"alice-secret-{round_}-{os.urandom(4).hex()}"
+        code, body = executor_service.execute(policies["scavenger"], {"secret": secret}, **as_caller("alice"))
+        assert code == 200, body
+        for caller in (f"bob-{round_}", "alice-again" if round_ == 0 else f"carol-{round_}"):
+            code, body = executor_service.execute(policies["scavenger"], {"look_for": secret[::-1]},
+                                                  **as_caller(caller))
+            assert code == 200, body
+            assert body["data"]["found"] == [], (caller, body["data"]["found"])
+        # A call with no caller runs in a spare process, forked ahead between calls: the same holds there.
+        code, body = executor_service.execute(policies["scavenger"], {"look_for": secret[::-1]})
+        assert code == 200 and body["data"]["found"] == [], body
 
 
 @pytest.mark.parametrize("how", ["frame-then-exit", "extra-frame", "garbage", "half-frame", "pool-frame"])

@@ -61,6 +61,14 @@ def _error(error_type: str, message: str, limit: int, exception_type=None, error
     return json.dumps(child.error_dict(error_type, message, limit, exception_type, errors), default=str).encode()
 
 
+def _reply_head(printed: bytes, keepers: list[int], dying: list[int]) -> bytes:
+    """The JSON head of a reply: the call's captured output (already encoded), the processes to keep."""
+    fields = json.dumps({k: v for k, v in {"keepers": keepers, "dying": dying}.items() if v}).encode()
+    if not printed:
+        return b"" if fields == b"{}" else fields
+    return b'{"output":' + printed + (b"}" if fields == b"{}" else b"," + fields[1:])
+
+
 class _Calls:
     """The warm worker's state: the records the pool sent, their compiled checks, its binding, kept children."""
 
@@ -359,6 +367,11 @@ def main() -> None:
             sandbox.empty_folder(call_dir)
         if threading.active_count() > threads_at_start or (kind == b"E" and calls.bound is None):
             kind = kind.lower()
+        # Nothing of this call stays referenced here once it is answered, and none of it when the spare below is
+        # forked: every process forked from this worker (a spare, the next caller's process) starts with its
+        # memory, and must find no other caller's input or printed output in it (gc.unfreeze() + get_objects()).
+        printed = json.dumps(output).encode() if output else b""
+        frame = message = output = None
         keepers = [kept.pid for kept in calls.kept.values()]
         dying = [child_.pid for child_ in calls.dying]
         if kind in (b"R", b"E"):
@@ -368,13 +381,13 @@ def main() -> None:
                 pass
         if calls.spare is not None:
             keepers.append(calls.spare.pid)
-        head_fields = {k: v for k, v in {"output": output, "keepers": keepers, "dying": dying}.items() if v}
-        head = json.dumps(head_fields).encode() if head_fields else b""
+        head = _reply_head(printed, keepers, dying)
+        del printed
         try:
             write_frame(protocol_fd, kind + len(head).to_bytes(4, "big") + head + payload)
         except MemoryError:
             write_frame(protocol_fd, b"E" + bytes(4) + _error("resource_limit", "the policy's result exhausted memory", limit))
-        del payload
+        del payload, head
         for dying in calls.dying:
             dying.wait()
         calls.dying.clear()
