@@ -297,6 +297,22 @@ class Child:
         if self.status is None:
             _, self.status, self.rusage = os.wait4(self.pid, 0)
 
+    def pause(self) -> None:
+        """Stop this process until ``resume()`` (SIGSTOP, waited for): between its caller's calls it runs nothing,
+        no thread and no signal handler, while other callers' calls use the worker's call folder."""
+        try:
+            os.kill(self.pid, signal.SIGSTOP)
+            # Stopped or dead; a dead child stays waitable (WNOWAIT) for death().
+            os.waitid(os.P_PIDFD, self.pidfd, os.WSTOPPED | os.WEXITED | os.WNOWAIT)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+    def resume(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
     def kill(self) -> None:
         try:
             os.kill(self.pid, signal.SIGKILL)

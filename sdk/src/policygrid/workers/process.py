@@ -180,18 +180,23 @@ class _Calls:
 
     def make_run(self, message: dict[str, Any], record: dict[str, Any], fresh: bool = False):
         """The function the child runs for a call: a PolicyRunner on a fresh instance, no output check (kept for
-        the next call of a kept child, unless ``fresh``: a caller's process builds one per call)."""
-        requirements = message.get("req")
-        rule_class = load_rule_class(Path(message["pkg"]), Path(requirements) if requirements else None)
+        the next call of a kept child, unless ``fresh``: a caller's process builds one per call).
+
+        The package is imported by the child, never by this worker: its module code is policy code, and code run
+        here (a patched json.loads, a timer's signal handler) would live on in the process that relays every
+        caller's calls, and in every process forked from it."""
+        package, requirements = Path(message["pkg"]), message.get("req")
         validate = message.get("validate", True)
         compiled = self.compiled_for(message, record)
-        holder: dict[str, PolicyRunner] = {}
+        holder: dict[str, Any] = {}
 
         def run(call: dict[str, Any]) -> Any:
             runner = None if fresh else holder.get("runner")
             if runner is None:
+                if "class" not in holder:  # the package's first use in this (child) process
+                    holder["class"] = load_rule_class(package, Path(requirements) if requirements else None)
                 context = PipeContext(*child.CONTEXT_FDS) if child.CONTEXT_FDS else MemoryContext()
-                runner = holder["runner"] = PolicyRunner(record, rule_class, call.get("settings"),
+                runner = holder["runner"] = PolicyRunner(record, holder["class"], call.get("settings"),
                                                          call.get("parameters"), context, validate=validate,
                                                          compiled=compiled)
                 runner._check_output = None  # the warm worker checks the output, out of the policy's reach
@@ -225,6 +230,8 @@ class _Calls:
                                    cpu_seconds=cpu * (domains.CPU_FACTOR if domain else 1), limit=self.limit,
                                    scope=self.scoped, call_cpu=cpu if domain else None, **self.child_options())
             self.kept[keep] = kept  # last used last: the least recently used caller is evicted first
+            if domain:
+                kept.resume()  # stopped since its caller's last call (below)
             try:
                 kept.send(message)
             except OSError:
@@ -248,6 +255,10 @@ class _Calls:
         started = time.monotonic()
         try:
             body, captured, violation = worker_child.collect(self.max_result + FRAME_SLACK, one_shot=not keep)
+            if domain:
+                # A caller's process runs only during that caller's calls: stopped now, it can't watch the call
+                # folder (or anything else) while the next caller's call runs in this worker.
+                worker_child.pause()
             output = captured.as_dict()
             if violation is not None or body is None:
                 if keep:
