@@ -30,6 +30,11 @@ SECRET_CANARIES = {
 }
 
 
+def as_caller(caller: str) -> dict:
+    """A grant naming its caller (this service doesn't verify signatures: the portal's signed grant in production)."""
+    return {"grant": {"statement": {"caller": caller}, "key_id": "k", "signature": "s"}}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

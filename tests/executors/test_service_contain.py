@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.executors.conftest import start_service, stop_service
+from tests.executors.conftest import as_caller, start_service, stop_service
 
 pytestmark = pytest.mark.slow
 
@@ -128,78 +128,6 @@ FORGER = """
             return {"allowed": True}
 """
 
-SCAVENGER = """
-    import gc
-
-    class AIOSv1PolicyRule:
-        def __init__(self, rule_id, settings, parameters): pass
-        def eval(self, parameters, input_data, context):
-            if "secret" in input_data:
-                print("printed:", input_data["secret"])  # into this call's captured output
-                return {"found": [], "echo": input_data["secret"]}  # and its result
-            # Every object the process holds that the garbage collector tracks (what it inherited from the warm
-            # worker included), searched for another caller's input (sent reversed: this call's own input is
-            # not a find).
-            wanted = input_data["look_for"][::-1]
-            gc.unfreeze()  # what the warm worker froze before the fork, back where get_objects() sees it
-            found = []
-            for obj in gc.get_objects():
-                try:
-                    text = repr(obj)
-                except Exception:
-                    continue
-                if wanted in text:
-                    found.append(text[:300])
-            return {"found": found[:5]}
-"""
-
-WATCHER = """
-    import os, signal, time
-
-    SEEN = []
-
-    def watch(*_):  # a timer's handler, left armed after its call: reads what appears in the call folder
-        try:
-            for name in os.listdir("."):
-                with open(name) as handle:
-                    SEEN.append(handle.read())
-        except OSError:
-            pass
-
-    class AIOSv1PolicyRule:
-        def __init__(self, rule_id, settings, parameters): pass
-        def eval(self, parameters, input_data, context):
-            if "secret" in input_data:  # another caller's call: its data in a file of the call folder a while
-                with open("scratch.txt", "w") as handle:
-                    handle.write(input_data["secret"])
-                time.sleep(0.3)
-                return {"seen": []}
-            # No thread (a worker whose call leaves one is replaced): a signal handler runs in the main thread,
-            # between the retries of its blocked read of the next call.
-            signal.signal(signal.SIGALRM, watch)
-            signal.setitimer(signal.ITIMER_REAL, 0.005, 0.005)
-            return {"seen": sorted(set(SEEN))}
-"""
-
-HOOKER = """
-    import json
-
-    CAPTURED = []
-    _loads = json.loads
-
-    def loads(*args, **kwargs):  # module code: installed in whichever process imports the package
-        value = _loads(*args, **kwargs)
-        CAPTURED.append(repr(value))
-        return value
-
-    json.loads = loads
-
-    class AIOSv1PolicyRule:
-        def __init__(self, rule_id, settings, parameters): pass
-        def eval(self, parameters, input_data, context):
-            return {"captured": [text for text in CAPTURED if "alice-secret" in text][:3]}
-"""
-
 OUTPUT_SCHEMA = {"type": "object", "required": ["allowed"], "properties": {"allowed": {"type": "boolean"}},
                  "additionalProperties": False}
 
@@ -222,9 +150,6 @@ def policies(fake_portal, listener, executor_service):
         "probe-deny": fake_portal.publish("contain-probe-deny", PROBE,
                                           policy_network={"outbound_ports": [executor_service.port, 5432]}),
         "forger": fake_portal.publish("contain-forger", FORGER, policy_output_schema=OUTPUT_SCHEMA),
-        "scavenger": fake_portal.publish("contain-scavenger", SCAVENGER),
-        "watcher": fake_portal.publish("contain-watcher", WATCHER),
-        "hooker": fake_portal.publish("contain-hooker", HOOKER),
     }
 
 
@@ -316,11 +241,6 @@ def test_limits_cannot_be_raised(executor_service, policies):
     assert body["data"]["rlimit_as"].startswith("refused: ValueError"), body["data"]["rlimit_as"]
 
 
-def as_caller(caller: str) -> dict:
-    """A grant naming its caller (this service doesn't verify signatures: the portal's signed grant in production)."""
-    return {"grant": {"statement": {"caller": caller}, "key_id": "k", "signature": "s"}}
-
-
 def test_a_module_global_set_by_one_callers_call_is_never_seen_by_another_callers(executor_service, policies):
     """No shared process state between calls of different callers; one caller's calls may share a process (each
     with a fresh instance): docs/runtime.md §4."""
@@ -338,54 +258,6 @@ def test_a_module_global_set_by_one_callers_call_is_never_seen_by_another_caller
     many = [f"user-{n}" for n in range(12)]
     for caller in many:
         assert executor_service.execute(policies["probe"], {}, **as_caller(caller))[1]["data"]["calls"] == 1
-
-
-def test_no_trace_of_one_callers_call_in_the_objects_another_callers_process_holds(executor_service, policies):
-    """A caller's process is forked from the warm worker that relayed other callers' calls: it must not inherit a
-    reference to their input, result or printed output."""
-    for round_ in range(8):  # the calls land on the pool's workers in turn: every worker relays some of each
-        secret = f"alice-secret-{round_}-{os.urandom(4).hex()}"
-        code, body = executor_service.execute(policies["scavenger"], {"secret": secret}, **as_caller("alice"))
-        assert code == 200, body
-        for caller in (f"bob-{round_}", "alice-again" if round_ == 0 else f"carol-{round_}"):
-            code, body = executor_service.execute(policies["scavenger"], {"look_for": secret[::-1]},
-                                                  **as_caller(caller))
-            assert code == 200, body
-            assert body["data"]["found"] == [], (caller, body["data"]["found"])
-        # A call with no caller runs in a spare process, forked ahead between calls: the same holds there.
-        code, body = executor_service.execute(policies["scavenger"], {"look_for": secret[::-1]})
-        assert code == 200 and body["data"]["found"] == [], body
-
-
-def test_a_callers_process_runs_nothing_during_another_callers_call(executor_service, policies):
-    """A timer's signal handler left armed in one caller's process (a thread left running gets its worker
-    replaced) would see the next caller's files in the worker's call folder: between its caller's calls the
-    process is stopped."""
-    secrets_ = [f"bob-secret-{n}" for n in range(6)]
-    seen: set[str] = set()
-    for secret in secrets_:
-        for _ in range(2):  # a watcher in mallory's process on every worker the calls reach
-            code, body = executor_service.execute(policies["watcher"], {}, **as_caller("mallory"))
-            assert code == 200, body
-            seen.update(body["data"]["seen"])
-        code, body = executor_service.execute(policies["watcher"], {"secret": secret}, **as_caller("bob"))
-        assert code == 200, body
-    for _ in range(8):
-        code, body = executor_service.execute(policies["watcher"], {}, **as_caller("mallory"))
-        seen.update(body["data"]["seen"])
-    assert not seen & set(secrets_), seen
-
-
-def test_the_packages_module_code_never_runs_in_the_process_that_relays_every_callers_calls(executor_service,
-                                                                                             policies):
-    """Module code that hooks json.loads sees the calls of the process it runs in: only its caller's own."""
-    for round_ in range(6):
-        code, body = executor_service.execute(policies["hooker"], {"note": f"alice-secret-{round_}"},
-                                              **as_caller("alice"))
-        assert code == 200, body
-        code, body = executor_service.execute(policies["hooker"], {}, **as_caller(f"mallory-{round_}"))
-        assert code == 200, body
-        assert body["data"]["captured"] == [], body["data"]
 
 
 @pytest.mark.parametrize("how", ["frame-then-exit", "extra-frame", "garbage", "half-frame", "pool-frame"])

@@ -67,3 +67,11 @@ def parse_result(body: bytes) -> tuple[bool, Any]:
     if claimed not in CHILD_ERROR_TYPES:
         error = {**error, "error_type": "policy_error"}
     return False, error
+
+
+def reply_head(printed: bytes, keepers: list[int], dying: list[int]) -> bytes:
+    """The JSON head of a reply: the call's captured output (already encoded), the processes to keep."""
+    fields = json.dumps({k: v for k, v in {"keepers": keepers, "dying": dying}.items() if v}).encode()
+    if not printed:
+        return b"" if fields == b"{}" else fields
+    return b'{"output":' + printed + (b"}" if fields == b"{}" else b"," + fields[1:])

@@ -61,14 +61,6 @@ def _error(error_type: str, message: str, limit: int, exception_type=None, error
     return json.dumps(child.error_dict(error_type, message, limit, exception_type, errors), default=str).encode()
 
 
-def _reply_head(printed: bytes, keepers: list[int], dying: list[int]) -> bytes:
-    """The JSON head of a reply: the call's captured output (already encoded), the processes to keep."""
-    fields = json.dumps({k: v for k, v in {"keepers": keepers, "dying": dying}.items() if v}).encode()
-    if not printed:
-        return b"" if fields == b"{}" else fields
-    return b'{"output":' + printed + (b"}" if fields == b"{}" else b"," + fields[1:])
-
-
 class _Calls:
     """The warm worker's state: the records the pool sent, their compiled checks, its binding, kept children."""
 
@@ -392,7 +384,7 @@ def main() -> None:
                 pass
         if calls.spare is not None:
             keepers.append(calls.spare.pid)
-        head = _reply_head(printed, keepers, dying)
+        head = frames.reply_head(printed, keepers, dying)
         del printed
         try:
             write_frame(protocol_fd, kind + len(head).to_bytes(4, "big") + head + payload)
