@@ -102,7 +102,7 @@ def test_no_trace_of_one_callers_call_in_the_objects_another_callers_process_hol
                                                   **as_caller(caller))
             assert code == 200, body
             assert body["data"]["found"] == [], (caller, body["data"]["found"])
-        # A call with no caller runs in a spare process, forked ahead between calls: the same holds there.
+        # A call without a grant is the service credential's holder's ("direct"): a caller of its own, the same holds.
         code, body = executor_service.execute(policies["scavenger"], {"look_for": secret[::-1]})
         assert code == 200 and body["data"]["found"] == [], body
 
